@@ -1,0 +1,147 @@
+"""Typed records that cross from `assemble` into `render`.
+
+Every number on a PDF is computed before these records are built; the templates
+only format them (money and dates through Babel, labels through the locale
+catalogue). Money is always `Decimal`, already rounded per SPEC R7.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class Party:
+    """A customer as printed in the address block.
+
+    Attributes:
+      customer_id: the customer's id from `customers`.
+      name: display name; customer-controlled, printed escaped.
+      email: contact e-mail; customer-controlled.
+      address: postal address, may hold newlines; customer-controlled.
+      country: ISO 3166 alpha-2 code (e.g. ``KR``).
+      tax_id: the customer's tax id, or None when they have none.
+    """
+
+    customer_id: str
+    name: str
+    email: str
+    address: str
+    country: str
+    tax_id: str | None
+
+
+@dataclass(frozen=True)
+class Line:
+    """One charge on an invoice, with the evidence an auditor needs.
+
+    Attributes:
+      item: ``plan_fee``, ``dau_overage``, ``group_overage`` or an add-on name
+        (``avchatroom_unlimited``, ``group_member_limit``, ``groups_per_user``,
+        ``history_retention_days``, ``av_call``).
+      description: canonical English description (also in line_items.parquet).
+      quantity: billed quantity: 1 for a monthly fee or add-on, the number of blocks
+        for overage; for a prorated plan fee, the days on the plan.
+      unit_price: price of one unit (monthly fee, price per block, add-on price).
+      amount: the line amount, rounded once to the currency's minor unit (R7).
+      plan: the plan the line was priced under (``free``/``pro``/``flagship``), or
+        None where no plan was in effect.
+      tier: the add-on tier charged (``on`` or a number such as ``3000``); None
+        for plan fees and overage.
+      peak_value: overage only: the DAU or group count on the peak day.
+      peak_date: overage only: the day of the monthly peak (first such day).
+      free_quota: overage only: the free quota of the plan.
+      block: overage only: block size.
+      excess: overage only: ``max(0, peak_value - free_quota)``.
+      days_on_plan: prorated plan fee only: days the app was on ``plan``.
+      days_in_month: prorated plan fee only: days in the billing month.
+      active_days: add-ons only: number of days the add-on was active.
+      first_active: add-ons only: first active day in the month.
+      last_active: add-ons only: last active day in the month.
+      trial_end: ``av_call`` only: the last day of its free trial.
+    """
+
+    item: str
+    description: str
+    quantity: int
+    unit_price: Decimal
+    amount: Decimal
+    plan: str | None = None
+    tier: str | None = None
+    peak_value: int | None = None
+    peak_date: date | None = None
+    free_quota: int | None = None
+    block: int | None = None
+    excess: int | None = None
+    days_on_plan: int | None = None
+    days_in_month: int | None = None
+    active_days: int | None = None
+    first_active: date | None = None
+    last_active: date | None = None
+    trial_end: date | None = None
+
+
+@dataclass(frozen=True)
+class AppSection:
+    """All lines of one app (`SDKAppID`) on an invoice.
+
+    Attributes:
+      sdk_app_id: the app's id.
+      app_name: the app's name; customer-controlled, printed escaped.
+      lines: the app's charges in a fixed order (plan fee, overage, add-ons).
+      subtotal: sum of the app's line amounts.
+    """
+
+    sdk_app_id: int
+    app_name: str
+    lines: tuple[Line, ...]
+    subtotal: Decimal
+
+
+@dataclass(frozen=True)
+class InvoiceDocument:
+    """Everything one PDF invoice prints.
+
+    Attributes:
+      invoice_number: ``IM-YYYYMM-NNNNNN`` (R10).
+      customer: the billed party.
+      locale: Babel locale id of the customer (``ko_KR``, ``en_US``, ``zh_CN``).
+      currency: ISO 4217 code of every amount on the document.
+      issue_date: the 1st of the month after the billing period.
+      due_date: the 3rd of that month.
+      period_start: first day of the billing month.
+      period_end: last day of the billing month.
+      apps: one section per app, ascending ``sdk_app_id``.
+      subtotal: sum of all rounded lines.
+      tax_rate: the rate applied (``Decimal('0')`` when the country has none).
+      tax: ``round_half_up(subtotal * tax_rate)``.
+      total: ``subtotal + tax``.
+      pricebook_version: id of the price-book version used (e.g. ``USD@2026-01-01``).
+      pricebook_effective_from: that version's ``effective_from``.
+      run_id: deterministic id of the run (month plus a prefix of ``inputs_digest``).
+      inputs_digest: SHA-256 over the input files' hashes and the price book.
+      software_version: ``invoicing.__version__``.
+      seller: lines of the seller block (name, address, tax id), from settings.
+    """
+
+    invoice_number: str
+    customer: Party
+    locale: str
+    currency: str
+    issue_date: date
+    due_date: date
+    period_start: date
+    period_end: date
+    apps: tuple[AppSection, ...]
+    subtotal: Decimal
+    tax_rate: Decimal
+    tax: Decimal
+    total: Decimal
+    pricebook_version: str
+    pricebook_effective_from: date
+    run_id: str
+    inputs_digest: str
+    software_version: str
+    seller: tuple[str, ...]

@@ -1,0 +1,301 @@
+"""Stage 1, load: find the month's input files, check their structure, read them.
+
+A structural problem (missing file or column, wrong type, unreadable file) raises
+`InputError` naming the file, the column and an example row, before anything is
+written. Row-level problems in usage (nulls, negatives, unknown apps, dates outside
+the month) are not decided here: `validate` turns them into rejected rows.
+
+Tables may be Parquet or CSV (SPEC §2). Usage may be spread over any number of files
+at any depth under ``usage/``; each usage row keeps the index of its file and its
+1-based row number so a rejected row can be traced back to its source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from invoicing.errors import InputError, Source
+from invoicing.pricebook import PriceBook, load_pricebook
+
+#: Expected column types per table; `None` marks an optional column.
+USAGE_COLUMNS: dict[str, pl.DataType] = {
+    "sdk_app_id": pl.Int64(),
+    "date": pl.Date(),
+    "dau": pl.Int64(),
+    "group_count": pl.Int64(),
+    "live_group_count": pl.Int64(),
+}
+USAGE_OPTIONAL = frozenset({"live_group_count"})
+APPS_COLUMNS: dict[str, pl.DataType] = {
+    "sdk_app_id": pl.Int64(),
+    "customer_id": pl.String(),
+    "app_name": pl.String(),
+}
+CUSTOMERS_COLUMNS: dict[str, pl.DataType] = {
+    name: pl.String()
+    for name in ("customer_id", "name", "email", "address", "country", "currency", "locale",
+                 "tax_id")
+}
+EVENTS_COLUMNS: dict[str, pl.DataType] = {
+    "sdk_app_id": pl.Int64(),
+    "effective_date": pl.Date(),
+    "item": pl.String(),
+    "value": pl.String(),
+}
+
+_ARROW_OK: dict[type[pl.DataType], tuple[pa.DataType, ...]] = {
+    pl.Int64: (pa.int64(),),
+    pl.Date: (pa.date32(),),
+    pl.String: (pa.string(), pa.large_string(), pa.string_view()),
+}
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file as recorded in the manifest.
+
+    Attributes:
+      path: path relative to the input folder (POSIX separators); a price book given
+        with ``--pricebook`` from outside the folder is ``@pricebook/<name>``.
+      sha256: hex digest of the file's bytes.
+      rows: data rows in the file (None for the price book).
+    """
+
+    path: str
+    sha256: str
+    rows: int | None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything read for one month, before validation.
+
+    Attributes:
+      input_dir: the ``--input`` folder.
+      usage: lazy frame of all usage rows with ``source_file_id`` (index into
+        `usage_files`) and ``source_row`` (1-based row in that file).
+      usage_files: relative paths of the usage files, sorted; index = source_file_id.
+      usage_rows: number of usage rows read, over all files.
+      apps, customers, events: the small tables, eagerly read; ``events`` has a
+        1-based ``source_row`` so a bad event can be named.
+      files: every input file with its hash, sorted by path (for the manifest).
+      pricebook: the parsed price book.
+      table_paths: table name (``apps``, ``customers``, ``subscription_events``,
+        ``pricebook``) -> the label of the file it was read from, for error messages.
+    """
+
+    input_dir: Path
+    usage: pl.LazyFrame
+    usage_files: tuple[str, ...]
+    usage_rows: int
+    apps: pl.DataFrame
+    customers: pl.DataFrame
+    events: pl.DataFrame
+    files: tuple[InputFile, ...]
+    pricebook: PriceBook
+    table_paths: dict[str, str]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _relative(path: Path, root: Path) -> str:
+    """The path relative to the input folder; a file outside it is named by its base name
+    under ``@pricebook/`` so the inputs digest does not depend on where it was stored."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return f"@pricebook/{path.name}"
+
+
+def find_table(input_dir: Path, name: str) -> Path:
+    """`<name>.parquet` or `<name>.csv` in the input folder; exactly one must exist."""
+    found = [p for p in (input_dir / f"{name}.parquet", input_dir / f"{name}.csv") if p.is_file()]
+    if not found:
+        raise InputError(Source(f"{name}.parquet"), f"missing: neither {name}.parquet nor "
+                         f"{name}.csv is in {input_dir}")
+    if len(found) > 1:
+        raise InputError(Source(f"{name}.csv"), f"both {name}.parquet and {name}.csv exist; "
+                         "keep only one")
+    return found[0]
+
+
+def _example(values: pl.Series, row: int) -> str:
+    return f"row {row}: {values[row - 1]!r}"
+
+
+def _check_parquet_schema(
+    path: Path, label: str, columns: dict[str, pl.DataType], optional: frozenset[str]
+) -> list[str]:
+    """Check a Parquet file's columns and types from its footer; return the columns present."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(Source(label), f"not a readable Parquet file ({reason})") from None
+    present = [c for c in columns if c in schema.names]
+    for name in columns:
+        if name not in schema.names and name not in optional:
+            raise InputError(Source(label, name), f"missing column (the file has: "
+                             f"{', '.join(schema.names) or 'no columns'})")
+    for name in present:
+        arrow_type = schema.field(name).type
+        expected = columns[name]
+        if arrow_type not in _ARROW_OK[type(expected)]:
+            example = ""
+            try:
+                col = pq.read_table(path, columns=[name]).column(name)
+                if len(col):
+                    example = f", row 1 has {col[0].as_py()!r}"
+            except (pa.ArrowInvalid, OSError):
+                pass
+            raise InputError(Source(label, name), f"expected {_type_name(expected)}, found "
+                             f"{arrow_type}{example}")
+    return present
+
+
+def _type_name(dtype: pl.DataType) -> str:
+    return {pl.Int64: "int64", pl.Date: "date", pl.String: "string"}[type(dtype)]
+
+
+def _read_csv(
+    path: Path, label: str, columns: dict[str, pl.DataType], optional: frozenset[str]
+) -> pl.DataFrame:
+    """Read a CSV as text, then cast each column strictly, naming the first bad row."""
+    try:
+        raw = pl.read_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=False)
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, OSError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise InputError(Source(label), f"not a readable CSV file ({reason})") from None
+    # An export with a byte-order mark must not hide its first column.
+    raw = raw.rename({c: c.lstrip("\ufeff").strip() for c in raw.columns})
+    for name in columns:
+        if name not in raw.columns and name not in optional:
+            hint = ""
+            if len(raw.columns) == 1 and any(d in raw.columns[0] for d in ";\t|"):
+                hint = "; the file seems to use another delimiter than ','"
+            raise InputError(Source(label, name), f"missing column (the file has: "
+                             f"{', '.join(raw.columns) or 'no columns'}){hint}")
+    out = {}
+    for name, dtype in columns.items():
+        if name not in raw.columns:
+            continue
+        text = raw[name].str.strip_chars()
+        text = pl.Series(name, text).replace("", None)
+        if isinstance(dtype, pl.String):
+            out[name] = raw[name]
+            continue
+        if isinstance(dtype, pl.Date):
+            cast = text.str.to_date("%Y-%m-%d", strict=False)
+        else:
+            cast = text.cast(dtype, strict=False)
+        bad = (cast.is_null() & text.is_not_null()).arg_true()
+        if len(bad):
+            row = int(bad[0]) + 1
+            raise InputError(Source(label, name, row), f"expected {_type_name(dtype)}, "
+                             f"found {text[row - 1]!r}")
+        out[name] = cast
+    return pl.DataFrame(out)
+
+
+def _read_table(
+    path: Path, label: str, columns: dict[str, pl.DataType], optional: frozenset[str] = frozenset()
+) -> pl.DataFrame:
+    if path.suffix == ".csv":
+        return _read_csv(path, label, columns, optional)
+    present = _check_parquet_schema(path, label, columns, optional)
+    try:
+        return pl.read_parquet(path, columns=present)
+    except (pl.exceptions.ComputeError, OSError) as exc:
+        raise InputError(Source(label), f"not a readable Parquet file ({exc})") from None
+
+
+def _scan_usage_file(path: Path, label: str, file_id: int) -> tuple[pl.LazyFrame, int]:
+    """A lazy frame over one usage file, with its source columns, and its row count."""
+    if path.suffix == ".csv":
+        frame = _read_csv(path, label, USAGE_COLUMNS, USAGE_OPTIONAL)
+        rows = frame.height
+        lazy = frame.lazy()
+    else:
+        present = _check_parquet_schema(path, label, USAGE_COLUMNS, USAGE_OPTIONAL)
+        rows = pq.ParquetFile(path).metadata.num_rows
+        lazy = pl.scan_parquet(path).select(present)
+    if "live_group_count" not in lazy.collect_schema().names():
+        lazy = lazy.with_columns(live_group_count=pl.lit(None, dtype=pl.Int64))
+    lazy = lazy.select(list(USAGE_COLUMNS)).with_row_index("source_row", offset=1).with_columns(
+        source_file_id=pl.lit(file_id, dtype=pl.Int32),
+        source_row=pl.col("source_row").cast(pl.Int64),
+    )
+    return lazy, rows
+
+
+def load_inputs(input_dir: Path, pricebook_path: Path | None = None) -> Inputs:
+    """Read one month's inputs; raise `InputError` on the first structural problem."""
+    if not input_dir.is_dir():
+        raise InputError(Source(str(input_dir)), "input folder not found")
+    usage_dir = input_dir / "usage"
+    if not usage_dir.is_dir():
+        raise InputError(Source("usage/"), f"missing: no usage folder in {input_dir}")
+    usage_paths = sorted(
+        (p for p in usage_dir.rglob("*") if p.is_file() and p.suffix in (".parquet", ".csv")
+         and not p.name.startswith((".", "_"))),
+        key=lambda p: p.relative_to(input_dir).as_posix(),
+    )
+    if not usage_paths:
+        raise InputError(Source("usage/"), "no usage files (*.parquet or *.csv) found; "
+                         "an export that produced nothing is refused rather than billed as idle")
+
+    files: list[InputFile] = []
+    scans: list[pl.LazyFrame] = []
+    usage_labels: list[str] = []
+    usage_rows = 0
+    for file_id, path in enumerate(usage_paths):
+        label = path.relative_to(input_dir).as_posix()
+        scan, rows = _scan_usage_file(path, label, file_id)
+        scans.append(scan)
+        usage_labels.append(label)
+        usage_rows += rows
+        files.append(InputFile(label, sha256_file(path), rows))
+
+    tables: dict[str, pl.DataFrame] = {}
+    table_paths: dict[str, str] = {}
+    for name, columns in (("apps", APPS_COLUMNS), ("customers", CUSTOMERS_COLUMNS),
+                          ("subscription_events", EVENTS_COLUMNS)):
+        path = find_table(input_dir, name)
+        label = path.relative_to(input_dir).as_posix()
+        frame = _read_table(path, label, columns)
+        tables[name] = frame
+        table_paths[name] = label
+        files.append(InputFile(label, sha256_file(path), frame.height))
+
+    pb_path = pricebook_path if pricebook_path is not None else input_dir / "pricebook.toml"
+    pricebook = load_pricebook(pb_path)
+    pb_label = _relative(pb_path, input_dir)
+    files.append(InputFile(pb_label, pricebook.sha256, None))
+    table_paths["pricebook"] = pb_label
+
+    return Inputs(
+        input_dir=input_dir,
+        usage=pl.concat(scans, how="vertical"),
+        usage_files=tuple(usage_labels),
+        usage_rows=usage_rows,
+        apps=tables["apps"],
+        customers=tables["customers"],
+        events=tables["subscription_events"].with_row_index("source_row", offset=1).with_columns(
+            pl.col("source_row").cast(pl.Int64)
+        ),
+        files=tuple(sorted(files, key=lambda f: f.path)),
+        pricebook=pricebook,
+        table_paths=table_paths,
+    )

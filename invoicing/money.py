@@ -1,0 +1,68 @@
+"""Exact money: the one place that decides decimal types, minor units and rounding.
+
+SPEC R7: every line amount is rounded once, half-up, to the currency's minor unit;
+tax is ``round_half_up(subtotal × rate)``. Polars' ``half_away_from_zero`` is the
+same rule as Python's ``ROUND_HALF_UP`` (both round ties away from zero).
+
+Polars multiplies two decimals at the *larger* of the two scales, which silently
+drops digits (``1.05 × 0.125`` at scale 3). Every product and quotient in the
+pricing path therefore first casts its operands to `WORK` (scale 12), where all
+products of price-book figures are exact, and rounds once at the end.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
+
+import polars as pl
+from babel.numbers import get_currency_precision, list_currencies
+
+#: Type of prices and amounts in frames and Parquet files.
+MONEY = pl.Decimal(38, 6)
+#: Type of intermediate products before rounding (exact for price-book figures).
+WORK = pl.Decimal(38, 12)
+#: Type of tax rates.
+RATE = pl.Decimal(38, 6)
+
+
+def to_decimal(text: str | int | Decimal, what: str) -> Decimal:
+    """Parse a price-book figure without ever passing through a float."""
+    if isinstance(text, bool) or isinstance(text, float):
+        raise ValueError(f"{what}: money must be written as a quoted decimal string, got {text!r}")
+    try:
+        value = Decimal(str(text))
+    except InvalidOperation:
+        raise ValueError(f"{what}: {text!r} is not a decimal number") from None
+    if not value.is_finite():
+        raise ValueError(f"{what}: {text!r} is not a finite number")
+    return value
+
+
+@cache
+def known_currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+def minor_units(currency: str) -> int:
+    """Digits after the decimal point for `currency` (USD 2, KRW 0), from CLDR via Babel."""
+    if currency not in known_currencies():
+        raise ValueError(f"unknown currency {currency!r} (not an ISO 4217 code known to CLDR)")
+    return int(get_currency_precision(currency))
+
+
+def round_half_up(value: Decimal, digits: int) -> Decimal:
+    """Round a Python Decimal half-up (ties away from zero) to `digits` places."""
+    return value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+
+
+def round_money_expr(expr: pl.Expr, digits: pl.Expr) -> pl.Expr:
+    """Round a decimal expression half-up to a per-row number of digits.
+
+    Polars' `round` takes a constant number of digits, so the frame's currencies are
+    handled by one `when` branch per distinct precision (at most a handful: 0, 2, 3).
+    """
+    chain = pl.when(digits == 0).then(expr.round(0, mode="half_away_from_zero"))
+    for d in (1, 2, 3, 4):
+        chain = chain.when(digits == d).then(expr.round(d, mode="half_away_from_zero"))
+    return chain.otherwise(None).cast(MONEY)

@@ -1,0 +1,298 @@
+"""Runs the stages in order, timing each one (like beancount's loader).
+
+    load -> validate -> pricing -> entitlements -> assemble -> render -> publish
+
+`compute_month` runs everything up to assembled frames and is shared by every command
+that needs the month's charges (run, verify, diff, preview); `run_month` adds rendering
+and the atomic publish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from invoicing import __version__
+from invoicing.assemble import Assembled, assemble, build_documents
+from invoicing.documents import InvoiceDocument
+from invoicing.entitlements import find_anomalies
+from invoicing.errors import AlreadyPublishedError, InputError, LockedError, Source
+from invoicing.load import Inputs, load_inputs
+from invoicing.pricebook import PriceBookVersion
+from invoicing.pricing import price_month
+from invoicing.publish import Staging, read_manifest
+from invoicing.timeframe import Month
+from invoicing.validate import (
+    OnConflict,
+    ValidUsage,
+    check_apps,
+    check_customers,
+    check_events,
+    check_price_coverage,
+    validate_usage,
+)
+
+log = logging.getLogger("invoicing")
+
+
+@dataclass
+class StageTimer:
+    """Wall time of each stage, for the run summary and the benchmark."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            log.info("stage %s done in %.2fs", name, self.seconds[name])
+
+
+@dataclass(frozen=True)
+class Computed:
+    """A month's charges, computed but not rendered or published.
+
+    Attributes:
+      month: the billing month.
+      inputs: what was read.
+      usage: validated usage and the accounting of every row.
+      versions: the price-book versions used, one per currency in use.
+      assembled: line items and invoices (``pdf_sha256`` still null).
+      anomalies: R9 findings.
+      inputs_digest: SHA-256 over the input files' paths and hashes (price book included).
+      run_id: ``<YYYYMM>-<first 12 hex digits of inputs_digest>``: the same inputs give
+        the same id, so the documents that print it stay reproducible.
+      on_conflict: the conflict policy the month was computed with.
+    """
+
+    month: Month
+    inputs: Inputs
+    usage: ValidUsage
+    versions: list[PriceBookVersion]
+    assembled: Assembled
+    anomalies: pl.DataFrame
+    inputs_digest: str
+    run_id: str
+    on_conflict: OnConflict
+
+
+def inputs_digest(inputs: Inputs) -> str:
+    digest = hashlib.sha256()
+    for f in inputs.files:
+        digest.update(f"{f.path}\t{f.sha256}\n".encode())
+    return digest.hexdigest()
+
+
+def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
+                  on_conflict: OnConflict = "error", timer: StageTimer | None = None
+                  ) -> Computed:
+    """load -> validate -> pricing -> entitlements -> assemble."""
+    timer = timer or StageTimer()
+    with timer.stage("load"):
+        inputs = load_inputs(input_dir, pricebook)
+    with timer.stage("validate"):
+        labels = inputs.table_paths
+        check_customers(inputs.customers, labels["customers"])
+        check_apps(inputs.apps, inputs.customers, labels["apps"])
+        currencies = sorted(inputs.customers["currency"].unique().to_list())
+        chosen = {c: inputs.pricebook.select(c, month.start) for c in currencies}
+        check_price_coverage(inputs.customers, chosen, labels["pricebook"], month)
+        versions = [v for v in chosen.values() if v is not None]
+        events = check_events(inputs.events, inputs.apps, inputs.customers, chosen,
+                              labels["subscription_events"], month)
+        usage = validate_usage(inputs, month, on_conflict)
+    with timer.stage("pricing"):
+        lines = price_month(usage.usage, inputs.apps, inputs.customers, events, versions, month)
+    with timer.stage("entitlements"):
+        anomalies = find_anomalies(usage.usage, events, inputs.apps, month)
+    with timer.stage("assemble"):
+        assembled = assemble(lines, inputs.customers, versions, month)
+    digest = inputs_digest(inputs)
+    return Computed(
+        month=month, inputs=inputs, usage=usage, versions=versions, assembled=assembled,
+        anomalies=anomalies, inputs_digest=digest, run_id=f"{month.compact}-{digest[:12]}",
+        on_conflict=on_conflict,
+    )
+
+
+def documents(computed: Computed, seller: tuple[str, ...]) -> Iterator[InvoiceDocument]:
+    return build_documents(
+        computed.assembled, computed.inputs.customers, computed.inputs.apps, computed.versions,
+        computed.month, run_id=computed.run_id, inputs_digest=computed.inputs_digest,
+        software_version=__version__, seller=seller,
+    )
+
+
+def totals_per_currency(invoices: pl.DataFrame) -> dict[str, dict[str, str | int]]:
+    """Sum of subtotal, tax and total per currency over numbered invoices (as strings)."""
+    sums = (
+        invoices.filter(pl.col("invoice_number").is_not_null())
+        .group_by("currency")
+        .agg(pl.len().alias("invoices"), pl.col("subtotal", "tax", "total").sum())
+        .sort("currency")
+    )
+    return {
+        r["currency"]: {
+            "invoices": r["invoices"],
+            **{k: _plain(r[k]) for k in ("subtotal", "tax", "total")},
+        }
+        for r in sums.to_dicts()
+    }
+
+
+def _plain(value: Decimal) -> str:
+    """A decimal as text without trailing zeros beyond what it needs (``'1234.50'``)."""
+    text = format(value.normalize(), "f")
+    if "." in text:
+        whole, frac = text.split(".")
+        return f"{whole}.{frac.ljust(2, '0')}"
+    return text
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What `run_month` did.
+
+    Attributes:
+      status: ``published`` or ``unchanged`` (already published from identical inputs).
+      month_dir: the published folder.
+      manifest: the manifest of the published month.
+      timer: stage timings of this process.
+    """
+
+    status: str
+    month_dir: Path
+    manifest: dict[str, Any]
+    timer: StageTimer
+
+
+def manifest_for(computed: Computed, written: dict[str, str], timer: StageTimer
+                 ) -> dict[str, Any]:
+    inv = computed.assembled.invoices
+    counts = computed.usage.counts
+    used = computed.assembled.invoices.group_by("pricebook_version").len()
+    customers_per_version = dict(zip(used["pricebook_version"], used["len"], strict=True))
+    return {
+        "month": computed.month.label,
+        "run_id": computed.run_id,
+        "software": {"name": "invoicing", "version": __version__},
+        "inputs_digest": computed.inputs_digest,
+        "inputs": [
+            {"path": f.path, "sha256": f.sha256, "rows": f.rows} for f in computed.inputs.files
+        ],
+        "pricebook_versions": [
+            {
+                "version": v.version_id,
+                "currency": v.currency,
+                "effective_from": v.effective_from.isoformat(),
+                "plan_fee_policy": v.plan_fee_policy,
+                "customers": int(customers_per_version.get(v.version_id, 0)),
+            }
+            for v in computed.versions
+        ],
+        "options": {"on_conflict": computed.on_conflict},
+        "counts": {
+            "usage_rows_in": counts.rows_in,
+            "usage_rows_billed": counts.billed,
+            "usage_duplicates_collapsed": counts.duplicates,
+            "usage_conflicts_merged": counts.conflicts_merged,
+            "usage_rows_rejected": counts.rejected,
+            "customers": inv.height,
+            "invoices": int(inv["invoice_number"].is_not_null().sum()),
+            "zero_total_customers": int(inv["invoice_number"].is_null().sum()),
+            "line_items": computed.assembled.line_items.height,
+            "anomalies": computed.anomalies.height,
+        },
+        "totals": totals_per_currency(inv),
+        "outputs": dict(sorted(written.items())),
+    }
+
+
+def _identical(existing: dict[str, Any], computed_digest: str, on_conflict: str) -> bool:
+    return bool(
+        existing.get("inputs_digest") == computed_digest
+        and existing.get("options", {}).get("on_conflict") == on_conflict
+    )
+
+
+def run_month(
+    input_dir: Path,
+    out_dir: Path,
+    month: Month,
+    *,
+    pricebook: Path | None = None,
+    on_conflict: OnConflict = "error",
+    render: Callable[[Iterator[InvoiceDocument]], Iterator[tuple[str, bytes]]],
+    seller: tuple[str, ...],
+) -> RunResult:
+    """Compute, render and publish a month; safe to retry.
+
+    If the month is already published from identical inputs, nothing is written and the
+    status is ``unchanged``; if it was published from other inputs, `AlreadyPublishedError`.
+    """
+    from filelock import FileLock, Timeout
+
+    timer = StageTimer()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out_dir / f".{month.label}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise LockedError(
+            f"{out_dir / month.label}: another invoicing process is working on this month; "
+            "try again when it has finished"
+        ) from None
+    try:
+        month_dir = out_dir / month.label
+        computed = compute_month(input_dir, month, pricebook, on_conflict, timer)
+        if month_dir.exists():
+            try:
+                existing = read_manifest(month_dir)
+            except (OSError, ValueError) as exc:
+                raise InputError(Source(str(month_dir / "manifest.json")),
+                                 f"published month without a readable manifest ({exc})") from None
+            if _identical(existing, computed.inputs_digest, on_conflict):
+                return RunResult("unchanged", month_dir, existing, timer)
+            raise AlreadyPublishedError(
+                f"{month_dir} was already issued from other inputs "
+                f"(inputs digest {existing.get('inputs_digest', '?')[:12]} there, "
+                f"{computed.inputs_digest[:12]} now). Nothing was changed. Use "
+                f"'invoicing diff' to see what changed and 'invoicing reissue' to issue "
+                "credit notes and replacement invoices."
+            )
+        staging = Staging(out_dir, month.label)
+        try:
+            pdf_hashes: dict[str, str] = {}
+            with timer.stage("render"):
+                for number, pdf in render(documents(computed, seller)):
+                    pdf_hashes[number] = staging.write_bytes(f"invoices/{number}.pdf", pdf)
+            with timer.stage("publish"):
+                invoices = computed.assembled.invoices.with_columns(
+                    pdf_sha256=pl.col("invoice_number").replace_strict(
+                        pdf_hashes, default=None, return_dtype=pl.String)
+                )
+                staging.write_parquet("line_items.parquet", computed.assembled.line_items)
+                staging.write_parquet("invoices.parquet", invoices)
+                staging.write_parquet("rejected_rows.parquet", computed.usage.rejected)
+                staging.write_parquet("anomalies.parquet", computed.anomalies)
+                manifest = manifest_for(computed, dict(staging.hashes), timer)
+                staging.write_manifest(manifest)
+                final = staging.commit()
+        except BaseException:
+            staging.discard()
+            raise
+        return RunResult("published", final, manifest, timer)
+    finally:
+        lock.release()

@@ -1,0 +1,68 @@
+"""R2 and R3: overage on the monthly peak of a daily metric, billed in whole blocks."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from invoicing.catalogue import PAID_PLANS
+from invoicing.pricing.lines import line_amount
+
+
+def block_overage(peak: pl.Expr, quota: pl.Expr, block: pl.Expr, price: pl.Expr
+                  ) -> dict[str, pl.Expr]:
+    """The block model: ``blocks = ceil(max(0, peak − quota) / block)``, amount = blocks × price.
+
+    Returns the amount with its breakdown, so the invoice can show how it was reached.
+    Integer arithmetic only: ``ceil(a / b) = (a + b − 1) // b`` for a >= 0, b > 0.
+    """
+    excess = pl.max_horizontal(peak - quota, pl.lit(0, dtype=pl.Int64))
+    blocks = (excess + block - 1) // block
+    return {
+        "excess": excess,
+        "quantity": blocks,
+        "unit_price": price,
+        "amount": line_amount(price, blocks),
+    }
+
+
+METRICS: dict[str, tuple[str, str, str, str, str]] = {
+    # item: (usage column, quota column, block column, price column, label)
+    "dau_overage": ("dau", "dau_free_quota", "dau_block", "dau_price", "DAU"),
+    "group_overage": ("group_count", "group_free_quota", "group_block", "group_price",
+                      "Peak group count"),
+}
+
+
+def overage_lines(usage_with_plan: pl.LazyFrame, app_prices: pl.LazyFrame) -> pl.LazyFrame:
+    """One line per app and metric for every app with usage on a Pro or Flagship day.
+
+    The peak is the metric's maximum over those days (R2: days on Free never bill),
+    dated by its first day. The line is kept even at 0 blocks: it is the evidence that
+    the peak stayed within the quota.
+    """
+    paid = usage_with_plan.filter(pl.col("plan").is_in(list(PAID_PLANS)))
+    frames = []
+    for item, (metric, quota, block, price, label) in METRICS.items():
+        # The peak day is the first day with the maximum: order each app's days by
+        # (value descending, date ascending) and take the first.
+        at_peak = [pl.col(metric), pl.col("date")]
+        peaks = paid.group_by("sdk_app_id").agg(
+            peak_value=pl.col(metric).max(),
+            peak_date=pl.col("date").sort_by(at_peak, descending=[True, False]).first(),
+            # The plan on the peak day, as evidence (quota and block are the same for both).
+            plan=pl.col("plan").sort_by(at_peak, descending=[True, False]).first(),
+        )
+        model = block_overage(pl.col("peak_value"), pl.col(quota), pl.col(block), pl.col(price))
+        frames.append(
+            peaks.join(app_prices, on="sdk_app_id")
+            .with_columns(free_quota=pl.col(quota), block=pl.col(block), **model)
+            .with_columns(
+                item=pl.lit(item),
+                description=pl.format(
+                    "{} overage: peak {} on {}, free quota {}, excess {}, {} block(s) of {}",
+                    pl.lit(label), pl.col("peak_value"), pl.col("peak_date"),
+                    pl.col("free_quota"), pl.col("excess"), pl.col("quantity"), pl.col("block"),
+                ),
+            )
+        )
+    return pl.concat(frames, how="diagonal_relaxed")

@@ -1,0 +1,60 @@
+"""R1: the monthly plan fee, under either plan-fee policy of the price book."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from invoicing.pricing.lines import line_amount
+from invoicing.timeframe import Month
+
+
+def _fee_of_plan() -> pl.Expr:
+    return (
+        pl.when(pl.col("plan") == "pro").then(pl.col("fee_pro"))
+        .when(pl.col("plan") == "flagship").then(pl.col("fee_flagship"))
+        .otherwise(pl.col("fee_free"))
+    )
+
+
+def plan_fee_lines(plan_segments: pl.LazyFrame, app_prices: pl.LazyFrame, month: Month
+                   ) -> pl.LazyFrame:
+    """One line per app (``month_start``) or per app and plan (``prorate_daily``).
+
+    ``month_start``: the plan in force on the 1st is charged in full; an app with no
+    plan on the 1st pays nothing. ``prorate_daily``: each plan is charged
+    ``fee × days_on_plan / days_in_month``, with the days summed per plan.
+    """
+    segs = plan_segments.rename({"value": "plan"}).join(app_prices, on="sdk_app_id")
+
+    month_start = (
+        segs.filter((pl.col("plan_fee_policy") == "month_start")
+                    & (pl.col("start") == pl.lit(month.start)))
+        .with_columns(
+            quantity=pl.lit(1, dtype=pl.Int64),
+            unit_price=_fee_of_plan(),
+        )
+        .with_columns(
+            amount=line_amount(pl.col("unit_price"), pl.col("quantity")),
+            description=pl.format("{} plan, in force on {}", pl.col("plan").str.to_titlecase(),
+                                  pl.lit(month.start.isoformat())),
+        )
+    )
+    prorated = (
+        segs.filter(pl.col("plan_fee_policy") == "prorate_daily")
+        .group_by("sdk_app_id", "plan")
+        .agg(pl.col("days").sum().alias("days_on_plan"), pl.exclude("days", "start", "end").first())
+        .with_columns(
+            days_in_month=pl.lit(month.days, dtype=pl.Int64),
+            quantity=pl.col("days_on_plan"),
+            unit_price=_fee_of_plan(),
+        )
+        .with_columns(
+            amount=line_amount(pl.col("unit_price"), pl.col("days_on_plan"),
+                               pl.col("days_in_month")),
+            description=pl.format("{} plan, {} of {} days", pl.col("plan").str.to_titlecase(),
+                                  pl.col("days_on_plan"), pl.col("days_in_month")),
+        )
+    )
+    return pl.concat([month_start, prorated], how="diagonal_relaxed").with_columns(
+        item=pl.lit("plan_fee")
+    )

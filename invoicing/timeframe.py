@@ -1,0 +1,67 @@
+"""The billing month and the dates derived from it (SPEC §1: postpaid by calendar month)."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+
+@dataclass(frozen=True)
+class Month:
+    """A calendar month being billed.
+
+    Attributes:
+      year, month: the month (``2026``, ``10``).
+    """
+
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        """Parse ``YYYY-MM``; raise ValueError with a readable message otherwise."""
+        try:
+            year_s, month_s = text.split("-")
+            value = cls(int(year_s), int(month_s))
+            if len(year_s) != 4 or not 1 <= value.month <= 12:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{text!r} is not a month in the form YYYY-MM") from None
+        return value
+
+    @classmethod
+    def previous(cls, today: date) -> Month:
+        """The month before `today`'s: what a cron job on the 1st bills."""
+        last = today.replace(day=1) - timedelta(days=1)
+        return cls(last.year, last.month)
+
+    @property
+    def label(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    @property
+    def compact(self) -> str:
+        return f"{self.year:04d}{self.month:02d}"
+
+    @property
+    def days(self) -> int:
+        return calendar.monthrange(self.year, self.month)[1]
+
+    @property
+    def start(self) -> date:
+        return date(self.year, self.month, 1)
+
+    @property
+    def end(self) -> date:
+        return date(self.year, self.month, self.days)
+
+    @property
+    def issue_date(self) -> date:
+        """The invoice date: the 1st of the next month."""
+        return self.end + timedelta(days=1)
+
+    @property
+    def due_date(self) -> date:
+        """Collection runs on the 1st-3rd of the next month; the due date is the 3rd."""
+        return self.issue_date.replace(day=3)

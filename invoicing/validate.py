@@ -1,0 +1,314 @@
+"""Stage 2, validate: check references between tables and sort usage rows into billable,
+duplicate or rejected.
+
+Two kinds of outcome, as SPEC §2 asks:
+
+* a problem in the small tables (apps, customers, subscription events, price book
+  coverage) raises `InputError` naming file, column and row: the run stops before
+  anything is written;
+* a usage row that cannot be billed becomes a row of ``rejected_rows.parquet`` with its
+  source file, row number and reason; exact duplicates are collapsed and counted;
+  two different rows for one app and day stop the run (`ConflictError`) unless the
+  caller asked for ``on_conflict="max"``.
+
+Every usage row read ends in exactly one of: billed, duplicate, merged conflict, rejected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+from babel import Locale, UnknownLocaleError
+
+from invoicing.catalogue import EVENT_ITEMS, ON_OFF_ADDONS, PLANS, TIERED_ADDONS
+from invoicing.errors import ConflictError, InputError, Source
+from invoicing.load import Inputs
+from invoicing.money import known_currencies
+from invoicing.pricebook import PriceBookVersion
+from invoicing.timeframe import Month
+
+OnConflict = Literal["error", "max"]
+
+REJECTED_SCHEMA: dict[str, pl.DataType] = {
+    "source_file": pl.String(),
+    "source_row": pl.Int64(),
+    "sdk_app_id": pl.Int64(),
+    "date": pl.Date(),
+    "dau": pl.Int64(),
+    "group_count": pl.Int64(),
+    "live_group_count": pl.Int64(),
+    "reason": pl.String(),
+}
+USAGE_KEY = ["sdk_app_id", "date"]
+USAGE_VALUES = ["dau", "group_count", "live_group_count"]
+
+
+@dataclass(frozen=True)
+class UsageCounts:
+    """How every usage row read was accounted for (recorded in the manifest).
+
+    Attributes:
+      rows_in: rows read over all usage files.
+      billed: rows kept, one per app and day.
+      duplicates: exact copies of a kept row, collapsed.
+      conflicts_merged: rows folded into another row of the same app and day by
+        ``--on-conflict max`` (0 otherwise).
+      rejected: rows written to ``rejected_rows.parquet``.
+    """
+
+    rows_in: int
+    billed: int
+    duplicates: int
+    conflicts_merged: int
+    rejected: int
+
+    def balanced(self) -> bool:
+        return self.rows_in == self.billed + self.duplicates + self.conflicts_merged + self.rejected
+
+
+@dataclass(frozen=True)
+class ValidUsage:
+    """Usage ready for pricing.
+
+    Attributes:
+      usage: one row per (sdk_app_id, date) with dau, group_count, live_group_count
+        (the last may be null when the export has no live-group figure).
+      rejected: rows that cannot be billed, in `REJECTED_SCHEMA`, sorted by source.
+      counts: the accounting of every row read.
+    """
+
+    usage: pl.DataFrame
+    rejected: pl.DataFrame
+    counts: UsageCounts
+
+
+# --- reference checks on the small tables ---------------------------------------------------
+
+
+def _first_bad(frame: pl.DataFrame, mask: pl.Expr) -> dict[str, object] | None:
+    rows = frame.filter(mask).head(1).to_dicts()
+    return rows[0] if rows else None
+
+
+def _require_not_null(frame: pl.DataFrame, label: str, columns: list[str]) -> None:
+    for name in columns:
+        bad = _first_bad(frame.with_row_index("_row", offset=1), pl.col(name).is_null())
+        if bad is not None:
+            raise InputError(Source(label, name, int(bad["_row"])), "value is missing")  # type: ignore[call-overload]
+
+
+def check_customers(customers: pl.DataFrame, label: str) -> None:
+    _require_not_null(customers, label,
+                      ["customer_id", "name", "email", "address", "country", "currency", "locale"])
+    indexed = customers.with_row_index("_row", offset=1)
+    dup = _first_bad(indexed, pl.col("customer_id").is_duplicated())
+    if dup is not None:
+        raise InputError(Source(label, "customer_id", int(dup["_row"])),  # type: ignore[call-overload]
+                         f"customer_id {dup['customer_id']!r} appears more than once")
+    bad = _first_bad(indexed, ~pl.col("country").str.contains(r"^[A-Z]{2}$"))
+    if bad is not None:
+        raise InputError(Source(label, "country", int(bad["_row"])),  # type: ignore[call-overload]
+                         f"{bad['country']!r} is not an ISO 3166 alpha-2 code "
+                         f"(customer {bad['customer_id']})")
+    bad = _first_bad(indexed, ~pl.col("currency").is_in(sorted(known_currencies())))
+    if bad is not None:
+        raise InputError(Source(label, "currency", int(bad["_row"])),  # type: ignore[call-overload]
+                         f"unknown currency {bad['currency']!r} (customer {bad['customer_id']})")
+    # Few distinct locales: each is parsed once by Babel.
+    unknown = [loc for loc in customers["locale"].unique().sort().to_list() if not _is_locale(loc)]
+    if unknown:
+        bad = _first_bad(indexed, pl.col("locale") == unknown[0])
+        assert bad is not None
+        raise InputError(Source(label, "locale", int(bad["_row"])),  # type: ignore[call-overload]
+                         f"unknown locale {unknown[0]!r} (customer {bad['customer_id']})")
+
+
+def _is_locale(identifier: str) -> bool:
+    try:
+        Locale.parse(identifier)
+    except (UnknownLocaleError, ValueError):
+        return False
+    return True
+
+
+def check_apps(apps: pl.DataFrame, customers: pl.DataFrame, label: str) -> None:
+    _require_not_null(apps, label, ["sdk_app_id", "customer_id", "app_name"])
+    indexed = apps.with_row_index("_row", offset=1)
+    dup = _first_bad(indexed, pl.col("sdk_app_id").is_duplicated())
+    if dup is not None:
+        raise InputError(Source(label, "sdk_app_id", int(dup["_row"])),  # type: ignore[call-overload]
+                         f"sdk_app_id {dup['sdk_app_id']} appears more than once")
+    orphan = _first_bad(indexed, ~pl.col("customer_id").is_in(customers["customer_id"].implode()))
+    if orphan is not None:
+        raise InputError(Source(label, "customer_id", int(orphan["_row"])),  # type: ignore[call-overload]
+                         f"unknown customer {orphan['customer_id']!r} for app {orphan['sdk_app_id']}")
+
+
+def check_price_coverage(
+    customers: pl.DataFrame, chosen: dict[str, PriceBookVersion | None], pricebook_label: str,
+    month: Month,
+) -> None:
+    """R8: every customer's currency needs a version effective on the 1st of the month."""
+    missing = sorted(c for c, v in chosen.items() if v is None)
+    if missing:
+        currency = missing[0]
+        who = customers.filter(pl.col("currency") == currency)["customer_id"].sort().to_list()
+        shown = ", ".join(who[:10]) + (f" and {len(who) - 10} more" if len(who) > 10 else "")
+        raise InputError(Source(pricebook_label, "currency"),
+                         f"no {currency} version effective on {month.start.isoformat()} for "
+                         f"customers {shown}")
+
+
+def check_events(
+    events: pl.DataFrame, apps: pl.DataFrame, customers: pl.DataFrame,
+    chosen: dict[str, PriceBookVersion | None], label: str, month: Month,
+) -> pl.DataFrame:
+    """Check every subscription event; return the events with the app's currency.
+
+    A tier is checked against the price-book version of the app's customer for this
+    month, because that is the version that would have to price it.
+    """
+    _require_not_null(events, label, ["sdk_app_id", "effective_date", "item", "value"])
+    bad = _first_bad(events, ~pl.col("sdk_app_id").is_in(apps["sdk_app_id"].implode()))
+    if bad is not None:
+        raise InputError(Source(label, "sdk_app_id", int(bad["source_row"])),  # type: ignore[call-overload]
+                         f"unknown app {bad['sdk_app_id']}")
+    bad = _first_bad(events, ~pl.col("item").is_in(list(EVENT_ITEMS)))
+    if bad is not None:
+        raise InputError(Source(label, "item", int(bad["source_row"])),  # type: ignore[call-overload]
+                         f"unknown item {bad['item']!r}; expected plan or an add-on: "
+                         f"{', '.join(EVENT_ITEMS[1:])}")
+    bad = _first_bad(events, (pl.col("item") == "plan") & ~pl.col("value").is_in(list(PLANS)))
+    if bad is not None:
+        raise InputError(Source(label, "value", int(bad["source_row"])),  # type: ignore[call-overload]
+                         f"unknown plan {bad['value']!r} for app {bad['sdk_app_id']}; expected "
+                         f"{', '.join(PLANS)}")
+    bad = _first_bad(events, pl.col("item").is_in(list(ON_OFF_ADDONS))
+                     & ~pl.col("value").is_in(["on", "off"]))
+    if bad is not None:
+        raise InputError(Source(label, "value", int(bad["source_row"])),  # type: ignore[call-overload]
+                         f"{bad['item']} takes on or off, got {bad['value']!r}")
+    with_currency = events.join(
+        apps.select("sdk_app_id", "customer_id"), on="sdk_app_id", how="left"
+    ).join(customers.select("customer_id", "currency"), on="customer_id", how="left")
+    # Tiers are checked against the version that would price them (events in the month).
+    tiers = pl.DataFrame(
+        [(cur, item, tier) for cur, v in chosen.items() if v is not None
+         for item in TIERED_ADDONS for tier in v.addon_prices[item]],
+        schema={"currency": pl.String, "item": pl.String, "value": pl.String}, orient="row",
+    ).with_columns(listed=pl.lit(True))
+    tiered = (
+        with_currency.filter(pl.col("item").is_in(list(TIERED_ADDONS))
+                             & (pl.col("value") != "off")
+                             & (pl.col("effective_date") <= month.end))
+        .join(tiers, on=["currency", "item", "value"], how="left")
+        .sort("source_row")
+    )
+    bad = _first_bad(tiered, pl.col("listed").is_null())
+    if bad is not None:
+        raise InputError(Source(label, "value", int(bad["source_row"])),  # type: ignore[call-overload]
+                         f"tier {bad['value']!r} of {bad['item']} (app {bad['sdk_app_id']}) is not "
+                         f"in the {bad['currency']} price book")
+    return events
+
+
+# --- usage rows ------------------------------------------------------------------------------
+
+
+def _reject_reason(month: Month) -> pl.Expr:
+    outside = f"date outside {month.label}"
+    return (
+        pl.when(pl.col("sdk_app_id").is_null()).then(pl.lit("null sdk_app_id"))
+        .when(pl.col("_known").is_null()).then(pl.lit("unknown sdk_app_id"))
+        .when(pl.col("date").is_null()).then(pl.lit("null date"))
+        .when((pl.col("date") < month.start) | (pl.col("date") > month.end)).then(pl.lit(outside))
+        .when(pl.col("dau").is_null()).then(pl.lit("null dau"))
+        .when(pl.col("dau") < 0).then(pl.lit("negative dau"))
+        .when(pl.col("group_count").is_null()).then(pl.lit("null group_count"))
+        .when(pl.col("group_count") < 0).then(pl.lit("negative group_count"))
+        .when(pl.col("live_group_count") < 0).then(pl.lit("negative live_group_count"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+
+
+def validate_usage(
+    inputs: Inputs, month: Month, on_conflict: OnConflict = "error"
+) -> ValidUsage:
+    """Sort every usage row into billed, duplicate, merged or rejected (vectorised)."""
+    known = inputs.apps.lazy().select("sdk_app_id").with_columns(_known=pl.lit(True))
+    tagged = (
+        inputs.usage.join(known, on="sdk_app_id", how="left")
+        .with_columns(reason=_reject_reason(month))
+    )
+    rejected_lf = tagged.filter(pl.col("reason").is_not_null())
+    # One key per row that orders rows by (file, row): the first copy of a duplicate wins.
+    source_key = pl.col("source_file_id").cast(pl.Int64) * (1 << 40) + pl.col("source_row")
+    distinct_lf = (
+        tagged.filter(pl.col("reason").is_null())
+        .group_by([*USAGE_KEY, *USAGE_VALUES])
+        .agg(copies=pl.len(), source_key=source_key.min())
+    )
+    rejected, distinct = pl.collect_all([rejected_lf, distinct_lf])
+
+    files = pl.DataFrame({"source_file": list(inputs.usage_files)}).with_row_index(
+        "source_file_id").with_columns(pl.col("source_file_id").cast(pl.Int32))
+    rejected = (
+        rejected.join(files, on="source_file_id", how="left")
+        .select(list(REJECTED_SCHEMA))
+        .cast(REJECTED_SCHEMA)  # type: ignore[arg-type]
+        .sort("source_file", "source_row")
+    )
+
+    duplicates = int(distinct["copies"].sum()) - distinct.height
+    per_day = distinct.group_by(USAGE_KEY).agg(versions=pl.len())
+    conflicting = per_day.filter(pl.col("versions") > 1)
+    conflicts_merged = 0
+    if conflicting.height:
+        if on_conflict != "max":
+            raise ConflictError(_conflict_message(distinct, conflicting, files))
+        conflicts_merged = int(conflicting["versions"].sum()) - conflicting.height
+        usage = distinct.group_by(USAGE_KEY).agg(pl.col(USAGE_VALUES).max())
+    else:
+        usage = distinct.select(*USAGE_KEY, *USAGE_VALUES)
+    usage = usage.sort(USAGE_KEY)
+
+    counts = UsageCounts(
+        rows_in=inputs.usage_rows,
+        billed=usage.height,
+        duplicates=duplicates,
+        conflicts_merged=conflicts_merged,
+        rejected=rejected.height,
+    )
+    if not counts.balanced():  # pragma: no cover - an accounting bug, never bad input
+        raise AssertionError(f"usage rows do not balance: {counts}")
+    return ValidUsage(usage=usage, rejected=rejected, counts=counts)
+
+
+def _conflict_message(
+    distinct: pl.DataFrame, conflicting: pl.DataFrame, files: pl.DataFrame
+) -> str:
+    first = conflicting.sort(USAGE_KEY).row(0, named=True)
+    rows = (
+        distinct.filter((pl.col("sdk_app_id") == first["sdk_app_id"])
+                        & (pl.col("date") == first["date"]))
+        .with_columns(
+            source_file_id=(pl.col("source_key") // (1 << 40)).cast(pl.Int32),
+            source_row=pl.col("source_key") % (1 << 40),
+        )
+        .join(files, on="source_file_id", how="left")
+        .sort("source_file", "source_row")
+    )
+    shown = "; ".join(
+        f"{r['source_file']} row {r['source_row']}: dau={r['dau']} "
+        f"group_count={r['group_count']} live_group_count={r['live_group_count']}"
+        for r in rows.to_dicts()
+    )
+    more = conflicting.height - 1
+    return (
+        f"usage conflict: app {first['sdk_app_id']} on {first['date']} has different rows "
+        f"({shown})" + (f"; {more} more app-days conflict" if more else "")
+        + ". Fix the export, or rerun with --on-conflict max to bill the larger values."
+    )
+

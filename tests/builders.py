@@ -1,0 +1,184 @@
+"""Small input months written from Python literals, for rule and CLI tests.
+
+`MonthBuilder` writes a complete ``--input`` folder: usage Parquet with the exact
+schema of SPEC §2, the three tables and a price book. Tests change one thing and
+check the exact outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+USAGE_SCHEMA = pa.schema([
+    ("sdk_app_id", pa.int64()),
+    ("date", pa.date32()),
+    ("dau", pa.int64()),
+    ("group_count", pa.int64()),
+    ("live_group_count", pa.int64()),
+])
+APPS_SCHEMA = pa.schema([("sdk_app_id", pa.int64()), ("customer_id", pa.string()),
+                         ("app_name", pa.string())])
+EVENTS_SCHEMA = pa.schema([("sdk_app_id", pa.int64()), ("effective_date", pa.date32()),
+                           ("item", pa.string()), ("value", pa.string())])
+CUSTOMER_COLUMNS = ["customer_id", "name", "email", "address", "country", "currency", "locale",
+                    "tax_id"]
+
+PRICEBOOK_USD = """\
+[[version]]
+effective_from = 2026-01-01
+currency = "USD"
+plan_fee_policy = "{policy}"
+
+[version.plan_fee]
+free = "0"
+pro = "399.00"
+flagship = "1199.00"
+
+[version.dau_overage]
+free_quota = 10000
+block = 10000
+price_per_block = "149.99"
+
+[version.group_overage]
+free_quota = 100000
+block = 100000
+price_per_block = "149.99"
+
+[version.addon.avchatroom_unlimited]
+price = "99.00"
+
+[version.addon.group_member_limit]
+"3000" = "49.00"
+"6000" = "99.00"
+
+[version.addon.groups_per_user]
+"2000" = "49.00"
+"3000" = "99.00"
+
+[version.addon.history_retention_days]
+"60" = "29.00"
+"90" = "49.00"
+"180" = "79.00"
+"360" = "129.00"
+
+[version.addon.av_call]
+trial_days = 60
+price = "59.00"
+
+[version.tax]
+KR = "0.10"
+"""
+
+PRICEBOOK_KRW = """\
+[[version]]
+effective_from = 2026-01-01
+currency = "KRW"
+plan_fee_policy = "{policy}"
+
+[version.plan_fee]
+free = "0"
+pro = "550000"
+flagship = "1650000"
+
+[version.dau_overage]
+free_quota = 10000
+block = 10000
+price_per_block = "199995"
+
+[version.group_overage]
+free_quota = 100000
+block = 100000
+price_per_block = "199995"
+
+[version.addon.avchatroom_unlimited]
+price = "129000"
+
+[version.addon.group_member_limit]
+"3000" = "65000"
+
+[version.addon.groups_per_user]
+"2000" = "65000"
+
+[version.addon.history_retention_days]
+"60" = "38005"
+
+[version.addon.av_call]
+trial_days = 60
+price = "77000"
+
+[version.tax]
+KR = "0.10"
+"""
+
+
+def d(day: int, month: int = 10, year: int = 2026) -> date:
+    return date(year, month, day)
+
+
+@dataclass
+class MonthBuilder:
+    """An input month in memory; `write(folder)` lays it out on disk."""
+
+    usage: list[tuple[Any, ...]] = field(default_factory=list)
+    apps: list[tuple[Any, ...]] = field(default_factory=list)
+    customers: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    pricebook: str = PRICEBOOK_USD.format(policy="month_start")
+
+    def customer(self, customer_id: str, *, currency: str = "USD", country: str = "US",
+                 locale: str = "en_US", name: str | None = None, tax_id: str | None = None
+                 ) -> MonthBuilder:
+        self.customers.append({
+            "customer_id": customer_id, "name": name or f"Customer {customer_id}",
+            "email": f"{customer_id}@example.com", "address": "1 Main St\nSpringfield",
+            "country": country, "currency": currency, "locale": locale, "tax_id": tax_id,
+        })
+        return self
+
+    def app(self, app_id: int, customer_id: str, plan: str | None = "pro",
+            since: date = date(2026, 1, 1), name: str | None = None) -> MonthBuilder:
+        self.apps.append((app_id, customer_id, name or f"App {app_id}"))
+        if plan is not None:
+            self.events.append((app_id, since, "plan", plan))
+        return self
+
+    def event(self, app_id: int, when: date, item: str, value: str) -> MonthBuilder:
+        self.events.append((app_id, when, item, value))
+        return self
+
+    def day(self, app_id: int, when: date, dau: int = 10, groups: int = 10,
+            live: int | None = None) -> MonthBuilder:
+        self.usage.append((app_id, when, dau, groups, live))
+        return self
+
+    def write(self, folder: Path, usage_files: int = 1) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        usage_dir = folder / "usage"
+        usage_dir.mkdir(exist_ok=True)
+        chunks: list[list[tuple[Any, ...]]] = [[] for _ in range(usage_files)]
+        for i, row in enumerate(self.usage):
+            chunks[i % usage_files].append(row)
+        for i, chunk in enumerate(chunks):
+            sub = usage_dir / f"part={i}"
+            sub.mkdir(exist_ok=True)
+            _write(sub / "usage.parquet", chunk, USAGE_SCHEMA)
+        _write(folder / "apps.parquet", self.apps, APPS_SCHEMA)
+        _write(folder / "subscription_events.parquet", self.events, EVENTS_SCHEMA)
+        table = pa.table({c: [row[c] for row in self.customers] for c in CUSTOMER_COLUMNS},
+                         schema=pa.schema([(c, pa.string()) for c in CUSTOMER_COLUMNS]))
+        pq.write_table(table, folder / "customers.parquet")
+        (folder / "pricebook.toml").write_text(self.pricebook, encoding="utf-8")
+        return folder
+
+
+def _write(path: Path, rows: list[tuple[Any, ...]], schema: pa.Schema) -> None:
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    table = pa.table({f.name: pa.array(list(col), type=f.type)
+                      for f, col in zip(schema, columns, strict=True)}, schema=schema)
+    pq.write_table(table, path)
