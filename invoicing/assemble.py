@@ -132,7 +132,7 @@ def build_documents(
                 Line(**{k: r[k] for k in line_fields}) for r in app_rows.to_dicts()
             )
             sections.append(AppSection(
-                sdk_app_id=int(app_id),  # type: ignore[call-overload]
+                sdk_app_id=int(app_id),
                 app_name=str(app_name),
                 lines=app_lines,
                 subtotal=sum((ln.amount for ln in app_lines), start=Decimal(0)),

@@ -34,7 +34,8 @@ class ReportedError(click.ClickException):
 
     def __init__(self, error: InvoicingError):
         super().__init__(str(error))
-        self.exit_code = int(error.exit_code)
+        # Click reads `exit_code` from the instance to choose the process's exit status.
+        self.exit_code = int(error.exit_code)  # type: ignore[misc]
 
 
 def reports_errors(func: F) -> F:

@@ -28,7 +28,7 @@ RATE = pl.Decimal(38, 6)
 
 def to_decimal(text: str | int | Decimal, what: str) -> Decimal:
     """Parse a price-book figure without ever passing through a float."""
-    if isinstance(text, bool) or isinstance(text, float):
+    if isinstance(text, bool | float):
         raise ValueError(f"{what}: money must be written as a quoted decimal string, got {text!r}")
     try:
         value = Decimal(str(text))
@@ -62,7 +62,9 @@ def round_money_expr(expr: pl.Expr, digits: pl.Expr) -> pl.Expr:
     Polars' `round` takes a constant number of digits, so the frame's currencies are
     handled by one `when` branch per distinct precision (at most a handful: 0, 2, 3).
     """
-    chain = pl.when(digits == 0).then(expr.round(0, mode="half_away_from_zero"))
-    for d in (1, 2, 3, 4):
-        chain = chain.when(digits == d).then(expr.round(d, mode="half_away_from_zero"))
-    return chain.otherwise(None).cast(MONEY)
+    rounded: pl.Expr = pl.lit(None, dtype=MONEY)
+    for d in (4, 3, 2, 1, 0):
+        rounded = pl.when(digits == d).then(
+            expr.round(d, mode="half_away_from_zero").cast(MONEY)
+        ).otherwise(rounded)
+    return rounded

@@ -167,7 +167,8 @@ class _Reader:
 
     def positive_int(self, key: str, allow_zero: bool = False) -> int:
         value = self.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
+        lowest = 0 if allow_zero else 1
+        if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
             self.fail(key, f"must be a {'non-negative' if allow_zero else 'positive'} integer")
         return int(value)
 

@@ -17,7 +17,7 @@ Every usage row read ends in exactly one of: billed, duplicate, merged conflict,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 from babel import Locale, UnknownLocaleError
@@ -87,7 +87,8 @@ class ValidUsage:
 # --- reference checks on the small tables ---------------------------------------------------
 
 
-def _first_bad(frame: pl.DataFrame, mask: pl.Expr) -> dict[str, object] | None:
+def _first_bad(frame: pl.DataFrame, mask: pl.Expr) -> dict[str, Any] | None:
+    """The first row matching `mask`, as a dict, or None."""
     rows = frame.filter(mask).head(1).to_dicts()
     return rows[0] if rows else None
 
@@ -96,7 +97,7 @@ def _require_not_null(frame: pl.DataFrame, label: str, columns: list[str]) -> No
     for name in columns:
         bad = _first_bad(frame.with_row_index("_row", offset=1), pl.col(name).is_null())
         if bad is not None:
-            raise InputError(Source(label, name, int(bad["_row"])), "value is missing")  # type: ignore[call-overload]
+            raise InputError(Source(label, name, bad["_row"]), "value is missing")
 
 
 def check_customers(customers: pl.DataFrame, label: str) -> None:
@@ -105,23 +106,23 @@ def check_customers(customers: pl.DataFrame, label: str) -> None:
     indexed = customers.with_row_index("_row", offset=1)
     dup = _first_bad(indexed, pl.col("customer_id").is_duplicated())
     if dup is not None:
-        raise InputError(Source(label, "customer_id", int(dup["_row"])),  # type: ignore[call-overload]
+        raise InputError(Source(label, "customer_id", dup["_row"]),
                          f"customer_id {dup['customer_id']!r} appears more than once")
     bad = _first_bad(indexed, ~pl.col("country").str.contains(r"^[A-Z]{2}$"))
     if bad is not None:
-        raise InputError(Source(label, "country", int(bad["_row"])),  # type: ignore[call-overload]
+        raise InputError(Source(label, "country", bad["_row"]),
                          f"{bad['country']!r} is not an ISO 3166 alpha-2 code "
                          f"(customer {bad['customer_id']})")
     bad = _first_bad(indexed, ~pl.col("currency").is_in(sorted(known_currencies())))
     if bad is not None:
-        raise InputError(Source(label, "currency", int(bad["_row"])),  # type: ignore[call-overload]
+        raise InputError(Source(label, "currency", bad["_row"]),
                          f"unknown currency {bad['currency']!r} (customer {bad['customer_id']})")
     # Few distinct locales: each is parsed once by Babel.
     unknown = [loc for loc in customers["locale"].unique().sort().to_list() if not _is_locale(loc)]
     if unknown:
         bad = _first_bad(indexed, pl.col("locale") == unknown[0])
         assert bad is not None
-        raise InputError(Source(label, "locale", int(bad["_row"])),  # type: ignore[call-overload]
+        raise InputError(Source(label, "locale", bad["_row"]),
                          f"unknown locale {unknown[0]!r} (customer {bad['customer_id']})")
 
 
@@ -138,12 +139,13 @@ def check_apps(apps: pl.DataFrame, customers: pl.DataFrame, label: str) -> None:
     indexed = apps.with_row_index("_row", offset=1)
     dup = _first_bad(indexed, pl.col("sdk_app_id").is_duplicated())
     if dup is not None:
-        raise InputError(Source(label, "sdk_app_id", int(dup["_row"])),  # type: ignore[call-overload]
+        raise InputError(Source(label, "sdk_app_id", dup["_row"]),
                          f"sdk_app_id {dup['sdk_app_id']} appears more than once")
     orphan = _first_bad(indexed, ~pl.col("customer_id").is_in(customers["customer_id"].implode()))
     if orphan is not None:
-        raise InputError(Source(label, "customer_id", int(orphan["_row"])),  # type: ignore[call-overload]
-                         f"unknown customer {orphan['customer_id']!r} for app {orphan['sdk_app_id']}")
+        raise InputError(Source(label, "customer_id", orphan["_row"]),
+                         f"unknown customer {orphan['customer_id']!r} "
+                         f"for app {orphan['sdk_app_id']}")
 
 
 def check_price_coverage(
@@ -173,22 +175,22 @@ def check_events(
     _require_not_null(events, label, ["sdk_app_id", "effective_date", "item", "value"])
     bad = _first_bad(events, ~pl.col("sdk_app_id").is_in(apps["sdk_app_id"].implode()))
     if bad is not None:
-        raise InputError(Source(label, "sdk_app_id", int(bad["source_row"])),  # type: ignore[call-overload]
+        raise InputError(Source(label, "sdk_app_id", bad["source_row"]),
                          f"unknown app {bad['sdk_app_id']}")
     bad = _first_bad(events, ~pl.col("item").is_in(list(EVENT_ITEMS)))
     if bad is not None:
-        raise InputError(Source(label, "item", int(bad["source_row"])),  # type: ignore[call-overload]
+        raise InputError(Source(label, "item", bad["source_row"]),
                          f"unknown item {bad['item']!r}; expected plan or an add-on: "
                          f"{', '.join(EVENT_ITEMS[1:])}")
     bad = _first_bad(events, (pl.col("item") == "plan") & ~pl.col("value").is_in(list(PLANS)))
     if bad is not None:
-        raise InputError(Source(label, "value", int(bad["source_row"])),  # type: ignore[call-overload]
+        raise InputError(Source(label, "value", bad["source_row"]),
                          f"unknown plan {bad['value']!r} for app {bad['sdk_app_id']}; expected "
                          f"{', '.join(PLANS)}")
     bad = _first_bad(events, pl.col("item").is_in(list(ON_OFF_ADDONS))
                      & ~pl.col("value").is_in(["on", "off"]))
     if bad is not None:
-        raise InputError(Source(label, "value", int(bad["source_row"])),  # type: ignore[call-overload]
+        raise InputError(Source(label, "value", bad["source_row"]),
                          f"{bad['item']} takes on or off, got {bad['value']!r}")
     with_currency = events.join(
         apps.select("sdk_app_id", "customer_id"), on="sdk_app_id", how="left"
@@ -208,7 +210,7 @@ def check_events(
     )
     bad = _first_bad(tiered, pl.col("listed").is_null())
     if bad is not None:
-        raise InputError(Source(label, "value", int(bad["source_row"])),  # type: ignore[call-overload]
+        raise InputError(Source(label, "value", bad["source_row"]),
                          f"tier {bad['value']!r} of {bad['item']} (app {bad['sdk_app_id']}) is not "
                          f"in the {bad['currency']} price book")
     return events
