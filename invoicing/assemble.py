@@ -9,8 +9,9 @@ always give the same numbers; a zero-total customer has no number and no PDF.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 import polars as pl
@@ -106,12 +107,22 @@ def build_documents(
     inputs_digest: str,
     software_version: str,
     seller: tuple[str, ...],
+    kind: str = "invoice",
+    issue_date: date | None = None,
+    revision: int = 0,
+    links: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Iterator[InvoiceDocument]:
     """One typed document per numbered invoice, in invoice-number order.
 
     This is the hand-over to rendering; it loops over invoices (not usage rows), and
     yields one document at a time so memory stays flat however many customers there are.
+    A reissue passes ``kind="credit_note"`` (numbers in ``invoice_number`` are then
+    credit-note numbers), its own `issue_date`, and `links`: number -> fields
+    ``credits_invoice`` / ``replaces_invoice`` of the document.
     """
+    issued = issue_date or month.issue_date
+    due = month.due_date if issue_date is None else issue_date + (month.due_date
+                                                                  - month.issue_date)
     by_version = {v.version_id: v for v in versions}
     numbered = assembled.invoices.filter(pl.col("invoice_number").is_not_null()).join(
         customers, on=["customer_id", "currency"], how="left"
@@ -146,8 +157,8 @@ def build_documents(
             ),
             locale=inv["locale"],
             currency=inv["currency"],
-            issue_date=month.issue_date,
-            due_date=month.due_date,
+            issue_date=issued,
+            due_date=due,
             period_start=month.start,
             period_end=month.end,
             apps=tuple(sorted(sections, key=lambda s: s.sdk_app_id)),
@@ -161,5 +172,8 @@ def build_documents(
             inputs_digest=inputs_digest,
             software_version=software_version,
             seller=seller,
+            kind=kind,
+            revision=revision,
+            **(links or {}).get(inv["invoice_number"], {}),
         )
 

@@ -8,6 +8,7 @@ its traceback.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
 import tomllib
@@ -20,8 +21,10 @@ import click
 
 from invoicing import __version__
 from invoicing.documents import InvoiceDocument
-from invoicing.errors import InvoicingError
-from invoicing.pipeline import RunResult, run_month
+from invoicing.errors import InvoicingError, VerifyMismatchError
+from invoicing.money import in_minor_units
+from invoicing.pipeline import RunResult, run_month, totals_per_currency
+from invoicing.reprocess import MonthDiff
 from invoicing.timeframe import Month
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -140,6 +143,169 @@ def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
         render=sequential_renderer(), seller=load_seller(),
     )
     click.echo(summary(result))
+
+
+@main.command()
+@month_inputs
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Output root holding the published <YYYY-MM>/ folder.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Human-readable text, or JSON for scripts.")
+@reports_errors
+def diff(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str, out_dir: Path,
+         fmt: str) -> None:
+    """Show what a rerun would change in an issued month. Writes nothing.
+
+    Recomputes the month from --input and compares it with the latest issued revision:
+    each customer whose charges changed, with old and new totals and the lines that
+    changed (app, item, old amount, new amount).
+
+    \b
+    Example:
+      invoicing diff --month 2026-10 --input sample_data/2026-10 --out out
+      invoicing diff --month 2026-10 --input sample_data/2026-10 --out out --format json
+    """
+    from invoicing.reprocess import diff_month
+
+    result = diff_month(input_dir, out_dir, month, pricebook,
+                        None if on_conflict == "error" else on_conflict)  # type: ignore[arg-type]
+    if fmt == "json":
+        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+        return
+    click.echo(diff_text(result))
+
+
+def diff_text(result: MonthDiff) -> str:
+    head = (f"{result.month.label}: {len(result.changes)} customer(s) changed "
+            f"(compared with revision {result.revision})")
+    lines = [head]
+    if result.changed_inputs:
+        lines.append(f"  changed inputs: {', '.join(result.changed_inputs)}")
+    for c in result.changes:
+        lines.append(f"  {c.customer_id}  {c.invoice_number or '(no invoice)'}  {c.currency} "
+                     f"total {in_minor_units(c.old_total, c.currency)} -> "
+                     f"{in_minor_units(c.new_total, c.currency)}")
+        for ln in c.lines:
+            old = "-" if ln.old_amount is None else in_minor_units(ln.old_amount, c.currency)
+            new = "-" if ln.new_amount is None else in_minor_units(ln.new_amount, c.currency)
+            plan = f" ({ln.plan})" if ln.plan else ""
+            lines.append(f"      app {ln.sdk_app_id} {ln.item}{plan}: {old} -> {new}")
+    return "\n".join(lines)
+
+
+@main.command()
+@month_inputs
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Output root holding the published <YYYY-MM>/ folder.")
+@click.option("--reason", required=True, help="Why the month is reissued (kept in the manifest).")
+@click.option("--issue-date", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Date printed on the credit notes and replacements. Default: today (UTC).")
+@reports_errors
+def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
+            out_dir: Path, reason: str, issue_date: Any) -> None:
+    """Issue credit notes and replacement invoices for customers whose charges changed.
+
+    Writes <out>/<YYYY-MM>/revisions/NNN/ and leaves every issued file untouched. Each
+    changed customer gets a credit note CN-<YYYYMM>-<NNNNNN> reversing its invoice, and
+    a replacement invoice whose number continues the month's sequence. The revision's
+    manifest records the reason, who ran it, when, and the SHA-256 of the previous
+    manifest.
+
+    \b
+    Example:
+      invoicing reissue --month 2026-10 --input sample_data/2026-10 --out out \\
+          --reason "usage export for app 1400201 corrected"
+    """
+    from invoicing.reprocess import reissue_month
+
+    result = reissue_month(
+        input_dir, out_dir, month, reason=reason, render=sequential_renderer(),
+        seller=load_seller(), pricebook=pricebook,
+        on_conflict=None if on_conflict == "error" else on_conflict,  # type: ignore[arg-type]
+        issue_date=issue_date.date() if issue_date else None,
+    )
+    if result.path is None:
+        click.echo(f"{month.label}: nothing changed since revision {result.diff.revision}; "
+                   "nothing written")
+        return
+    click.echo(f"{month.label}: wrote revision {result.revision} to {result.path}")
+    for cn, inv in result.credit_notes:
+        click.echo(f"  credit note {cn} reverses {inv}")
+    for inv, old in result.invoices:
+        click.echo(f"  invoice {inv}" + (f" replaces {old}" if old else " (new)"))
+
+
+@main.command()
+@month_inputs
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Output root holding the published <YYYY-MM>/ folder.")
+@reports_errors
+def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
+           out_dir: Path) -> None:
+    """Check a published month against its manifest and its inputs.
+
+    Recomputes the month, checks every published file's SHA-256 and the revision
+    chain, and compares the line items embedded in every PDF with the recomputation.
+    Prints OK with counts, or one line per mismatch (exit 7).
+
+    \b
+    Example:
+      invoicing verify --month 2026-10 --input sample_data/2026-10 --out out
+    """
+    from invoicing.verify import verify_month
+
+    report = verify_month(input_dir, out_dir, month, pricebook)
+    if report.ok:
+        click.echo(f"OK {month.label}: {report.revisions} revision(s), {report.files} files, "
+                   f"{report.pdfs} PDFs, {report.line_items} line items match")
+        return
+    for line in report.mismatches:
+        click.echo(line)
+    raise ReportedError(VerifyMismatchError(
+        f"{len(report.mismatches)} mismatch(es) in {out_dir / month.label}"))
+
+
+@main.command()
+@month_inputs
+@click.option("--drafts", type=click.Path(path_type=Path, file_okay=False),
+              help="Also write draft PDFs, marked DRAFT, into this folder.")
+@reports_errors
+def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
+            drafts: Path | None) -> None:
+    """Compute a month's charges without publishing or using up invoice numbers.
+
+    Works for the month in progress too (charges to date). Prints one line per
+    customer with its provisional total; --drafts writes DRAFT-marked PDFs.
+
+    \b
+    Example:
+      invoicing preview --month 2026-10 --input sample_data/2026-10 --drafts /tmp/drafts
+    """
+    from invoicing.pipeline import compute_month, documents
+
+    computed = compute_month(input_dir, month, pricebook,
+                             on_conflict)  # type: ignore[arg-type]
+    inv = computed.assembled.invoices
+    click.echo(f"{month.label} preview (nothing published; numbers are provisional)")
+    for cid, number, currency, total in inv.select(
+            "customer_id", "invoice_number", "currency", "total").rows():
+        click.echo(f"  {cid}  {number or '(zero total)'}  {currency} "
+                   f"{in_minor_units(total, currency)}")
+    for currency, t in totals_per_currency(inv).items():
+        click.echo(f"  total {currency}: {t['total']} ({t['invoices']} invoices)")
+    counts = computed.usage.counts
+    click.echo(f"  usage rows rejected: {counts.rejected}; anomalies: {computed.anomalies.height}")
+    if drafts is not None:
+        from invoicing.render import InvoiceRenderer
+
+        drafts.mkdir(parents=True, exist_ok=True)
+        renderer = InvoiceRenderer()
+        written = 0
+        for doc in documents(computed, load_seller()):
+            (drafts / f"DRAFT-{doc.invoice_number}.pdf").write_bytes(
+                renderer.render_pdf(doc, draft=True))
+            written += 1
+        click.echo(f"  wrote {written} draft PDF(s) to {drafts}")
 
 
 def summary(result: RunResult) -> str:

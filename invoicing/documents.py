@@ -124,6 +124,12 @@ class InvoiceDocument:
       inputs_digest: SHA-256 over the input files' hashes and the price book.
       software_version: ``invoicing.__version__``.
       seller: lines of the seller block (name, address, tax id), from settings.
+      kind: ``invoice`` or ``credit_note``. A credit note reverses an issued invoice:
+        its lines and totals are the negated lines of that invoice.
+      credits_invoice: credit notes only: the number of the invoice it reverses.
+      replaces_invoice: replacement invoices only: the number of the invoice it
+        replaces (which a credit note of the same revision reverses).
+      revision: 0 for the month's first run, n for the n-th ``reissue``.
     """
 
     invoice_number: str
@@ -145,3 +151,7 @@ class InvoiceDocument:
     inputs_digest: str
     software_version: str
     seller: tuple[str, ...]
+    kind: str = "invoice"
+    credits_invoice: str | None = None
+    replaces_invoice: str | None = None
+    revision: int = 0

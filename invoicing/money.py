@@ -56,6 +56,19 @@ def round_half_up(value: Decimal, digits: int) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
 
 
+def in_minor_units(amount: Decimal, currency: str) -> Decimal:
+    """An already-rounded amount shown with exactly the currency's digits (``399.00``).
+
+    Frames store money at a fixed wide scale; this trims it for display without changing
+    the value (it raises if the amount had more digits than the currency allows).
+    """
+    exp = Decimal(1).scaleb(-minor_units(currency))
+    shown = amount.quantize(exp)
+    if shown != amount:
+        raise ValueError(f"{amount} {currency} is not rounded to the currency's minor unit")
+    return shown
+
+
 def round_money_expr(expr: pl.Expr, digits: pl.Expr) -> pl.Expr:
     """Round a decimal expression half-up to a per-row number of digits.
 

@@ -25,11 +25,13 @@ from invoicing import __version__
 from invoicing.assemble import Assembled, assemble, build_documents
 from invoicing.documents import InvoiceDocument
 from invoicing.entitlements import find_anomalies
-from invoicing.errors import AlreadyPublishedError, InputError, LockedError, Source
+from invoicing.errors import AlreadyPublishedError, InputError, Source
+from invoicing.issued import IssuedMonth
 from invoicing.load import Inputs, load_inputs
+from invoicing.locking import month_lock
 from invoicing.pricebook import PriceBookVersion
 from invoicing.pricing import price_month
-from invoicing.publish import Staging, read_manifest
+from invoicing.publish import Staging
 from invoicing.timeframe import Month
 from invoicing.validate import (
     OnConflict,
@@ -242,36 +244,28 @@ def run_month(
     If the month is already published from identical inputs, nothing is written and the
     status is ``unchanged``; if it was published from other inputs, `AlreadyPublishedError`.
     """
-    from filelock import FileLock, Timeout
-
     timer = StageTimer()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(out_dir / f".{month.label}.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise LockedError(
-            f"{out_dir / month.label}: another invoicing process is working on this month; "
-            "try again when it has finished"
-        ) from None
-    try:
+    with month_lock(out_dir, month):
         month_dir = out_dir / month.label
-        computed = compute_month(input_dir, month, pricebook, on_conflict, timer)
         if month_dir.exists():
+            # A retry only needs the inputs' hashes to know whether anything changed.
+            with timer.stage("load"):
+                digest = inputs_digest(load_inputs(input_dir, pricebook))
             try:
-                existing = read_manifest(month_dir)
+                existing = IssuedMonth(out_dir, month).latest().manifest
             except (OSError, ValueError) as exc:
                 raise InputError(Source(str(month_dir / "manifest.json")),
                                  f"published month without a readable manifest ({exc})") from None
-            if _identical(existing, computed.inputs_digest, on_conflict):
+            if _identical(existing, digest, on_conflict):
                 return RunResult("unchanged", month_dir, existing, timer)
             raise AlreadyPublishedError(
                 f"{month_dir} was already issued from other inputs "
                 f"(inputs digest {existing.get('inputs_digest', '?')[:12]} there, "
-                f"{computed.inputs_digest[:12]} now). Nothing was changed. Use "
+                f"{digest[:12]} now). Nothing was changed. Use "
                 f"'invoicing diff' to see what changed and 'invoicing reissue' to issue "
                 "credit notes and replacement invoices."
             )
+        computed = compute_month(input_dir, month, pricebook, on_conflict, timer)
         staging = Staging(out_dir, month.label)
         try:
             pdf_hashes: dict[str, str] = {}
@@ -294,5 +288,3 @@ def run_month(
             staging.discard()
             raise
         return RunResult("published", final, manifest, timer)
-    finally:
-        lock.release()

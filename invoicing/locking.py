@@ -1,0 +1,39 @@
+"""One process at a time per output month.
+
+`run`, `reissue` and `verify` hold ``<out>/.<YYYY-MM>.lock`` while they work. The lock
+is an OS-level advisory lock (flock via the filelock library): the kernel releases it
+when the holding process exits, however it dies, so a killed run never blocks the
+next one. A second process fails at once with `LockedError` instead of waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from invoicing.errors import LockedError
+from invoicing.timeframe import Month
+
+
+def lock_path(out_dir: Path, month: Month) -> Path:
+    return out_dir / f".{month.label}.lock"
+
+
+@contextmanager
+def month_lock(out_dir: Path, month: Month) -> Iterator[None]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path(out_dir, month)), mode=0o640)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise LockedError(
+            f"{out_dir / month.label}: another invoicing process is working on this month; "
+            "try again when it has finished"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()

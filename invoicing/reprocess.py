@@ -1,0 +1,401 @@
+"""Reprocessing a month: compare a recomputation with what was issued (`diff`), and issue
+credit notes and replacement invoices for what changed (`reissue`).
+
+A customer's charges *changed* when any of its line items differs in any column (the
+amount or the evidence behind it), or its invoice totals differ. Only those customers
+get a credit note (reversing the issued invoice and naming its number) and, when the new
+total is not zero, a replacement invoice whose number continues the month's sequence.
+Everybody else keeps their invoice.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from invoicing import __version__
+from invoicing.assemble import INVOICE_SCHEMA, Assembled, build_documents
+from invoicing.documents import InvoiceDocument
+from invoicing.errors import InvoicingError
+from invoicing.issued import REVISIONS, IssuedMonth
+from invoicing.locking import month_lock
+from invoicing.money import MONEY, in_minor_units
+from invoicing.pipeline import Computed, StageTimer, compute_month, manifest_for
+from invoicing.pricing.lines import LINE_SCHEMA
+from invoicing.publish import Staging
+from invoicing.timeframe import Month
+from invoicing.validate import OnConflict
+
+LINE_KEY = ["customer_id", "sdk_app_id", "item", "plan"]
+CREDIT_NOTE_SCHEMA: dict[str, pl.DataType] = {
+    "credit_note_number": pl.String(),
+    "credits_invoice": pl.String(),
+    "customer_id": pl.String(),
+    "currency": pl.String(),
+    "subtotal": MONEY,
+    "tax": MONEY,
+    "total": MONEY,
+    "pdf_sha256": pl.String(),
+}
+
+Renderer = Callable[[Iterator[InvoiceDocument]], Iterator[tuple[str, bytes]]]
+
+
+class NotPublishedError(InvoicingError):
+    """diff/reissue/verify on a month that was never published."""
+
+
+@dataclass(frozen=True)
+class LineChange:
+    """One line that differs. Amounts are None where the line exists on one side only."""
+
+    sdk_app_id: int
+    item: str
+    plan: str | None
+    old_amount: Decimal | None
+    new_amount: Decimal | None
+
+
+@dataclass(frozen=True)
+class CustomerChange:
+    """A customer whose charges changed.
+
+    Attributes:
+      customer_id: the customer.
+      currency: its currency now.
+      invoice_number: the number currently issued, or None (zero total until now).
+      old_total, new_total: totals as issued and as recomputed.
+      lines: the lines that differ, by app and item.
+    """
+
+    customer_id: str
+    currency: str
+    invoice_number: str | None
+    old_total: Decimal
+    new_total: Decimal
+    lines: tuple[LineChange, ...]
+
+
+@dataclass(frozen=True)
+class MonthDiff:
+    """The difference between the issued month and a recomputation.
+
+    Attributes:
+      revision: the revision compared with (the latest).
+      changes: customers whose charges changed, by customer_id.
+      changed_inputs: input files whose SHA-256 differs, or that appeared or vanished.
+    """
+
+    month: Month
+    revision: int
+    changes: tuple[CustomerChange, ...]
+    changed_inputs: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "month": self.month.label,
+            "compared_with_revision": self.revision,
+            "changed_inputs": list(self.changed_inputs),
+            "customers": [
+                {
+                    "customer_id": c.customer_id,
+                    "currency": c.currency,
+                    "invoice_number": c.invoice_number,
+                    "old_total": str(in_minor_units(c.old_total, c.currency)),
+                    "new_total": str(in_minor_units(c.new_total, c.currency)),
+                    "lines": [
+                        {
+                            "sdk_app_id": ln.sdk_app_id,
+                            "item": ln.item,
+                            "plan": ln.plan,
+                            "old_amount": _shown(ln.old_amount, c.currency),
+                            "new_amount": _shown(ln.new_amount, c.currency),
+                        }
+                        for ln in c.lines
+                    ],
+                }
+                for c in self.changes
+            ],
+        }
+
+
+def _shown(amount: Decimal | None, currency: str) -> str | None:
+    return None if amount is None else str(in_minor_units(amount, currency))
+
+
+def changed_inputs(issued_manifest: dict[str, Any], computed: Computed) -> tuple[str, ...]:
+    old = {f["path"]: f["sha256"] for f in issued_manifest.get("inputs", [])}
+    new = {f.path: f.sha256 for f in computed.inputs.files}
+    return tuple(sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p)))
+
+
+def _money(value: Any) -> Decimal:
+    return Decimal(0) if value is None else Decimal(value)
+
+
+def compare(old_items: pl.DataFrame, old_invoices: pl.DataFrame, new: Assembled
+            ) -> list[CustomerChange]:
+    """Customers whose lines or totals differ, with the differing lines (vectorised)."""
+    cols = list(LINE_SCHEMA)
+    old_lines = old_items.select(cols)
+    new_lines = new.line_items.select(cols)
+    differing = pl.concat([
+        old_lines.join(new_lines, on=cols, how="anti", nulls_equal=True),
+        new_lines.join(old_lines, on=cols, how="anti", nulls_equal=True),
+    ])
+    totals = ["customer_id", "currency", "subtotal", "tax_rate", "tax", "total"]
+    moved = pl.concat([
+        old_invoices.select(totals).join(new.invoices.select(totals), on=totals, how="anti",
+                                         nulls_equal=True),
+        new.invoices.select(totals).join(old_invoices.select(totals), on=totals, how="anti",
+                                         nulls_equal=True),
+    ])
+    changed_ids = sorted(set(differing["customer_id"]) | set(moved["customer_id"]))
+    if not changed_ids:
+        return []
+    line_diff = (
+        old_lines.filter(pl.col("customer_id").is_in(changed_ids))
+        .select(*LINE_KEY, old_amount=pl.col("amount"))
+        .join(
+            new_lines.filter(pl.col("customer_id").is_in(changed_ids))
+            .select(*LINE_KEY, new_amount=pl.col("amount")),
+            on=LINE_KEY, how="full", coalesce=True, nulls_equal=True,
+        )
+        .join(differing.select(LINE_KEY).unique().with_columns(_differs=pl.lit(True)),
+              on=LINE_KEY, how="left", nulls_equal=True)
+        .filter(pl.col("_differs").fill_null(False))
+        .sort(LINE_KEY, nulls_last=True)
+    )
+    lines_by_customer: dict[str, list[LineChange]] = {}
+    for r in line_diff.to_dicts():
+        lines_by_customer.setdefault(r["customer_id"], []).append(LineChange(
+            sdk_app_id=r["sdk_app_id"], item=r["item"], plan=r["plan"],
+            old_amount=r["old_amount"], new_amount=r["new_amount"],
+        ))
+    old_by_id = {r["customer_id"]: r for r in old_invoices.to_dicts()}
+    new_by_id = {r["customer_id"]: r for r in new.invoices.to_dicts()}
+    changes = []
+    for cid in changed_ids:
+        old, nw = old_by_id.get(cid, {}), new_by_id.get(cid, {})
+        changes.append(CustomerChange(
+            customer_id=cid,
+            currency=nw.get("currency") or old.get("currency") or "",
+            invoice_number=old.get("invoice_number"),
+            old_total=_money(old.get("total")),
+            new_total=_money(nw.get("total")),
+            lines=tuple(lines_by_customer.get(cid, [])),
+        ))
+    return changes
+
+
+def diff_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path | None = None,
+               on_conflict: OnConflict | None = None) -> MonthDiff:
+    """Recompute the month and compare it with the latest issued revision. Writes nothing."""
+    issued = issued_month(out_dir, month)
+    latest = issued.latest()
+    policy = on_conflict or latest.manifest.get("options", {}).get("on_conflict", "error")
+    computed = compute_month(input_dir, month, pricebook, policy)
+    old_items, old_invoices = issued.current_state()
+    return MonthDiff(month, latest.number, tuple(compare(old_items, old_invoices,
+                                                          computed.assembled)),
+                     changed_inputs(latest.manifest, computed))
+
+
+def issued_month(out_dir: Path, month: Month) -> IssuedMonth:
+    issued = IssuedMonth(out_dir, month)
+    if not issued.exists():
+        raise NotPublishedError(f"{issued.root}: the month has not been published; "
+                                "use 'invoicing run' first")
+    return issued
+
+
+@dataclass(frozen=True)
+class ReissueResult:
+    """What a reissue wrote.
+
+    Attributes:
+      revision: the new revision's number (0 when nothing was written).
+      path: its folder.
+      credit_notes: (credit note number, invoice it credits) pairs.
+      invoices: (new invoice number, invoice it replaces or None) pairs.
+      diff: the comparison the reissue acted on.
+    """
+
+    revision: int
+    path: Path | None
+    credit_notes: tuple[tuple[str, str], ...]
+    invoices: tuple[tuple[str, str | None], ...]
+    diff: MonthDiff
+
+
+def operator() -> str:
+    """Who ran the command: INVOICING_OPERATOR, else the login name."""
+    for var in ("INVOICING_OPERATOR", "USER", "LOGNAME"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def reissue_month(
+    input_dir: Path, out_dir: Path, month: Month, *, reason: str, render: Renderer,
+    seller: tuple[str, ...], pricebook: Path | None = None, on_conflict: OnConflict | None = None,
+    issue_date: date | None = None, now: datetime | None = None,
+) -> ReissueResult:
+    """Write revision n+1: credit notes and replacement invoices for changed customers."""
+    if not reason.strip():
+        raise NotPublishedError("a reissue needs a --reason")
+    with month_lock(out_dir, month):
+        issued = issued_month(out_dir, month)
+        latest = issued.latest()
+        policy = on_conflict or latest.manifest.get("options", {}).get("on_conflict", "error")
+        timer = StageTimer()
+        computed = compute_month(input_dir, month, pricebook, policy, timer)
+        old_items, old_invoices = issued.current_state()
+        changes = compare(old_items, old_invoices, computed.assembled)
+        diff = MonthDiff(month, latest.number, tuple(changes),
+                         changed_inputs(latest.manifest, computed))
+        if not changes and latest.manifest.get("inputs_digest") == computed.inputs_digest:
+            return ReissueResult(0, None, (), (), diff)
+
+        revision = latest.number + 1
+        issue_date = issue_date or (now or datetime.now(UTC)).date()
+        invoice_seq, credit_seq = issued.max_sequences()
+        changed_ids = [c.customer_id for c in changes]
+
+        # Credit notes: one per changed customer that holds an issued invoice.
+        credited = old_invoices.filter(pl.col("customer_id").is_in(changed_ids)
+                                       & pl.col("invoice_number").is_not_null()).sort("customer_id")
+        credit_numbers = [f"CN-{month.compact}-{credit_seq + i + 1:06d}"
+                          for i in range(credited.height)]
+        credited = credited.with_columns(credit_note_number=pl.Series(credit_numbers,
+                                                                      dtype=pl.String))
+        cn_invoices = credited.select(
+            invoice_number=pl.col("credit_note_number"), customer_id="customer_id",
+            currency="currency", subtotal=-pl.col("subtotal"), tax_rate="tax_rate",
+            tax=-pl.col("tax"), total=-pl.col("total"), pricebook_version="pricebook_version",
+            line_count="line_count", pdf_sha256=pl.lit(None, dtype=pl.String),
+        ).cast(INVOICE_SCHEMA)  # type: ignore[arg-type]
+        cn_lines = (
+            old_items.join(credited.select("invoice_number", "credit_note_number"),
+                           on="invoice_number")
+            .with_columns(invoice_number=pl.col("credit_note_number"), amount=-pl.col("amount"))
+            .drop("credit_note_number")
+        )
+
+        # Replacement (or first) invoices: changed customers with a non-zero new total.
+        new_inv = computed.assembled.invoices
+        fresh = new_inv.filter(pl.col("customer_id").is_in(changed_ids)
+                               & (pl.col("total") != 0)).sort("customer_id")
+        fresh_numbers = [f"IM-{month.compact}-{invoice_seq + i + 1:06d}"
+                         for i in range(fresh.height)]
+        number_of = dict(zip(fresh["customer_id"], fresh_numbers, strict=True))
+        kept = dict(zip(old_invoices["customer_id"], old_invoices["invoice_number"], strict=True))
+        kept_rev = dict(zip(old_invoices["customer_id"], old_invoices["issued_in_revision"],
+                            strict=True))
+        kept_sha = dict(zip(old_invoices["customer_id"], old_invoices["pdf_sha256"],
+                            strict=True))
+        replaced = {c.customer_id: c.invoice_number for c in changes}
+
+        def current_number(cid: str) -> str | None:
+            return number_of.get(cid) if cid in replaced else kept.get(cid)
+
+        ids = new_inv["customer_id"].to_list()
+        state = new_inv.with_columns(
+            invoice_number=pl.Series([current_number(c) for c in ids], dtype=pl.String),
+            issued_in_revision=pl.Series(
+                [revision if c in number_of else (None if c in replaced else kept_rev.get(c))
+                 for c in ids], dtype=pl.Int64),
+            replaces=pl.Series([replaced.get(c) if c in number_of else None for c in ids],
+                               dtype=pl.String),
+            pdf_sha256=pl.Series([None if c in replaced else kept_sha.get(c) for c in ids],
+                                 dtype=pl.String),
+        )
+        state_items = computed.assembled.line_items.drop("invoice_number").join(
+            state.select("customer_id", "invoice_number"), on="customer_id", how="left"
+        ).select(list(old_items.columns))
+        replacement = Assembled(
+            line_items=state_items.filter(pl.col("customer_id").is_in(list(number_of))),
+            invoices=state.filter(pl.col("customer_id").is_in(list(number_of))),
+        )
+        credit = Assembled(line_items=cn_lines.select(list(old_items.columns)),
+                           invoices=cn_invoices)
+
+        staging = Staging(issued.root / REVISIONS, f"{revision:03d}")
+        try:
+            run_id = f"{month.compact}-r{revision}-{computed.inputs_digest[:12]}"
+            common: dict[str, Any] = dict(
+                run_id=run_id, inputs_digest=computed.inputs_digest,
+                software_version=__version__, seller=seller, issue_date=issue_date,
+                revision=revision,
+            )
+            pdf_sha: dict[str, str] = {}
+            cn_links = {n: {"credits_invoice": inv} for n, inv in
+                        zip(credit_numbers, credited["invoice_number"], strict=True)}
+            docs = build_documents(credit, computed.inputs.customers, computed.inputs.apps,
+                                   computed.versions, month, kind="credit_note",
+                                   links=cn_links, **common)
+            for number, pdf in render(docs):
+                pdf_sha[number] = staging.write_bytes(f"credit_notes/{number}.pdf", pdf)
+            inv_links = {number_of[c]: {"replaces_invoice": old}
+                         for c in number_of if (old := replaced.get(c))}
+            docs = build_documents(replacement, computed.inputs.customers, computed.inputs.apps,
+                                   computed.versions, month, links=inv_links, **common)
+            for number, pdf in render(docs):
+                pdf_sha[number] = staging.write_bytes(f"invoices/{number}.pdf", pdf)
+
+            def with_sha(frame: pl.DataFrame, col: str) -> pl.DataFrame:
+                return frame.with_columns(pdf_sha256=pl.coalesce(
+                    pl.col(col).replace_strict(pdf_sha, default=None, return_dtype=pl.String),
+                    pl.col("pdf_sha256")))
+
+            state = with_sha(state, "invoice_number")
+            notes = with_sha(credited.select(
+                "credit_note_number", credits_invoice="invoice_number", customer_id="customer_id",
+                currency="currency", subtotal=-pl.col("subtotal"), tax=-pl.col("tax"),
+                total=-pl.col("total"), pdf_sha256=pl.lit(None, dtype=pl.String),
+            ).cast(CREDIT_NOTE_SCHEMA), "credit_note_number")  # type: ignore[arg-type]
+            staging.write_parquet("line_items.parquet", state_items)
+            staging.write_parquet("invoices.parquet", state)
+            staging.write_parquet("credit_notes.parquet", notes)
+            staging.write_parquet("credit_note_items.parquet", cn_lines.select(
+                list(old_items.columns)))
+            staging.write_parquet("rejected_rows.parquet", computed.usage.rejected)
+            staging.write_parquet("anomalies.parquet", computed.anomalies)
+            manifest = manifest_for(computed, dict(staging.hashes), timer)
+            manifest["revision"] = {
+                "number": revision,
+                "reason": reason,
+                "operator": operator(),
+                "created_at": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
+                "issue_date": issue_date.isoformat(),
+                "previous_manifest_sha256": latest.manifest_sha256,
+                "previous_revision": latest.number,
+                "credit_notes": [{"number": n, "credits": inv} for n, inv in
+                                 zip(credit_numbers, credited["invoice_number"], strict=True)],
+                "invoices": [{"number": number_of[c], "replaces": replaced.get(c)}
+                             for c in sorted(number_of)],
+            }
+            manifest["outputs"] = dict(sorted(staging.hashes.items()))
+            staging.write_manifest(manifest)
+            path = staging.commit()
+        except BaseException:
+            staging.discard()
+            raise
+        return ReissueResult(
+            revision, path,
+            tuple(zip(credit_numbers, credited["invoice_number"].to_list(), strict=True)),
+            tuple((number_of[c], replaced.get(c)) for c in sorted(number_of)),
+            diff,
+        )
+

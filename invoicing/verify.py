@@ -1,0 +1,118 @@
+"""`verify`: prove that a published month still matches its inputs.
+
+Four checks, each reported as one line naming the file:
+
+1. every file listed in each revision's manifest exists with the recorded SHA-256, no
+   unlisted file sits among them, and each revision names the SHA-256 of the previous
+   revision's manifest (the chain is intact);
+2. the input files have the hashes the latest manifest recorded;
+3. the month recomputed from the inputs equals the published line items and totals;
+4. the line items embedded in every current PDF equal the recomputed ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from invoicing.evidence import read_attachment
+from invoicing.issued import REVISIONS, IssuedMonth, Revision
+from invoicing.load import sha256_file
+from invoicing.locking import month_lock
+from invoicing.pipeline import compute_month
+from invoicing.pricing.lines import LINE_SCHEMA
+from invoicing.publish import MANIFEST
+from invoicing.reprocess import changed_inputs, compare, issued_month
+from invoicing.timeframe import Month
+
+
+@dataclass
+class VerifyReport:
+    """Counts of what was checked, and one line per mismatch."""
+
+    files: int = 0
+    pdfs: int = 0
+    line_items: int = 0
+    revisions: int = 0
+    mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def _check_files(rev: Revision, previous: Revision | None, report: VerifyReport) -> None:
+    listed = rev.manifest.get("outputs", {})
+    for relative, expected in sorted(listed.items()):
+        path = rev.path / relative
+        report.files += 1
+        if not path.is_file():
+            report.mismatches.append(f"{path}: missing (listed in {rev.path / MANIFEST})")
+        elif sha256_file(path) != expected:
+            report.mismatches.append(f"{path}: SHA-256 differs from {rev.path / MANIFEST}")
+    for path in sorted(p for p in rev.path.rglob("*") if p.is_file()):
+        relative = path.relative_to(rev.path).as_posix()
+        if relative == MANIFEST or relative.startswith(f"{REVISIONS}/"):
+            continue
+        if relative not in listed:
+            report.mismatches.append(f"{path}: not listed in {rev.path / MANIFEST}")
+    if previous is not None:
+        link = rev.manifest.get("revision", {}).get("previous_manifest_sha256")
+        if link != previous.manifest_sha256:
+            report.mismatches.append(
+                f"{rev.path / MANIFEST}: previous_manifest_sha256 does not match "
+                f"{previous.path / MANIFEST}")
+
+
+def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path | None = None
+                 ) -> VerifyReport:
+    report = VerifyReport()
+    with month_lock(out_dir, month):
+        issued: IssuedMonth = issued_month(out_dir, month)
+        revisions = issued.revisions()
+        report.revisions = len(revisions)
+        for i, rev in enumerate(revisions):
+            _check_files(rev, revisions[i - 1] if i else None, report)
+
+        latest = revisions[-1]
+        policy = latest.manifest.get("options", {}).get("on_conflict", "error")
+        computed = compute_month(input_dir, month, pricebook, policy)
+        for path in changed_inputs(latest.manifest, computed):
+            report.mismatches.append(
+                f"{input_dir / path}: input differs from {latest.path / MANIFEST} (SHA-256)")
+
+        items, invoices = issued.current_state()
+        report.line_items = items.height
+        for change in compare(items, invoices, computed.assembled):
+            for ln in change.lines:
+                report.mismatches.append(
+                    f"{latest.path / 'line_items.parquet'}: customer {change.customer_id} app "
+                    f"{ln.sdk_app_id} {ln.item}: published {ln.old_amount}, recomputed "
+                    f"{ln.new_amount}")
+            if not change.lines:
+                report.mismatches.append(
+                    f"{latest.path / 'invoices.parquet'}: customer {change.customer_id}: "
+                    f"published total {change.old_total}, recomputed {change.new_total}")
+
+        # Each current PDF carries its own copy of the lines; compare it with the
+        # recomputation for that invoice number.
+        recomputed = computed.assembled.line_items.drop("invoice_number").join(
+            invoices.select("customer_id", "invoice_number"), on="customer_id")
+        by_rev = {r.number: r for r in revisions}
+        cols = ["invoice_number", *LINE_SCHEMA]
+        for number, rev_no in invoices.filter(pl.col("invoice_number").is_not_null()).select(
+                "invoice_number", "issued_in_revision").rows():
+            pdf = by_rev[int(rev_no)].path / "invoices" / f"{number}.pdf"
+            report.pdfs += 1
+            try:
+                embedded = read_attachment(pdf)
+            except (OSError, ValueError) as exc:
+                report.mismatches.append(f"{pdf}: cannot read embedded line items ({exc})")
+                continue
+            expected = recomputed.filter(pl.col("invoice_number") == number).select(cols)
+            if not embedded.select(cols).equals(expected):
+                report.mismatches.append(
+                    f"{pdf}: embedded line items differ from the recomputed month")
+    return report
