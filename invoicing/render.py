@@ -1,0 +1,285 @@
+"""Render stage: one `InvoiceDocument` in, one PDF (or its HTML) out.
+
+`InvoiceRenderer` is built once per run and reused for every customer. What is
+expensive in WeasyPrint is start-up, parsing the stylesheet and registering the
+big CJK fonts; laying out one invoice is cheap in comparison. So the Jinja2
+environment, the parsed `CSS` and the `FontConfiguration` live as long as the
+renderer does (STYLE.md, "keep one renderer alive across many documents").
+
+Three properties matter more than looks:
+
+* Customer data is untrusted. Every template is autoescaped, and WeasyPrint may
+  read nothing but files inside the templates folder (`TemplatesOnlyFetcher`),
+  so an address holding ``<img src="file:///etc/passwd">`` prints as text and a
+  stylesheet can never reach the network.
+* The output is byte-reproducible. Dates in the PDF come from the invoice's
+  issue date, and the PDF ``/ID`` is a hash of the rendered HTML, so rerunning
+  a month gives the same ``pdf_sha256`` in ``invoices.parquet``.
+* Labels come from the gettext catalogue (`invoicing.i18n.translations`) and
+  every figure is formatted by `invoicing.i18n`; the template adds no arithmetic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+from weasyprint import CSS, HTML
+from weasyprint.text.fonts import FontConfiguration
+from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
+
+from invoicing import i18n
+from invoicing.documents import InvoiceDocument
+
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE_NAME = "invoice.html"
+STYLESHEET_NAME = "invoice.css"
+
+#: Placeholders the template passes through gettext for the page counter; the
+#: translated text around them becomes CSS strings (see `page_counter_css`).
+PAGE_TOKEN = "{page}"
+PAGES_TOKEN = "{pages}"
+
+
+class RenderError(Exception):
+    """A document could not be rendered (missing template resource, refused URL, ...).
+
+    WeasyPrint reports a fatal fetch failure as a ``BaseException``; it is turned
+    into this ordinary exception so the CLI can print one line and exit non-zero.
+    """
+
+
+class ResourceRefusedError(ValueError):
+    """WeasyPrint asked for a resource outside the templates folder."""
+
+
+class TemplatesOnlyFetcher(URLFetcher):
+    """A WeasyPrint URL fetcher that serves only files inside one folder.
+
+    WeasyPrint 70 expects a `URLFetcher` instance (it reads ``_fail_on_errors``
+    from it), so this subclasses it and replaces `fetch`. Everything that is not
+    a ``file:`` URL resolving, after symlinks and ``..`` are resolved, to a file
+    under ``root`` is refused: ``http(s):``, ``data:``, ``file:///etc/passwd``,
+    ``fonts/../../secret``. ``fail_on_errors`` makes a refused or missing
+    resource stop the rendering instead of printing a PDF with a fallback font
+    or a missing logo.
+    """
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(allowed_protocols=("file",), fail_on_errors=True)
+        self.root = root.resolve()
+
+    def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
+        """Return the file behind ``url`` or raise `ResourceRefusedError`."""
+        path = self.resolve(url)
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return URLFetcherResponse(
+            url=path.as_uri(), body=path.read_bytes(), headers={"Content-Type": content_type}
+        )
+
+    def resolve(self, url: str) -> Path:
+        """Map an allowed ``file:`` URL to its real path inside the root, or raise."""
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "file":
+            raise ResourceRefusedError(f"refused non-file URL: {url}")
+        if parts.netloc not in ("", "localhost"):
+            raise ResourceRefusedError(f"refused file URL on another host: {url}")
+        path = Path(url2pathname(parts.path)).resolve()  # url2pathname percent-decodes
+        if not path.is_relative_to(self.root):
+            raise ResourceRefusedError(f"refused file outside {self.root}: {url}")
+        if not path.is_file():
+            raise ResourceRefusedError(f"no such template resource: {url}")
+        return path
+
+
+class InvoiceRenderer:
+    """Render invoices to HTML and PDF; create once, call for many documents.
+
+    The gettext functions of the Jinja2 environment are swapped per document
+    under a lock, so concurrent calls are safe but serialised; to render in
+    parallel, give each worker process its own renderer.
+    """
+
+    def __init__(self, templates_dir: Path | None = None) -> None:
+        self.templates_dir = (templates_dir or DEFAULT_TEMPLATES_DIR).resolve()
+        self.url_fetcher = TemplatesOnlyFetcher(self.templates_dir)
+        self.base_url = self.templates_dir.as_uri() + "/"
+        self._lock = threading.Lock()
+        self.env = Environment(
+            loader=FileSystemLoader(self.templates_dir),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            undefined=StrictUndefined,
+            extensions=["jinja2.ext.i18n"],
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        # `{% trans %}` blocks span lines in the template; trimming keeps the
+        # msgids in the catalogue on one line.
+        self.env.policies["ext.i18n.trimmed"] = True
+        self.env.filters.update(
+            format_money=i18n.format_money,
+            format_unit_price=i18n.format_unit_price,
+            format_date=i18n.format_date,
+            format_date_range=i18n.format_date_range,
+            format_int=i18n.format_int,
+            format_rate=i18n.format_rate,
+            format_tier=format_tier,
+            keep_words=keep_words,
+            page_counter_css=page_counter_css,
+        )
+        # The i18n extension compiles `{% trans %}` differently for new-style
+        # gettext (variables substituted and escaped by the gettext wrapper), so
+        # that style must be switched on before the template is compiled.
+        self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+        self.template = self.env.get_template(TEMPLATE_NAME)
+        self.font_config = FontConfiguration()
+        try:
+            self.css = CSS(
+                url=self.base_url + STYLESHEET_NAME,
+                base_url=self.base_url,
+                url_fetcher=self.url_fetcher,
+                font_config=self.font_config,
+            )
+        except FatalURLFetchingError as exc:
+            raise RenderError(f"cannot load {STYLESHEET_NAME}: {exc.__cause__ or exc}") from exc
+
+    def render_html(self, doc: InvoiceDocument, draft: bool = False) -> str:
+        """Return the invoice as HTML, labels in the document's locale.
+
+        ``draft=True`` adds a "DRAFT" watermark on every page and to the title,
+        for previews that must never be mistaken for an issued invoice.
+        """
+        translations = i18n.translations(doc.locale)
+        with self._lock:
+            self.env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+            return self.template.render(
+                doc=doc,
+                draft=draft,
+                html_lang=i18n.html_lang(doc.locale),
+                loc=doc.locale,
+                cur=doc.currency,
+                page_token=PAGE_TOKEN,
+                pages_token=PAGES_TOKEN,
+            )
+
+    def render_pdf(self, doc: InvoiceDocument, draft: bool = False) -> bytes:
+        """Return the invoice as PDF bytes, identical for identical documents.
+
+        The PDF ``/ID`` is the first 16 bytes of the SHA-256 of the HTML (which
+        holds every printed figure plus run id and inputs digest), and the PDF
+        dates come from ``<meta name="dcterms.created">`` set to the issue date,
+        so no clock or random value reaches the file. The embedded font subsets
+        are pinned too (see `_source_date_epoch`).
+
+        Bytes are identical for the same document *and the same stack*: another
+        WeasyPrint, HarfBuzz or fontTools version, or a machine with/without
+        ``libharfbuzz-subset``, subsets fonts differently.
+        """
+        html = self.render_html(doc, draft=draft)
+        identifier = hashlib.sha256(html.encode("utf-8")).digest()[:16]
+        try:
+            with self._lock, _source_date_epoch(doc.issue_date):
+                pdf = HTML(
+                    string=html, base_url=self.base_url, url_fetcher=self.url_fetcher
+                ).write_pdf(
+                    stylesheets=[self.css],
+                    font_config=self.font_config,
+                    pdf_identifier=identifier,
+                )
+        except FatalURLFetchingError as exc:
+            raise RenderError(
+                f"{doc.invoice_number}: template resource refused or missing: "
+                f"{exc.__cause__ or exc}"
+            ) from exc
+        if not isinstance(pdf, bytes):  # write_pdf() without a target returns bytes
+            raise RenderError(f"{doc.invoice_number}: WeasyPrint returned no PDF bytes")
+        return pdf
+
+
+@contextmanager
+def _source_date_epoch(day: date) -> Iterator[None]:
+    """Pin ``SOURCE_DATE_EPOCH`` to ``day`` (UTC midnight) while a PDF is written.
+
+    Without ``libharfbuzz-subset`` WeasyPrint subsets fonts with fontTools, which
+    stamps each subset's ``head.modified`` with the current time unless
+    ``SOURCE_DATE_EPOCH`` is set; the PDF bytes would then change every second.
+    The variable is process-wide, so it is restored afterwards and the caller
+    holds the renderer's lock.
+    """
+    previous = os.environ.get("SOURCE_DATE_EPOCH")
+    epoch = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+    os.environ["SOURCE_DATE_EPOCH"] = str(int(epoch))
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = previous
+
+
+def format_tier(tier: str, locale: str) -> str:
+    """Format an add-on tier: numeric tiers (``"3000"``) get the locale's grouping."""
+    return i18n.format_int(int(tier), locale) if tier.isdigit() else tier
+
+
+def keep_words(text: str, locale: str) -> Markup:
+    """Wrap each space-separated word of a Korean label in a no-wrap span.
+
+    Korean separates words with spaces, but line breaking (UAX 14) may split a
+    word between any two syllables, and WeasyPrint 70 ignores ``word-break:
+    keep-all``. Other languages are returned escaped and unchanged: Chinese has
+    no spaces, so a no-wrap span would stop its lines from breaking at all.
+    """
+    escaped = escape(text)
+    if not locale.startswith("ko"):
+        return escaped
+    return Markup(" ").join(
+        Markup('<span class="kw">{}</span>').format(word) for word in escaped.split(" ") if word
+    )
+
+
+_TOKEN_RE = re.compile("(" + re.escape(PAGE_TOKEN) + "|" + re.escape(PAGES_TOKEN) + ")")
+
+
+def page_counter_css(label: str) -> Markup:
+    """Turn a translated "Page {page} of {pages}" into a CSS ``content`` value.
+
+    Page numbers only exist in CSS (``counter(page)``), and word order differs
+    between languages ("3페이지 중 1페이지"), so the translated sentence is
+    split at the placeholders and each piece becomes an escaped CSS string.
+    Characters that could end a string or the ``<style>`` element are written as
+    CSS hex escapes; the result is safe inside ``<style>``.
+    """
+    pieces: list[str] = []
+    for token in _TOKEN_RE.split(str(label)):
+        if token == PAGE_TOKEN:
+            pieces.append("counter(page)")
+        elif token == PAGES_TOKEN:
+            pieces.append("counter(pages)")
+        elif token:
+            pieces.append(_css_string(token))
+    return Markup(" ".join(pieces) or '""')
+
+
+def _css_string(text: str) -> str:
+    """Quote ``text`` as a CSS string, hex-escaping anything that is not plain text."""
+    out = []
+    for char in text:
+        if char.isalnum() or char in " .,:;()/-" or (ord(char) > 0x7F and char.isprintable()):
+            out.append(char)
+        else:
+            out.append(f"\\{ord(char):06x}")
+    return '"' + "".join(out) + '"'
