@@ -22,6 +22,7 @@ Three properties matter more than looks:
 from __future__ import annotations
 
 import hashlib
+import io
 import mimetypes
 import os
 import re
@@ -36,14 +37,17 @@ from urllib.request import url2pathname
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
-from weasyprint import CSS, HTML
+from weasyprint import CSS, HTML, Attachment
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
 from invoicing import i18n
 from invoicing.documents import InvoiceDocument
+from invoicing.evidence import ATTACHMENT_NAME, attachment_csv
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+#: Archival PDF that may carry attachments (ISO 19005-3, level B).
+PDF_VARIANT = "pdf/a-3b"
 TEMPLATE_NAME = "invoice.html"
 STYLESHEET_NAME = "invoice.css"
 
@@ -189,6 +193,19 @@ class InvoiceRenderer:
         """
         html = self.render_html(doc, draft=draft)
         identifier = hashlib.sha256(html.encode("utf-8")).digest()[:16]
+        stamp = datetime(doc.issue_date.year, doc.issue_date.month, doc.issue_date.day,
+                         tzinfo=UTC)
+        # PDF/A-3b allows embedded files: the document's own line items travel with it
+        # (AFRelationship "Data": the data the document renders), so an auditor can
+        # extract the numbers and `verify` can compare them with a recomputation.
+        line_items = Attachment(
+            file_obj=io.BytesIO(attachment_csv(doc)),
+            name=ATTACHMENT_NAME,
+            description="Line items of this document (columns of line_items.parquet)",
+            created=stamp,
+            modified=stamp,
+            relationship="Data",
+        )
         try:
             with self._lock, _source_date_epoch(doc.issue_date):
                 pdf = HTML(
@@ -197,6 +214,8 @@ class InvoiceRenderer:
                     stylesheets=[self.css],
                     font_config=self.font_config,
                     pdf_identifier=identifier,
+                    pdf_variant=PDF_VARIANT,
+                    attachments=[line_items],
                 )
         except FatalURLFetchingError as exc:
             raise RenderError(
