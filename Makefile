@@ -41,5 +41,10 @@ sample: setup
 bench: setup
 	$(BIN)/python -m benchmarks.run
 
+## Refresh the README's pictures: first pages of two sample invoices, rendered by pdftoppm.
+preview-png: run
+	pdftoppm -png -r 80 -f 1 -l 1 -singlefile $(OUT)/2026-10/invoices/IM-202610-000001.pdf docs/sample-invoice-en
+	pdftoppm -png -r 80 -f 1 -l 1 -singlefile $(OUT)/2026-10/invoices/IM-202610-000007.pdf docs/sample-invoice-ko
+
 clean:
 	rm -rf $(OUT) .stamp-system .stamp-venv $(VENV) .pytest_cache .mypy_cache .ruff_cache
