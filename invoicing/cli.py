@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,10 +20,10 @@ from typing import Any, TypeVar
 import click
 
 from invoicing import __version__
-from invoicing.documents import InvoiceDocument
 from invoicing.errors import InvoicingError, VerifyMismatchError
 from invoicing.money import in_minor_units
 from invoicing.pipeline import RunResult, run_month, totals_per_currency
+from invoicing.render_pool import default_workers, make_renderer
 from invoicing.reprocess import MonthDiff
 from invoicing.timeframe import Month
 
@@ -94,15 +94,12 @@ def load_seller(templates_dir: Path = TEMPLATES_DIR) -> tuple[str, ...]:
     return tuple(line for line in lines if line)
 
 
-def sequential_renderer() -> Callable[[Iterator[InvoiceDocument]], Iterator[tuple[str, bytes]]]:
-    def render(docs: Iterator[InvoiceDocument]) -> Iterator[tuple[str, bytes]]:
-        from invoicing.render import InvoiceRenderer
-
-        renderer = InvoiceRenderer()
-        for doc in docs:
-            yield doc.invoice_number, renderer.render_pdf(doc)
-
-    return render
+def render_options(func: F) -> F:
+    """Options shared by every command that renders PDFs."""
+    func = click.option(
+        "--workers", type=click.IntRange(min=1), default=default_workers, show_default="all cores",
+        help="Processes rendering PDFs in parallel.")(func)
+    return func
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -123,15 +120,17 @@ def main(verbose: bool) -> None:
 @month_inputs
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Output root; the month is written to <out>/<YYYY-MM>/.")
+@render_options
 @reports_errors
 def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-        out_dir: Path) -> None:
+        out_dir: Path, workers: int) -> None:
     """Compute a month's charges and publish its invoices.
 
     Writes <out>/<YYYY-MM>/ atomically: a PDF per invoiced customer, line_items.parquet,
     invoices.parquet, rejected_rows.parquet, anomalies.parquet and manifest.json. Safe
     to retry: if the month is already published from identical inputs, nothing changes
-    and the exit code is 0; if the inputs differ, it refuses (exit 5).
+    and the exit code is 0; if the inputs differ, it refuses (exit 5). Progress goes to
+    stderr: a bar on a terminal, a line per tenth of the invoices otherwise.
 
     \b
     Example:
@@ -140,7 +139,7 @@ def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
     result = run_month(
         input_dir, out_dir, month, pricebook=pricebook,
         on_conflict=on_conflict,  # type: ignore[arg-type]
-        render=sequential_renderer(), seller=load_seller(),
+        render=make_renderer(workers), seller=load_seller(),
     )
     click.echo(summary(result))
 
@@ -200,9 +199,10 @@ def diff_text(result: MonthDiff) -> str:
 @click.option("--reason", required=True, help="Why the month is reissued (kept in the manifest).")
 @click.option("--issue-date", type=click.DateTime(formats=["%Y-%m-%d"]),
               help="Date printed on the credit notes and replacements. Default: today (UTC).")
+@render_options
 @reports_errors
 def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-            out_dir: Path, reason: str, issue_date: Any) -> None:
+            out_dir: Path, reason: str, issue_date: Any, workers: int) -> None:
     """Issue credit notes and replacement invoices for customers whose charges changed.
 
     Writes <out>/<YYYY-MM>/revisions/NNN/ and leaves every issued file untouched. Each
@@ -219,7 +219,7 @@ def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
     from invoicing.reprocess import reissue_month
 
     result = reissue_month(
-        input_dir, out_dir, month, reason=reason, render=sequential_renderer(),
+        input_dir, out_dir, month, reason=reason, render=make_renderer(workers),
         seller=load_seller(), pricebook=pricebook,
         on_conflict=None if on_conflict == "error" else on_conflict,  # type: ignore[arg-type]
         issue_date=issue_date.date() if issue_date else None,
@@ -269,9 +269,10 @@ def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: s
 @month_inputs
 @click.option("--drafts", type=click.Path(path_type=Path, file_okay=False),
               help="Also write draft PDFs, marked DRAFT, into this folder.")
+@render_options
 @reports_errors
 def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-            drafts: Path | None) -> None:
+            drafts: Path | None, workers: int) -> None:
     """Compute a month's charges without publishing or using up invoice numbers.
 
     Works for the month in progress too (charges to date). Prints one line per
@@ -296,16 +297,12 @@ def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
     counts = computed.usage.counts
     click.echo(f"  usage rows rejected: {counts.rejected}; anomalies: {computed.anomalies.height}")
     if drafts is not None:
-        from invoicing.render import InvoiceRenderer
-
         drafts.mkdir(parents=True, exist_ok=True)
-        renderer = InvoiceRenderer()
-        written = 0
-        for doc in documents(computed, load_seller()):
-            (drafts / f"DRAFT-{doc.invoice_number}.pdf").write_bytes(
-                renderer.render_pdf(doc, draft=True))
-            written += 1
-        click.echo(f"  wrote {written} draft PDF(s) to {drafts}")
+        total = int(inv["invoice_number"].is_not_null().sum())
+        render = make_renderer(workers, label="drafts", draft=True)
+        for number, pdf in render(documents(computed, load_seller()), total):
+            (drafts / f"DRAFT-{number}.pdf").write_bytes(pdf)
+        click.echo(f"  wrote {total} draft PDF(s) to {drafts}")
 
 
 def summary(result: RunResult) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -32,6 +32,7 @@ from invoicing.locking import month_lock
 from invoicing.pricebook import PriceBookVersion
 from invoicing.pricing import price_month
 from invoicing.publish import Staging
+from invoicing.render_pool import RenderFn
 from invoicing.timeframe import Month
 from invoicing.validate import (
     OnConflict,
@@ -236,7 +237,7 @@ def run_month(
     *,
     pricebook: Path | None = None,
     on_conflict: OnConflict = "error",
-    render: Callable[[Iterator[InvoiceDocument]], Iterator[tuple[str, bytes]]],
+    render: RenderFn,
     seller: tuple[str, ...],
 ) -> RunResult:
     """Compute, render and publish a month; safe to retry.
@@ -270,7 +271,8 @@ def run_month(
         try:
             pdf_hashes: dict[str, str] = {}
             with timer.stage("render"):
-                for number, pdf in render(documents(computed, seller)):
+                total = int(computed.assembled.invoices["invoice_number"].is_not_null().sum())
+                for number, pdf in render(documents(computed, seller), total):
                     pdf_hashes[number] = staging.write_bytes(f"invoices/{number}.pdf", pdf)
             with timer.stage("publish"):
                 invoices = computed.assembled.invoices.with_columns(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -23,7 +22,6 @@ import polars as pl
 
 from invoicing import __version__
 from invoicing.assemble import INVOICE_SCHEMA, Assembled, build_documents
-from invoicing.documents import InvoiceDocument
 from invoicing.errors import InvoicingError
 from invoicing.issued import REVISIONS, IssuedMonth
 from invoicing.locking import month_lock
@@ -31,6 +29,7 @@ from invoicing.money import MONEY, in_minor_units
 from invoicing.pipeline import Computed, StageTimer, compute_month, manifest_for
 from invoicing.pricing.lines import LINE_SCHEMA
 from invoicing.publish import Staging
+from invoicing.render_pool import RenderFn
 from invoicing.timeframe import Month
 from invoicing.validate import OnConflict
 
@@ -45,8 +44,6 @@ CREDIT_NOTE_SCHEMA: dict[str, pl.DataType] = {
     "total": MONEY,
     "pdf_sha256": pl.String(),
 }
-
-Renderer = Callable[[Iterator[InvoiceDocument]], Iterator[tuple[str, bytes]]]
 
 
 class NotPublishedError(InvoicingError):
@@ -248,7 +245,7 @@ def operator() -> str:
 
 
 def reissue_month(
-    input_dir: Path, out_dir: Path, month: Month, *, reason: str, render: Renderer,
+    input_dir: Path, out_dir: Path, month: Month, *, reason: str, render: RenderFn,
     seller: tuple[str, ...], pricebook: Path | None = None, on_conflict: OnConflict | None = None,
     issue_date: date | None = None, now: datetime | None = None,
 ) -> ReissueResult:
@@ -345,13 +342,13 @@ def reissue_month(
             docs = build_documents(credit, computed.inputs.customers, computed.inputs.apps,
                                    computed.versions, month, kind="credit_note",
                                    links=cn_links, **common)
-            for number, pdf in render(docs):
+            for number, pdf in render(docs, len(credit_numbers)):
                 pdf_sha[number] = staging.write_bytes(f"credit_notes/{number}.pdf", pdf)
             inv_links = {number_of[c]: {"replaces_invoice": old}
                          for c in number_of if (old := replaced.get(c))}
             docs = build_documents(replacement, computed.inputs.customers, computed.inputs.apps,
                                    computed.versions, month, links=inv_links, **common)
-            for number, pdf in render(docs):
+            for number, pdf in render(docs, len(fresh_numbers)):
                 pdf_sha[number] = staging.write_bytes(f"invoices/{number}.pdf", pdf)
 
             def with_sha(frame: pl.DataFrame, col: str) -> pl.DataFrame:

@@ -1,0 +1,118 @@
+"""Rendering many documents: one long-lived renderer per worker process, bounded memory,
+and progress a person or a log file can follow.
+
+Layout with WeasyPrint is CPU-bound Python, so documents are spread over processes
+(`--workers`, default: every core). Each worker builds one `InvoiceRenderer` at start
+(fonts and stylesheet parsed once) and renders the documents it is sent. At most
+`window` documents are in flight, so memory stays flat however many customers the
+month has, and results come back in submission order so the output never depends on
+scheduling.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import TextIO
+
+import click
+
+from invoicing.documents import InvoiceDocument
+
+RenderFn = Callable[[Iterator[InvoiceDocument], int], Iterator[tuple[str, bytes]]]
+
+_worker_renderer = None
+
+
+def _init_worker() -> None:
+    global _worker_renderer
+    from invoicing.render import InvoiceRenderer
+
+    _worker_renderer = InvoiceRenderer()
+
+
+def _render_one(doc: InvoiceDocument, draft: bool) -> tuple[str, bytes]:
+    assert _worker_renderer is not None
+    return doc.invoice_number, _worker_renderer.render_pdf(doc, draft=draft)
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
+class Progress:
+    """A bar on a terminal; otherwise one log line per tenth of the work.
+
+    Lines carry counts only (no timings), so logs of identical runs are identical.
+    """
+
+    def __init__(self, label: str, total: int, stream: TextIO | None = None,
+                 tty: bool | None = None):
+        self.label = label
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.done = 0
+        self.tty = self.stream.isatty() if tty is None else tty
+        self._bar = None
+        self._next_report = 1
+        if self.tty and total:
+            self._bar = click.progressbar(length=total, label=label, file=self.stream,
+                                          show_pos=True, show_eta=True)
+            self._bar.__enter__()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+            return
+        step = max(1, -(-self.total // 10))  # ceil: about ten lines in all
+        if self.done >= self._next_report * step or self.done == self.total:
+            percent = 100 * self.done // self.total if self.total else 100
+            print(f"{self.label}: {self.done}/{self.total} ({percent}%)", file=self.stream,
+                  flush=True)
+            self._next_report = self.done // step + 1
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def make_renderer(workers: int, label: str = "rendering", stream: TextIO | None = None,
+                  tty: bool | None = None, draft: bool = False) -> RenderFn:
+    """A render function for `pipeline.run_month`: documents in, (number, PDF) out."""
+
+    def render(docs: Iterator[InvoiceDocument], total: int) -> Iterator[tuple[str, bytes]]:
+        progress = Progress(label, total, stream, tty)
+        try:
+            if workers <= 1 or total <= 1:
+                from invoicing.render import InvoiceRenderer
+
+                renderer = InvoiceRenderer()
+                for doc in docs:
+                    yield doc.invoice_number, renderer.render_pdf(doc, draft=draft)
+                    progress.advance()
+                return
+            # forkserver, not fork: Polars' thread pool must not be forked mid-flight.
+            context = multiprocessing.get_context("forkserver")
+            window = 8 * workers
+            with ProcessPoolExecutor(workers, mp_context=context,
+                                     initializer=_init_worker) as pool:
+                pending: deque[Future[tuple[str, bytes]]] = deque()
+                for doc in docs:
+                    pending.append(pool.submit(_render_one, doc, draft))
+                    if len(pending) >= window:
+                        yield pending.popleft().result()
+                        progress.advance()
+                while pending:
+                    yield pending.popleft().result()
+                    progress.advance()
+        finally:
+            progress.close()
+
+    return render
