@@ -8,6 +8,11 @@ the month) are not decided here: `validate` turns them into rejected rows.
 Tables may be Parquet or CSV (SPEC §2). Usage may be spread over any number of files
 at any depth under ``usage/``; each usage row keeps the index of its file and its
 1-based row number so a rejected row can be traced back to its source.
+
+Columns beyond those of SPEC §2 are ignored (an export may carry more than we bill
+on); only the listed columns are read. CSV tables must be UTF-8 (a byte-order mark is
+allowed) and comma-separated, with RFC 4180 quoting, so a quoted field may hold a
+newline; row numbers count data rows, not lines.
 """
 
 from __future__ import annotations
@@ -174,7 +179,12 @@ def _read_csv(
 ) -> pl.DataFrame:
     """Read a CSV as text, then cast each column strictly, naming the first bad row."""
     try:
-        raw = pl.read_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=False)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(Source(label), f"not a readable CSV file ({exc})") from None
+    _check_csv_text(data, label)
+    try:
+        raw = pl.read_csv(data, infer_schema=False, encoding="utf8", raise_if_empty=False)
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, OSError) as exc:
         reason = str(exc).splitlines()[0]
         raise InputError(Source(label), f"not a readable CSV file ({reason})") from None
@@ -182,11 +192,8 @@ def _read_csv(
     raw = raw.rename({c: c.lstrip("\ufeff").strip() for c in raw.columns})
     for name in columns:
         if name not in raw.columns and name not in optional:
-            hint = ""
-            if len(raw.columns) == 1 and any(d in raw.columns[0] for d in ";\t|"):
-                hint = "; the file seems to use another delimiter than ','"
             raise InputError(Source(label, name), f"missing column (the file has: "
-                             f"{', '.join(raw.columns) or 'no columns'}){hint}")
+                             f"{', '.join(raw.columns) or 'no columns'})")
     out = {}
     for name, dtype in columns.items():
         if name not in raw.columns:
@@ -207,6 +214,36 @@ def _read_csv(
                              f"found {text[row - 1]!r}")
         out[name] = cast
     return pl.DataFrame(out)
+
+
+_DELIMITERS = {";": "';'", "\t": "a tab", "|": "'|'"}
+
+
+def _check_csv_text(data: bytes, label: str) -> None:
+    """Refuse a CSV that is not UTF-8 or not comma-separated, before parsing it.
+
+    Parsed blindly, a ``;``-separated export fails deep in the CSV reader (or, with
+    quoted newlines, reports a row count mismatch) without saying why; a CP949 or
+    Latin-1 export fails without saying where.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(Source(label), f"not UTF-8: byte 0x{data[exc.start]:02x} on line "
+                         f"{line} cannot be decoded; export the table as UTF-8") from None
+    if text.count('"') % 2:
+        # Quotes pair up in RFC 4180 (an escaped quote is doubled), so the last one opens
+        # a field that never closes; the reader would only say it could not parse it.
+        line = text.count("\n", 0, text.rfind('"')) + 1
+        raise InputError(Source(label), f"a quoted field opened on line {line} is never "
+                         "closed (unbalanced '\"')")
+    header = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
+    if "," not in header:
+        for delimiter, name in _DELIMITERS.items():
+            if delimiter in header:
+                raise InputError(Source(label), f"the header is separated by {name}, not ','; "
+                                 f"export the table as comma-separated CSV (header: {header!r})")
 
 
 def _read_table(
@@ -238,6 +275,29 @@ def _scan_usage_file(path: Path, label: str, file_id: int) -> tuple[pl.LazyFrame
         source_row=pl.col("source_row").cast(pl.Int64),
     )
     return lazy, rows
+
+
+def find_unreadable_usage(inputs: Inputs) -> InputError | None:
+    """The error naming the first usage file (and column) whose data cannot be decoded.
+
+    `load_inputs` checks each Parquet footer, but a corrupt data page only shows when
+    the lazy usage scan is collected, in `validate`. When that fails, this reads the
+    files one column at a time to name the culprit; None if every file reads (the
+    failure was something else).
+    """
+    for label in inputs.usage_files:
+        path = inputs.input_dir / label
+        if path.suffix != ".parquet":
+            continue
+        names = pq.read_schema(path).names
+        for column in (c for c in USAGE_COLUMNS if c in names):
+            try:
+                pl.scan_parquet(path).select(column).collect()
+            except (pl.exceptions.PolarsError, OSError) as exc:
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                return InputError(Source(label, column), "not a readable Parquet file: the "
+                                  f"data cannot be decoded ({reason})")
+    return None
 
 
 def load_inputs(input_dir: Path, pricebook_path: Path | None = None) -> Inputs:
@@ -280,8 +340,8 @@ def load_inputs(input_dir: Path, pricebook_path: Path | None = None) -> Inputs:
         files.append(InputFile(label, sha256_file(path), frame.height))
 
     pb_path = pricebook_path if pricebook_path is not None else input_dir / "pricebook.toml"
-    pricebook = load_pricebook(pb_path)
     pb_label = _relative(pb_path, input_dir)
+    pricebook = load_pricebook(pb_path, pb_label)
     files.append(InputFile(pb_label, pricebook.sha256, None))
     table_paths["pricebook"] = pb_label
 

@@ -31,7 +31,7 @@ from invoicing.load import Inputs, load_inputs
 from invoicing.locking import month_lock
 from invoicing.pricebook import PriceBookVersion
 from invoicing.pricing import price_month
-from invoicing.publish import Staging
+from invoicing.publish import Staging, remove_stale_staging
 from invoicing.render_pool import RenderFn
 from invoicing.timeframe import Month
 from invoicing.validate import (
@@ -248,6 +248,7 @@ def run_month(
     timer = StageTimer()
     with month_lock(out_dir, month):
         month_dir = out_dir / month.label
+        remove_stale_staging(out_dir, month.label)
         if month_dir.exists():
             # A retry only needs the inputs' hashes to know whether anything changed.
             with timer.stage("load"):

@@ -91,21 +91,25 @@ class PriceBook:
         return max(candidates, key=lambda v: v.effective_from, default=None)
 
 
-def load_pricebook(path: Path) -> PriceBook:
-    """Read and check a price book file; raise `InputError` naming the bad key."""
+def load_pricebook(path: Path, label: str | None = None) -> PriceBook:
+    """Read and check a price book file; raise `InputError` naming the bad key.
+
+    `label` is how errors name the file (the input-relative path); default: the path.
+    """
+    label = label or str(path)
     if not path.is_file():
-        raise InputError(Source(str(path)), "price book not found")
+        raise InputError(Source(label), "price book not found")
     raw = path.read_bytes()
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(Source(str(path)), f"not valid TOML: {exc}") from None
+        raise InputError(Source(label), f"not valid TOML: {exc}") from None
     versions_raw = doc.get("version")
     if not isinstance(versions_raw, list) or not versions_raw:
-        raise InputError(Source(str(path)), "no [[version]] tables")
+        raise InputError(Source(label), "no [[version]] tables")
     versions = tuple(
         sorted(
-            (_parse_version(path, i, v) for i, v in enumerate(versions_raw, start=1)),
+            (_parse_version(label, i, v) for i, v in enumerate(versions_raw, start=1)),
             key=lambda v: (v.currency, v.effective_from),
         )
     )
@@ -113,7 +117,7 @@ def load_pricebook(path: Path) -> PriceBook:
     for v in versions:
         if (v.currency, v.effective_from) in seen:
             raise InputError(
-                Source(str(path)),
+                Source(label),
                 f"two versions for {v.currency} with effective_from {v.effective_from}",
             )
         seen.add((v.currency, v.effective_from))
@@ -123,15 +127,15 @@ def load_pricebook(path: Path) -> PriceBook:
 class _Reader:
     """Typed access to one [[version]] table that names the key on every error."""
 
-    def __init__(self, path: Path, index: int, table: Any):
-        self.path = path
+    def __init__(self, label: str, index: int, table: Any):
+        self.label = label
         self.index = index
         if not isinstance(table, dict):
             self.fail("version", "must be a table")
         self.table: dict[str, Any] = table
 
     def fail(self, key: str, message: str) -> None:
-        raise InputError(Source(str(self.path)), f"version #{self.index}, key {key!r}: {message}")
+        raise InputError(Source(self.label), f"version #{self.index}, key {key!r}: {message}")
 
     def get(self, key: str) -> Any:
         node: Any = self.table
@@ -173,8 +177,8 @@ class _Reader:
         return int(value)
 
 
-def _parse_version(path: Path, index: int, table: Any) -> PriceBookVersion:
-    r = _Reader(path, index, table)
+def _parse_version(label: str, index: int, table: Any) -> PriceBookVersion:
+    r = _Reader(label, index, table)
     effective_from = r.get("effective_from")
     if not isinstance(effective_from, date) or hasattr(effective_from, "hour"):
         r.fail("effective_from", "must be a TOML date such as 2026-01-01")

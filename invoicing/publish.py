@@ -32,6 +32,12 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def remove_stale_staging(out_dir: Path, name: str) -> None:
+    """Remove temporary folders a killed run left behind (the caller holds the lock)."""
+    for stale in out_dir.glob(f".{name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 class Staging:
     """A temporary output folder that becomes `<out>/<name>` on `commit`."""
 
@@ -39,8 +45,7 @@ class Staging:
         self.out_dir = out_dir
         self.name = name
         out_dir.mkdir(parents=True, exist_ok=True)
-        for stale in out_dir.glob(f".{name}.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        remove_stale_staging(out_dir, name)
         self.path = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out_dir))
         os.chmod(self.path, DIR_MODE)
         self.hashes: dict[str, str] = {}

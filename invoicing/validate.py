@@ -24,7 +24,7 @@ from babel import Locale, UnknownLocaleError
 
 from invoicing.catalogue import EVENT_ITEMS, ON_OFF_ADDONS, PLANS, TIERED_ADDONS
 from invoicing.errors import ConflictError, InputError, Source
-from invoicing.load import Inputs
+from invoicing.load import Inputs, find_unreadable_usage
 from invoicing.money import known_currencies
 from invoicing.pricebook import PriceBookVersion
 from invoicing.timeframe import Month
@@ -252,7 +252,14 @@ def validate_usage(
         .group_by([*USAGE_KEY, *USAGE_VALUES])
         .agg(copies=pl.len(), source_key=source_key.min())
     )
-    rejected, distinct = pl.collect_all([rejected_lf, distinct_lf])
+    try:
+        rejected, distinct = pl.collect_all([rejected_lf, distinct_lf])
+    except (pl.exceptions.PolarsError, OSError):
+        # A usage file whose footer was fine but whose data pages are corrupt.
+        unreadable = find_unreadable_usage(inputs)
+        if unreadable is None:
+            raise
+        raise unreadable from None
 
     files = pl.DataFrame({"source_file": list(inputs.usage_files)}).with_row_index(
         "source_file_id").with_columns(pl.col("source_file_id").cast(pl.Int32))

@@ -101,7 +101,7 @@ def test_reissue_credits_and_replaces_only_changed_customers(published: Path,
     result = cli("reissue", *month_args(published), "--reason", "export fixed",
                  "--issue-date", "2026-11-20")
     assert result.exit_code == 0, result.output
-    assert result.output == (
+    assert result.stdout == (
         f"2026-10: wrote revision 1 to {published / 'out/2026-10/revisions/001'}\n"
         "  credit note CN-202610-000001 reverses IM-202610-000002\n"
         "  invoice IM-202610-000004 replaces IM-202610-000002\n"
@@ -255,7 +255,7 @@ def test_readme_reprocessing_example(tmp_path: Path) -> None:
         "      app 1400000202 dau_overage (flagship): 149.99 -> 599.96\n"
     )
     reissue = cli("reissue", *month_args(tmp_path), "--reason", "usage export corrected")
-    assert reissue.output == (
+    assert reissue.stdout == (
         f"2026-10: wrote revision 1 to {tmp_path / 'out/2026-10/revisions/001'}\n"
         "  credit note CN-202610-000001 reverses IM-202610-000002\n"
         "  invoice IM-202610-000014 replaces IM-202610-000002\n"
