@@ -14,6 +14,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -28,11 +30,27 @@ RenderFn = Callable[[Iterator[InvoiceDocument], int], Iterator[tuple[str, bytes]
 _worker_renderer = None
 
 
-def _init_worker() -> None:
+def _init_worker(parent_pid: int) -> None:
     global _worker_renderer
     from invoicing.render import InvoiceRenderer
 
     _worker_renderer = InvoiceRenderer()
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """End this worker when the batch process is gone.
+
+    A worker blocks on its task queue, and every worker holds both ends of that queue,
+    so a SIGKILLed batch would otherwise leave its workers (and the forkserver) asleep
+    forever, holding memory and the caller's pipes.
+    """
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
 
 
 def _render_one(doc: InvoiceDocument, draft: bool) -> tuple[str, bytes]:
@@ -101,8 +119,8 @@ def make_renderer(workers: int, label: str = "rendering", stream: TextIO | None 
             # forkserver, not fork: Polars' thread pool must not be forked mid-flight.
             context = multiprocessing.get_context("forkserver")
             window = 8 * workers
-            with ProcessPoolExecutor(workers, mp_context=context,
-                                     initializer=_init_worker) as pool:
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                     initargs=(os.getpid(),)) as pool:
                 pending: deque[Future[tuple[str, bytes]]] = deque()
                 for doc in docs:
                     pending.append(pool.submit(_render_one, doc, draft))
