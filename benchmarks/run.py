@@ -1,0 +1,519 @@
+"""Benchmark the billing batch and write ``benchmarks/results/latest.md``.
+
+    python -m benchmarks.run                         # small, medium, large (31M usage rows)
+    python -m benchmarks.run --sizes small,medium    # skip the 31M-row month
+    python -m benchmarks.run --quick                 # smoke run: tiny month, few PDFs
+    python -m benchmarks.run --no-pdf | --no-pricing
+
+Pricing section: for each size a synthetic month (`benchmarks.synth`) is generated in a
+temporary folder; then, each in its own child process so that peak RSS belongs to one
+measurement, (a) the invoicing path without PDFs (`compute_month` + writing
+``line_items.parquet`` and ``invoices.parquet``), with its per-stage times, and (b) the
+DuckDB baseline (`benchmarks.duckdb_baseline`) run over the same files. Totals per
+currency (and the usage/line counts) of the two must be equal; if they differ the run
+exits with status 1 after writing the report. If ``sample_data/2026-10`` exists, it is
+checked the same way.
+
+PDF section: invoices per second for a one-page invoice per locale with the project's
+`InvoiceRenderer` on 1 worker and on all cores, and a naive baseline (fresh
+``weasyprint.HTML(...).write_pdf()`` per invoice with system Noto CJK fonts; Debian
+``fonts-noto-cjk`` is installed first if missing).
+
+Wall times are the measured work inside the child (interpreter start-up and imports
+excluded; the process time including them is shown too). Peak RSS is the child's
+``ru_maxrss`` from ``os.wait4`` (the largest process of a pool for the PDF runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results" / "latest.md"
+SAMPLE = REPO / "sample_data" / "2026-10"
+MONTH = "2026-10"
+LOCALES = ("en_US", "ko_KR", "zh_CN")
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    apps: int
+    customers: int
+
+
+SIZES: dict[str, Size] = {
+    s.name: s for s in (
+        Size("tiny", 1_000, 100),
+        Size("small", 10_000, 1_000),
+        Size("medium", 100_000, 10_000),
+        Size("large", 1_000_000, 100_000),
+    )
+}
+DEFAULT_SIZES = "small,medium,large"
+
+
+@dataclass
+class ChildRun:
+    """One child process: its JSON result, wall time and peak RSS seen from outside."""
+
+    argv: list[str]
+    returncode: int
+    wall: float
+    max_rss: int
+    result: dict[str, Any] | None
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and self.result is not None
+
+
+@dataclass
+class PricingRow:
+    label: str
+    generated: dict[str, Any] | None
+    invoicing: ChildRun
+    duckdb: ChildRun
+    equal: bool
+    problems: list[str] = field(default_factory=list)
+    invoicing_runs: list[ChildRun] = field(default_factory=list)
+    duckdb_runs: list[ChildRun] = field(default_factory=list)
+
+
+# --- child processes ----------------------------------------------------------------------
+
+
+def run_child(args: Sequence[str], workdir: Path, json_out: bool = True) -> ChildRun:
+    """Run ``python <args> [--json FILE]``; measure wall time and peak RSS (`os.wait4`)."""
+    fd, name = tempfile.mkstemp(prefix="result-", suffix=".json", dir=workdir)
+    os.close(fd)
+    result_path = Path(name)
+    argv = [sys.executable, *args] + (["--json", str(result_path)] if json_out else [])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    with tempfile.TemporaryFile(dir=workdir) as out, tempfile.TemporaryFile(dir=workdir) as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+    result: dict[str, Any] | None = None
+    try:
+        text = result_path.read_text(encoding="utf-8") if json_out else stdout
+        result = json.loads(text) if text.strip() else None
+    except (OSError, json.JSONDecodeError):
+        result = None
+    finally:
+        result_path.unlink(missing_ok=True)
+    return ChildRun(argv=argv, returncode=proc.returncode, wall=wall,
+                    max_rss=usage.ru_maxrss * 1024, result=result, stderr=stderr[-4000:])
+
+
+def _best(runs: list[ChildRun]) -> ChildRun:
+    """The fastest successful run, with the largest peak RSS of all repeats."""
+    good = [r for r in runs if r.ok] or runs
+    best = min(good, key=lambda r: (r.result or {}).get("seconds", r.wall))
+    best.max_rss = max(r.max_rss for r in runs)
+    return best
+
+
+# --- equality -----------------------------------------------------------------------------
+
+
+def _decimal_totals(totals: dict[str, dict[str, Any]]) -> dict[str, dict[str, Decimal]]:
+    return {
+        cur: {k: Decimal(str(v)) for k, v in row.items()} for cur, row in totals.items()
+    }
+
+
+COMPARED_COUNTS = ("rows_in", "billed", "duplicates", "conflicts_merged", "rejected",
+                   "line_items", "customers")
+
+
+def compare(invoicing: dict[str, Any], duck: dict[str, Any]) -> list[str]:
+    """Differences between the two results (empty when equal)."""
+    problems = []
+    a, b = _decimal_totals(invoicing["totals"]), _decimal_totals(duck["totals"])
+    for cur in sorted(set(a) | set(b)):
+        if a.get(cur) != b.get(cur):
+            problems.append(f"{cur}: invoicing {a.get(cur)} != duckdb {b.get(cur)}")
+    for key in COMPARED_COUNTS:
+        if invoicing["counts"].get(key) != duck["counts"].get(key):
+            problems.append(f"count {key}: invoicing {invoicing['counts'].get(key)} != "
+                            f"duckdb {duck['counts'].get(key)}")
+    return problems
+
+
+# --- sections -----------------------------------------------------------------------------
+
+
+def measure_month(label: str, input_dir: Path, workdir: Path, repeat: int,
+                  generated: dict[str, Any] | None) -> PricingRow:
+    inv_runs: list[ChildRun] = []
+    duck_runs: list[ChildRun] = []
+    for _ in range(repeat):
+        for what, runs in (("pricing", inv_runs), ("duckdb", duck_runs)):
+            run = run_child(["-m", "benchmarks.measure", what, "--input", str(input_dir),
+                             "--month", MONTH], workdir)
+            runs.append(run)
+            status = "ok" if run.ok else f"FAILED (exit {run.returncode})"
+            print(f"  {label}: {what:8s} {run.wall:8.2f} s  {_mib(run.max_rss)}  {status}",
+                  file=sys.stderr, flush=True)
+    inv, duck = _best(inv_runs), _best(duck_runs)
+    problems: list[str] = []
+    for name, run in (("invoicing", inv), ("duckdb", duck)):
+        if not run.ok:
+            problems.append(f"{name} failed (exit {run.returncode}): "
+                            f"{run.stderr.strip().splitlines()[-1:]}")
+    if inv.ok and duck.ok:
+        assert inv.result is not None and duck.result is not None
+        problems += compare(inv.result, duck.result)
+    return PricingRow(label, generated, inv, duck, equal=not problems, problems=problems,
+                      invoicing_runs=inv_runs, duckdb_runs=duck_runs)
+
+
+def pricing_section(sizes: list[Size], workdir: Path, repeat: int, seed: int, keep: bool,
+                    check_sample: bool) -> list[PricingRow]:
+    rows = []
+    if check_sample and SAMPLE.is_dir():
+        print(f"sample month {SAMPLE.relative_to(REPO)}", file=sys.stderr, flush=True)
+        rows.append(measure_month("sample 2026-10", SAMPLE, workdir, 1, None))
+    for size in sizes:
+        month_dir = workdir / f"month-{size.name}"
+        shutil.rmtree(month_dir, ignore_errors=True)
+        print(f"generating {size.name}: {size.apps:,} apps, {size.customers:,} customers",
+              file=sys.stderr, flush=True)
+        gen = run_child(["-m", "benchmarks.synth", "--out", str(month_dir), "--apps",
+                         str(size.apps), "--customers", str(size.customers), "--seed",
+                         str(seed), "--month", MONTH], workdir, json_out=False)
+        if not gen.ok:
+            raise SystemExit(f"generating {size.name} failed:\n{gen.stderr}")
+        generated = dict(gen.result or {})
+        generated.update(wall=gen.wall, max_rss=gen.max_rss)
+        print(f"  {size.name}: {generated['usage_rows']:,} usage rows in "
+              f"{generated['usage_files']} files, {gen.wall:.1f} s, {_mib(gen.max_rss)}",
+              file=sys.stderr, flush=True)
+        rows.append(measure_month(size.name, month_dir, workdir, repeat, generated))
+        if not keep:
+            shutil.rmtree(month_dir, ignore_errors=True)
+    return rows
+
+
+def ensure_noto_cjk() -> str:
+    """Install Debian fonts-noto-cjk for the naive baseline if missing; say what is used."""
+    def matched() -> str:
+        try:
+            return subprocess.run(["fc-match", "Noto Sans CJK KR"], capture_output=True,
+                                  text=True, check=False).stdout.strip()
+        except OSError:
+            return "fc-match not available"
+
+    if "Noto Sans CJK" not in matched():
+        print("installing fonts-noto-cjk for the naive PDF baseline", file=sys.stderr)
+        script = REPO / "scripts" / "install-system-deps.sh"
+        done = subprocess.run([str(script), "fonts-noto-cjk"], check=False)
+        if done.returncode != 0:
+            print("  could not install fonts-noto-cjk; the naive baseline uses fallback fonts",
+                  file=sys.stderr)
+    return matched()
+
+
+def pdf_section(workdir: Path, count: int, naive_count: int) -> tuple[list[dict[str, Any]], str]:
+    font = ensure_noto_cjk()
+    rows = []
+    cores = os.cpu_count() or 1
+    for locale in LOCALES:
+        row: dict[str, Any] = {"locale": locale}
+        for key, args in (
+            ("one", ["renderer", "--workers", "1", "--count", str(count)]),
+            ("all", ["renderer", "--workers", str(cores), "--count", str(count * cores)]),
+            ("naive", ["naive", "--count", str(naive_count)]),
+            ("naive_tpl", ["naive-template", "--count", str(naive_count)]),
+        ):
+            run = run_child(["-m", "benchmarks.pdf_bench", *args, "--locale", locale], workdir)
+            if not run.ok:
+                raise SystemExit(f"PDF benchmark {key} {locale} failed:\n{run.stderr}")
+            assert run.result is not None
+            row[key] = run.result | {"max_rss": run.max_rss, "wall": run.wall}
+            print(f"  pdf {locale} {key:5s} {run.result['per_second']:7.2f} invoices/s  "
+                  f"{_mib(run.max_rss)}", file=sys.stderr, flush=True)
+        rows.append(row)
+    return rows, font
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def _mib(n: int | float) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def _s(x: float) -> str:
+    return f"{x:,.2f}" if x < 100 else f"{x:,.0f}"
+
+
+def _work(best: dict[str, Any], runs: list[ChildRun]) -> str:
+    """Best work time, with the range over repeats when there were several."""
+    times = [r.result["seconds"] for r in runs if r.ok and r.result]
+    text = _s(best.get("seconds", float("nan")))
+    if len(times) > 1:
+        text += f" ({_s(min(times))}–{_s(max(times))})"
+    return text
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _memory() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _git() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "invoicing"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" (invoicing/ has uncommitted changes)" if dirty else "")
+
+
+def environment(argv: list[str]) -> list[str]:
+    rows = [
+        ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
+        ("command", f"`{shlex.join(['python', '-m', 'benchmarks.run', *argv])}`"),
+        ("git", _git()),
+        ("nproc", os.cpu_count()),
+        ("CPU", _cpu_model()),
+        ("memory", _memory()),
+        ("OS", platform.platform()),
+        ("Python", platform.python_version()),
+        ("polars", _version("polars")),
+        ("pyarrow", _version("pyarrow")),
+        ("duckdb", _version("duckdb")),
+        ("weasyprint", _version("weasyprint")),
+    ]
+    return ["## Environment", "", *_table(["", ""], rows)]
+
+
+STAGES = ("load", "validate", "pricing", "entitlements", "assemble", "write")
+
+
+def pricing_report(rows: list[PricingRow]) -> list[str]:
+    out = ["## Pricing path (no PDFs) vs DuckDB", "",
+           "Invoicing = `compute_month` + writing `line_items.parquet` and `invoices.parquet`. "
+           "DuckDB = `benchmarks/duckdb_baseline.py` over the same files (charges, totals and "
+           "row accounting; it does not compute the R9 anomalies, hence the ratio without the "
+           "entitlements stage). *Work* excludes interpreter start-up and imports (fastest of "
+           "the repeats, range in brackets); *process* includes them. Peak RSS per child "
+           "process (largest over the repeats).", ""]
+    gen_rows = [
+        (r.label, f"{g['apps']:,}", f"{g['customers']:,}", f"{g['events']:,}",
+         f"{g['usage_rows']:,}", g["usage_files"], _s(g["wall"]), _mib(g["max_rss"]))
+        for r in rows if (g := r.generated)
+    ]
+    if gen_rows:
+        out += ["### Synthetic months", ""]
+        out += _table(["size", "apps", "customers", "events", "usage rows", "usage files",
+                       "generate (s)", "generate peak RSS"], gen_rows)
+    table = []
+    for r in rows:
+        inv, duck = r.invoicing.result or {}, r.duckdb.result or {}
+        ratio = (f"{inv['seconds'] / duck['seconds']:.1f}×"
+                 if inv.get("seconds") and duck.get("seconds") else "n/a")
+        stages = inv.get("stages", {})
+        priced = inv.get("seconds", 0.0) - stages.get("entitlements", 0.0)
+        ratio_priced = (f"{priced / duck['seconds']:.1f}×" if priced and duck.get("seconds")
+                        else "n/a")
+        rss_ratio = (f"{r.invoicing.max_rss / r.duckdb.max_rss:.1f}×"
+                     if r.duckdb.max_rss else "n/a")
+        table.append((
+            r.label, f"{inv.get('counts', {}).get('rows_in', 0):,}",
+            _work(inv, r.invoicing_runs), _s(r.invoicing.wall), _mib(r.invoicing.max_rss),
+            _work(duck, r.duckdb_runs), _s(r.duckdb.wall), _mib(r.duckdb.max_rss),
+            ratio, ratio_priced, rss_ratio, "yes" if r.equal else "**NO**",
+        ))
+    out += ["### Wall time and memory", ""]
+    out += _table(["month", "usage rows", "invoicing work (s)", "invoicing process (s)",
+                   "invoicing peak RSS", "DuckDB work (s)", "DuckDB process (s)",
+                   "DuckDB peak RSS", "time invoicing/DuckDB",
+                   "same without entitlements", "RSS invoicing/DuckDB", "totals equal"], table)
+    stage_rows = []
+    for r in rows:
+        stages = (r.invoicing.result or {}).get("stages", {})
+        total = sum(stages.values()) or 1.0
+        stage_rows.append((r.label, *(f"{_s(stages.get(s, 0.0))} ({stages.get(s, 0.0) / total:.0%})"
+                                      for s in STAGES), _s(total)))
+    out += ["### Invoicing per stage (s, share)", ""]
+    out += _table(["month", *STAGES, "total"], stage_rows)
+    tot_rows = []
+    for r in rows:
+        inv_totals = (r.invoicing.result or {}).get("totals", {})
+        for cur, t in sorted(inv_totals.items()):
+            tot_rows.append((r.label, cur, f"{t['invoices']:,}", t["subtotal"], t["tax"],
+                             t["total"], "yes" if r.equal else "**NO**"))
+    out += ["### Totals per currency (invoicing; DuckDB identical where marked)", ""]
+    out += _table(["month", "currency", "invoices", "subtotal", "tax", "total", "equal"],
+                  tot_rows)
+    for r in rows:
+        if r.problems:
+            out += [f"**{r.label}: mismatch**", "", *[f"- {p}" for p in r.problems], ""]
+    return out
+
+
+def pdf_report(rows: list[dict[str, Any]], font: str) -> list[str]:
+    cores = os.cpu_count() or 1
+    out = ["## PDF rendering (one-page invoices)", "",
+           "`InvoiceRenderer` kept alive per process (warm-up excluded, start-up shown apart); "
+           f"all cores = a pool of {cores} workers, one renderer each. *Naive* = a fresh "
+           "`weasyprint.HTML(string=html).write_pdf()` per invoice of a simple self-contained "
+           "page with `font-family: \"Noto Sans CJK KR\", \"Noto Sans CJK SC\", sans-serif` "
+           f"(fc-match: {font}). *Naive, project page* = the project's own HTML and "
+           "`invoice.css` (re-parsed per invoice, `@font-face` removed, same system font "
+           "stack) through a fresh `HTML(...).write_pdf()`. Peak RSS of the largest process.",
+           ""]
+    table = []
+    for r in rows:
+        one, all_, naive, tpl = r["one"], r["all"], r["naive"], r["naive_tpl"]
+        table.append((
+            r["locale"], one["pages"],
+            f"{one['per_second']:.2f}", f"{all_['per_second']:.2f}",
+            f"{all_['per_second'] / one['per_second']:.2f}×",
+            f"{naive['per_second']:.2f}", f"{tpl['per_second']:.2f}",
+            f"{all_['per_second'] / naive['per_second']:.1f}×",
+            f"{all_['per_second'] / tpl['per_second']:.1f}×",
+            f"{one['mean_bytes'] / 1024:.0f} / {naive['mean_bytes'] / 1024:.0f} / "
+            f"{tpl['mean_bytes'] / 1024:.0f}",
+            f"{one['startup_seconds']:.2f} / {all_['startup_seconds']:.2f}",
+            f"{_mib(one['max_rss'])} / {_mib(all_['max_rss'])} / {_mib(naive['max_rss'])}",
+            f"{one['count']} / {all_['count']} / {naive['count']}",
+        ))
+    out += _table(["locale", "pages", "renderer 1 worker (inv/s)",
+                   f"renderer {cores} workers (inv/s)", "speed-up", "naive (inv/s)",
+                   "naive, project page (inv/s)", "all cores / naive",
+                   "all cores / naive project page", "PDF KiB renderer / naive / naive page",
+                   "start-up 1w / all (s)", "peak RSS 1w / all / naive",
+                   "invoices timed 1w / all / naive"], table)
+    return out
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="sizes: " + ", ".join(f"{s.name} = {s.apps:,} apps / {s.customers:,} customers"
+                                     for s in SIZES.values()),
+    )
+    parser.add_argument("--sizes", default=None,
+                        help=f"comma-separated sizes (default {DEFAULT_SIZES}; tiny with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: tiny month, few PDFs, naive baseline on 1 invoice")
+    parser.add_argument("--no-pdf", action="store_true", help="skip the PDF section")
+    parser.add_argument("--no-pricing", action="store_true", help="skip the pricing section")
+    parser.add_argument("--no-sample", action="store_true",
+                        help="do not check sample_data/2026-10 against DuckDB")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="repeat each pricing measurement, keep the fastest")
+    parser.add_argument("--pdf-count", type=int, default=None,
+                        help="invoices per locale and worker (default 20; 4 with --quick)")
+    parser.add_argument("--naive-count", type=int, default=None,
+                        help="naive invoices per locale (default 2; 1 with --quick)")
+    parser.add_argument("--seed", type=int, default=20261031)
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where to generate months (default: a temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated months")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="Markdown report")
+    args = parser.parse_args(argv)
+
+    size_names = (args.sizes or ("tiny" if args.quick else DEFAULT_SIZES)).split(",")
+    unknown = [s for s in size_names if s not in SIZES]
+    if unknown:
+        parser.error(f"unknown size {unknown[0]!r}; choose from {', '.join(SIZES)}")
+    sizes = [SIZES[s] for s in size_names]
+    pdf_count = args.pdf_count or (4 if args.quick else 20)
+    naive_count = args.naive_count or (1 if args.quick else 2)
+
+    own_workdir = args.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="invoicing-bench-")) if own_workdir else args.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    report = ["# Benchmark results", "", *environment(argv)]
+    failed = False
+    try:
+        if not args.no_pricing:
+            rows = pricing_section(sizes, workdir, max(1, args.repeat), args.seed, args.keep,
+                                   check_sample=not args.no_sample)
+            report += pricing_report(rows)
+            failed = any(not r.equal for r in rows)
+        if not args.no_pdf:
+            pdf_rows, font = pdf_section(workdir, pdf_count, naive_count)
+            report += pdf_report(pdf_rows, font)
+    finally:
+        if own_workdir and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif args.keep:
+            print(f"generated months kept in {workdir}", file=sys.stderr)
+    text = "\n".join(report).rstrip() + "\n"
+    print(text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text, encoding="utf-8")
+    print(f"written to {args.output}", file=sys.stderr)
+    if failed:
+        print("FAILED: invoicing and DuckDB totals differ (see the report)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
