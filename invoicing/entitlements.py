@@ -11,7 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 from invoicing.catalogue import FREE_DAU_CAP, INCLUDED_TIER, LIVE_GROUP_LIMIT, NON_LIVE_GROUP_LIMIT
-from invoicing.pricing.states import as_of, effective_events, explode_days, segments
+from invoicing.pricing.states import Subscriptions, in_force, with_plan_overlaps
 from invoicing.timeframe import Month
 
 ANOMALY_SCHEMA: dict[str, pl.DataType] = {
@@ -62,6 +62,17 @@ def _usage_checks() -> dict[str, tuple[pl.Expr, pl.Expr, pl.Expr, str]]:
     }
 
 
+def _candidates() -> pl.Expr:
+    """Usage days that may breach a limit: a cheap filter before the add-on lookup."""
+    live = pl.col("live_group_count").fill_null(0)
+    smallest_live_limit = min(v for v in LIVE_GROUP_LIMIT.values() if v is not None)
+    return (
+        pl.col("plan").is_null()
+        | (pl.col("plan") == "free")
+        | (live > smallest_live_limit)
+    )
+
+
 def _summarise(days: pl.LazyFrame, kind: str, cond: pl.Expr, limit: pl.Expr, observed: pl.Expr,
                detail: str) -> pl.LazyFrame:
     return (
@@ -69,7 +80,7 @@ def _summarise(days: pl.LazyFrame, kind: str, cond: pl.Expr, limit: pl.Expr, obs
         .with_columns(_limit=limit.cast(pl.Int64), _observed=observed.cast(pl.Int64))
         .group_by("sdk_app_id")
         .agg(
-            plan=pl.col("plan").sort_by("date").last(),
+            plan=pl.col("plan").get(pl.col("date").arg_max()),
             limit=pl.col("_limit").max(),
             max_observed=pl.col("_observed").max(),
             days=pl.len().cast(pl.Int64),
@@ -80,33 +91,49 @@ def _summarise(days: pl.LazyFrame, kind: str, cond: pl.Expr, limit: pl.Expr, obs
     )
 
 
-def find_anomalies(usage: pl.DataFrame, events: pl.DataFrame, apps: pl.DataFrame, month: Month
-                   ) -> pl.DataFrame:
-    """All R9 breaches of the month, one row per (app, kind), sorted."""
-    log = effective_events(events, month)
-    daily = as_of(as_of(usage.lazy(), log, "plan", "plan"), log, "avchatroom_unlimited",
-                  "avchatroom")
+def find_anomalies(usage_with_plan: pl.DataFrame, subs: Subscriptions, apps: pl.DataFrame,
+                   month: Month) -> pl.DataFrame:
+    """All R9 breaches of the month, one row per (app, kind), sorted.
+
+    `usage_with_plan` is the validated usage with the plan of each day (`plan_days`).
+    Only the few days that could breach a limit go on to the add-on lookup.
+    """
+    # Only the few days that breach something (or may, for Pro live groups) are kept;
+    # only Pro days above the Pro live-group limit need the avchatroom_unlimited lookup.
+    checks = _usage_checks()
+    candidates = usage_with_plan.lazy().filter(_candidates()).with_columns(
+        pl.col("plan").cast(pl.String), avchatroom=pl.lit(None, dtype=pl.String))
+    needs_addon = (pl.col("plan") == "pro") & (
+        pl.col("live_group_count").fill_null(0) > LIVE_GROUP_LIMIT["pro"])
+    breaching = pl.any_horizontal(
+        [cond for kind, (cond, *_rest) in checks.items() if kind != "live_groups_over_limit"]
+        + [checks["live_groups_over_limit"][0] & (pl.col("plan") != "pro")])
+    days = pl.concat([
+        in_force(candidates.filter(needs_addon).drop("avchatroom"), subs,
+                 "avchatroom_unlimited", "avchatroom"),
+        candidates.filter(~needs_addon & breaching),
+    ]).collect().lazy()
     parts = [
-        _summarise(daily, kind, cond, limit, observed, detail)
-        for kind, (cond, limit, observed, detail) in _usage_checks().items()
+        _summarise(days, kind, cond, limit, observed, detail)
+        for kind, (cond, limit, observed, detail) in checks.items()
     ]
     # Add-ons other than av_call (R6) are for Pro and Flagship apps only.
-    addon_days = as_of(
-        explode_days(segments(log, month).filter(
-            pl.col("item").is_in(list(INCLUDED_TIER)) & (pl.col("value") != "off"))),
-        log, "plan", "plan",
-    )
+    on_free = with_plan_overlaps(
+        subs.segments.lazy().filter(
+            pl.col("item").is_in(list(INCLUDED_TIER)) & (pl.col("value") != "off")),
+        subs, month,
+    ).filter(_PLAN == "free")
     parts.append(
-        _summarise(addon_days, "addon_on_free_plan", _PLAN == "free", pl.lit(None),
-                   pl.lit(None), "")
-        .drop("detail")
-        .join(
-            addon_days.filter(_PLAN == "free").group_by("sdk_app_id").agg(
-                detail=pl.format("{} active on a day the app was not on Pro or Flagship",
-                                 pl.col("item").unique().sort().str.join(", "))
-            ),
-            on="sdk_app_id",
-        )
+        on_free.group_by("sdk_app_id").agg(
+            plan=pl.col("plan").get(pl.col("end").arg_max()),
+            limit=pl.lit(None, dtype=pl.Int64),
+            max_observed=pl.lit(None, dtype=pl.Int64),
+            days=pl.col("days").sum(),
+            first_date=pl.col("start").min(),
+            last_date=pl.col("end").max(),
+            detail=pl.format("{} active on a day the app was not on Pro or Flagship",
+                             pl.col("item").unique().sort().str.join(", ")),
+        ).with_columns(kind=pl.lit("addon_on_free_plan"))
     )
     result = pl.concat([p.select(sorted(p.collect_schema().names())) for p in parts],
                        how="diagonal_relaxed")

@@ -31,6 +31,7 @@ from invoicing.load import Inputs, load_inputs
 from invoicing.locking import month_lock
 from invoicing.pricebook import PriceBookVersion
 from invoicing.pricing import price_month
+from invoicing.pricing.states import plan_days, subscriptions
 from invoicing.publish import Staging, remove_stale_staging
 from invoicing.render_pool import RenderFn
 from invoicing.timeframe import Month
@@ -117,9 +118,12 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
                               labels["subscription_events"], month)
         usage = validate_usage(inputs, month, on_conflict)
     with timer.stage("pricing"):
-        lines = price_month(usage.usage, inputs.apps, inputs.customers, events, versions, month)
+        subs = subscriptions(events, month)
+        usage_with_plan = plan_days(usage.usage, subs)
+        lines = price_month(usage_with_plan, inputs.apps, inputs.customers, subs, versions,
+                            month)
     with timer.stage("entitlements"):
-        anomalies = find_anomalies(usage.usage, events, inputs.apps, month)
+        anomalies = find_anomalies(usage_with_plan, subs, inputs.apps, month)
     with timer.stage("assemble"):
         assembled = assemble(lines, inputs.customers, versions, month)
     digest = inputs_digest(inputs)

@@ -74,7 +74,8 @@ class ValidUsage:
 
     Attributes:
       usage: one row per (sdk_app_id, date) with dau, group_count, live_group_count
-        (the last may be null when the export has no live-group figure).
+        (the last may be null when the export has no live-group figure), in no
+        particular order: every later stage aggregates by key.
       rejected: rows that cannot be billed, in `REJECTED_SCHEMA`, sorted by source.
       counts: the accounting of every row read.
     """
@@ -239,27 +240,51 @@ def validate_usage(
     inputs: Inputs, month: Month, on_conflict: OnConflict = "error"
 ) -> ValidUsage:
     """Sort every usage row into billed, duplicate, merged or rejected (vectorised)."""
-    known = inputs.apps.lazy().select("sdk_app_id").with_columns(_known=pl.lit(True))
+    known = pl.col("sdk_app_id").is_in(inputs.apps["sdk_app_id"].implode())
     tagged = (
-        inputs.usage.join(known, on="sdk_app_id", how="left")
+        inputs.usage.with_columns(_known=pl.when(known).then(pl.lit(True)))
         .with_columns(reason=_reject_reason(month))
     )
     rejected_lf = tagged.filter(pl.col("reason").is_not_null())
-    # One key per row that orders rows by (file, row): the first copy of a duplicate wins.
-    source_key = pl.col("source_file_id").cast(pl.Int64) * (1 << 40) + pl.col("source_row")
-    distinct_lf = (
-        tagged.filter(pl.col("reason").is_null())
-        .group_by([*USAGE_KEY, *USAGE_VALUES])
-        .agg(copies=pl.len(), source_key=source_key.min())
+    # One int64 key per app and day (days fit in 6 bits). Almost every key is unique;
+    # sorting the keys and comparing neighbours finds the rare repeated ones far faster
+    # than hashing or grouping tens of millions of rows. Only the rows of repeated days
+    # go on to the closer look below.
+    good_lf = tagged.filter(pl.col("reason").is_null()).select(
+        *USAGE_KEY, *USAGE_VALUES, "source_file_id", "source_row",
+        _key=pl.col("sdk_app_id") * 64 + pl.col("date").dt.day().cast(pl.Int64),
     )
     try:
-        rejected, distinct = pl.collect_all([rejected_lf, distinct_lf])
+        rejected, good = pl.collect_all([rejected_lf, good_lf])
     except (pl.exceptions.PolarsError, OSError):
         # A usage file whose footer was fine but whose data pages are corrupt.
         unreadable = find_unreadable_usage(inputs)
         if unreadable is None:
             raise
         raise unreadable from None
+    keys = good.select(pl.col("_key").sort())
+    repeated_keys = keys.filter(pl.col("_key") == pl.col("_key").shift(1))["_key"].unique()
+    if repeated_keys.len():
+        is_repeated = pl.col("_key").is_in(repeated_keys.implode())
+        single = good.filter(~is_repeated).select(*USAGE_KEY, *USAGE_VALUES)
+        repeated_rows = good.filter(is_repeated).drop("_key")
+    else:
+        single = good.select(*USAGE_KEY, *USAGE_VALUES)
+        repeated_rows = good.clear().drop("_key")
+    del good, keys
+    # Per repeated app and day: the row count and each metric's min and max. A day whose
+    # copies all agree (min == max, nulls alike) holds exact duplicates only.
+    live = pl.col("live_group_count")
+    per_day = repeated_rows.group_by(USAGE_KEY).agg(
+        rows=pl.len(),
+        dau=pl.col("dau").max(),
+        group_count=pl.col("group_count").max(),
+        live_group_count=live.max(),
+        _agree=(pl.col("dau").min() == pl.col("dau").max())
+        & (pl.col("group_count").min() == pl.col("group_count").max())
+        & ((live.null_count() == pl.len())
+           | ((live.null_count() == 0) & (live.min() == live.max()))),
+    )
 
     files = pl.DataFrame({"source_file": list(inputs.usage_files)}).with_row_index(
         "source_file_id").with_columns(pl.col("source_file_id").cast(pl.Int32))
@@ -270,18 +295,26 @@ def validate_usage(
         .sort("source_file", "source_row")
     )
 
-    duplicates = int(distinct["copies"].sum()) - distinct.height
-    per_day = distinct.group_by(USAGE_KEY).agg(versions=pl.len())
-    conflicting = per_day.filter(pl.col("versions") > 1)
+    agreeing = per_day.filter(pl.col("_agree"))
+    duplicates = int(agreeing["rows"].sum()) - agreeing.height
+    conflicting = per_day.filter(~pl.col("_agree")).select(USAGE_KEY)
     conflicts_merged = 0
     if conflicting.height:
+        # One key per row that orders rows by (file, row): the first copy of a duplicate
+        # is named as the source.
+        source_key = pl.col("source_file_id").cast(pl.Int64) * (1 << 40) + pl.col("source_row")
+        distinct = (
+            repeated_rows.lazy().join(conflicting.lazy(), on=USAGE_KEY, how="semi")
+            .group_by([*USAGE_KEY, *USAGE_VALUES])
+            .agg(copies=pl.len(), source_key=source_key.min())
+            .collect()
+        )
         if on_conflict != "max":
-            raise ConflictError(_conflict_message(distinct, conflicting, files))
-        conflicts_merged = int(conflicting["versions"].sum()) - conflicting.height
-        usage = distinct.group_by(USAGE_KEY).agg(pl.col(USAGE_VALUES).max())
-    else:
-        usage = distinct.select(*USAGE_KEY, *USAGE_VALUES)
-    usage = usage.sort(USAGE_KEY)
+            per_version = distinct.group_by(USAGE_KEY).agg(versions=pl.len())
+            raise ConflictError(_conflict_message(distinct, per_version, files))
+        duplicates += int(distinct["copies"].sum()) - distinct.height
+        conflicts_merged = distinct.height - conflicting.height
+    usage = pl.concat([single, per_day.select(*USAGE_KEY, *USAGE_VALUES)])
 
     counts = UsageCounts(
         rows_in=inputs.usage_rows,

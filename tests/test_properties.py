@@ -189,7 +189,7 @@ def frames(c: Computed) -> dict[str, Any]:
         "invoices": c.assembled.invoices,
         "rejected": c.usage.rejected,
         "anomalies": c.anomalies,
-        "usage": c.usage.usage,
+        "usage": c.usage.usage.sort("sdk_app_id", "date"),  # documented as unordered
     }
 
 

@@ -20,7 +20,7 @@ from invoicing.pricing.av_call import av_call_lines
 from invoicing.pricing.lines import LINE_SCHEMA, conform
 from invoicing.pricing.overage import overage_lines
 from invoicing.pricing.plan_fee import plan_fee_lines
-from invoicing.pricing.states import as_of, effective_events, segments
+from invoicing.pricing.states import Subscriptions
 from invoicing.timeframe import Month
 
 __all__ = ["LINE_SCHEMA", "app_prices_frame", "price_month"]
@@ -37,21 +37,22 @@ def app_prices_frame(apps: pl.DataFrame, customers: pl.DataFrame,
     )
 
 
-def price_month(usage: pl.DataFrame, apps: pl.DataFrame, customers: pl.DataFrame,
-                events: pl.DataFrame, versions: list[PriceBookVersion], month: Month
+def price_month(usage_with_plan: pl.DataFrame, apps: pl.DataFrame, customers: pl.DataFrame,
+                subs: Subscriptions, versions: list[PriceBookVersion], month: Month
                 ) -> pl.DataFrame:
-    """All line items of the month, sorted by customer, app and item (no invoice numbers)."""
+    """All line items of the month, sorted by customer, app and item (no invoice numbers).
+
+    `usage_with_plan` is the validated usage with the plan of each day (`plan_days`);
+    `subs` the subscription change log resolved for the month.
+    """
     app_prices = app_prices_frame(apps, customers, versions)
     addon_prices = addon_prices_frame(versions).lazy()
-    log = effective_events(events, month)
-    segs = segments(log, month)
-    usage_with_plan = as_of(usage.lazy(), log, "plan", "plan")
 
     parts = [
-        plan_fee_lines(segs.filter(pl.col("item") == "plan"), app_prices, month),
-        overage_lines(usage_with_plan, app_prices),
-        addon_lines(segs, log, app_prices, addon_prices),
-        av_call_lines(segs, log, app_prices, addon_prices),
+        plan_fee_lines(subs.segments.lazy().filter(pl.col("item") == "plan"), app_prices, month),
+        overage_lines(usage_with_plan.lazy(), app_prices, month.start),
+        addon_lines(subs, app_prices, addon_prices, month),
+        av_call_lines(subs, app_prices, addon_prices),
     ]
     order = pl.DataFrame(
         {"item": list(LINE_ORDER), "_order": list(LINE_ORDER.values())},

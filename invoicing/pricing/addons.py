@@ -12,7 +12,8 @@ import polars as pl
 
 from invoicing.catalogue import INCLUDED_TIER, included_tier_frame
 from invoicing.pricing.lines import line_amount
-from invoicing.pricing.states import as_of, explode_days
+from invoicing.pricing.states import Subscriptions, with_plan_overlaps
+from invoicing.timeframe import Month
 
 
 def tier_value() -> pl.Expr:
@@ -24,30 +25,31 @@ def tier_value() -> pl.Expr:
     )
 
 
-def addon_lines(segments: pl.LazyFrame, events: pl.LazyFrame, app_prices: pl.LazyFrame,
-                addon_prices: pl.LazyFrame) -> pl.LazyFrame:
+def addon_lines(subs: Subscriptions, app_prices: pl.LazyFrame, addon_prices: pl.LazyFrame,
+                month: Month) -> pl.LazyFrame:
     """One line per (app, add-on) with at least one counting day in the month."""
-    days = explode_days(
-        segments.filter(pl.col("item").is_in(list(INCLUDED_TIER)) & (pl.col("value") != "off"))
-    )
-    days = as_of(days, events, "plan", "plan").with_columns(
+    pieces = with_plan_overlaps(
+        subs.segments.lazy().filter(
+            pl.col("item").is_in(list(INCLUDED_TIER)) & (pl.col("value") != "off")),
+        subs, month,
+    ).with_columns(
         tier_value=tier_value(),
         entitlement_plan=pl.col("plan").fill_null("free"),
     )
-    counted = days.join(
+    counted = pieces.join(
         included_tier_frame().lazy(),
         left_on=["item", "entitlement_plan"], right_on=["item", "plan"], how="left",
     ).with_columns(counts=pl.col("tier_value") > pl.col("included_tier"))
     per_addon = (
         counted.group_by("sdk_app_id", "item")
         .agg(
-            active_days=pl.len().cast(pl.Int64),
-            first_active=pl.col("date").min(),
-            last_active=pl.col("date").max(),
+            active_days=pl.col("days").sum(),
+            first_active=pl.col("start").min(),
+            last_active=pl.col("end").max(),
             charged_tier=pl.col("tier_value").filter(pl.col("counts")).max(),
-            # The plan on the last counting day, as evidence.
-            plan=pl.col("plan").filter(pl.col("counts")).sort_by(
-                pl.col("date").filter(pl.col("counts"))).last(),
+            # The plan of the last counting piece, as evidence.
+            plan=pl.col("plan").filter(pl.col("counts")).get(
+                pl.col("end").filter(pl.col("counts")).arg_max()),
         )
         .filter(pl.col("charged_tier").is_not_null())
         .with_columns(

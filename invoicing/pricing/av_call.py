@@ -11,23 +11,23 @@ from __future__ import annotations
 import polars as pl
 
 from invoicing.pricing.lines import line_amount
-from invoicing.pricing.states import explode_days
+from invoicing.pricing.states import Subscriptions
 
 
-def av_call_lines(segments: pl.LazyFrame, events: pl.LazyFrame, app_prices: pl.LazyFrame,
-                  addon_prices: pl.LazyFrame) -> pl.LazyFrame:
+def av_call_lines(subs: Subscriptions, app_prices: pl.LazyFrame, addon_prices: pl.LazyFrame
+                  ) -> pl.LazyFrame:
     first_on = (
-        events.filter((pl.col("item") == "av_call") & (pl.col("value") == "on"))
+        subs.log.lazy().filter((pl.col("item") == "av_call") & (pl.col("value") == "on"))
         .group_by("sdk_app_id")
         .agg(first_on=pl.col("effective_date").min())
     )
     active = (
-        explode_days(segments.filter((pl.col("item") == "av_call") & (pl.col("value") == "on")))
+        subs.segments.lazy().filter((pl.col("item") == "av_call") & (pl.col("value") == "on"))
         .group_by("sdk_app_id")
         .agg(
-            active_days=pl.len().cast(pl.Int64),
-            first_active=pl.col("date").min(),
-            last_active=pl.col("date").max(),
+            active_days=pl.col("days").sum(),
+            first_active=pl.col("start").min(),
+            last_active=pl.col("end").max(),
         )
     )
     price = addon_prices.filter(pl.col("item") == "av_call").select(

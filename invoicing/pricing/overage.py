@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 
 from invoicing.catalogue import PAID_PLANS
 from invoicing.pricing.lines import line_amount
+from invoicing.pricing.states import PLAN_DTYPE
 
 
 def block_overage(peak: pl.Expr, quota: pl.Expr, block: pl.Expr, price: pl.Expr
@@ -33,7 +36,8 @@ METRICS: dict[str, tuple[str, str, str, str, str]] = {
 }
 
 
-def overage_lines(usage_with_plan: pl.LazyFrame, app_prices: pl.LazyFrame) -> pl.LazyFrame:
+def overage_lines(usage_with_plan: pl.LazyFrame, app_prices: pl.LazyFrame, month_start: date
+                  ) -> pl.LazyFrame:
     """One line per app and metric for every app with usage on a Pro or Flagship day.
 
     The peak is the metric's maximum over those days (R2: days on Free never bill),
@@ -41,20 +45,31 @@ def overage_lines(usage_with_plan: pl.LazyFrame, app_prices: pl.LazyFrame) -> pl
     the peak stayed within the quota.
     """
     paid = usage_with_plan.filter(pl.col("plan").is_in(list(PAID_PLANS)))
+    # One pass over the paid days for both metrics, with plain `max` aggregations. The
+    # peak day is the first day with the maximum, so each day is packed into one
+    # integer whose order is (value descending, date ascending), with the day's plan in
+    # the lowest bits: key = ((value × 64) + (32 − day)) × 4 + plan code. The maximum
+    # key decodes to the peak value, its first day and that day's plan.
+    codes = {plan: i for i, plan in enumerate(PLAN_DTYPE.categories)}
+    day = pl.col("date").dt.day().cast(pl.Int64)
+    plan_code = pl.col("plan").to_physical().cast(pl.Int64)
+    peaks = (
+        paid.group_by("sdk_app_id")
+        .agg([((pl.col(metric) * 64 + (32 - day)) * 4 + plan_code).max().alias(item)
+              for item, (metric, *_rest) in METRICS.items()])
+        .join(app_prices, on="sdk_app_id")
+    )
+    plan_of_code = {code: plan for plan, code in codes.items()}
     frames = []
-    for item, (metric, quota, block, price, label) in METRICS.items():
-        # The peak day is the first day with the maximum: order each app's days by
-        # (value descending, date ascending) and take the first.
-        at_peak = [pl.col(metric), pl.col("date")]
-        peaks = paid.group_by("sdk_app_id").agg(
-            peak_value=pl.col(metric).max(),
-            peak_date=pl.col("date").sort_by(at_peak, descending=[True, False]).first(),
-            # The plan on the peak day, as evidence (quota and block are the same for both).
-            plan=pl.col("plan").sort_by(at_peak, descending=[True, False]).first(),
-        )
+    for item, (_metric, quota, block, price, label) in METRICS.items():
         model = block_overage(pl.col("peak_value"), pl.col(quota), pl.col(block), pl.col(price))
         frames.append(
-            peaks.join(app_prices, on="sdk_app_id")
+            peaks.with_columns(
+                peak_value=pl.col(item) // 256,
+                peak_date=pl.lit(month_start) + pl.duration(
+                    days=31 - (pl.col(item) // 4) % 64),
+                plan=(pl.col(item) % 4).replace_strict(plan_of_code, return_dtype=pl.String),
+            )
             .with_columns(free_quota=pl.col(quota), block=pl.col(block), **model)
             .with_columns(
                 item=pl.lit(item),
