@@ -45,7 +45,8 @@ def price_month(usage_with_plan: pl.DataFrame, apps: pl.DataFrame, customers: pl
     `usage_with_plan` is the validated usage with the plan of each day (`plan_days`);
     `subs` the subscription change log resolved for the month.
     """
-    app_prices = app_prices_frame(apps, customers, versions)
+    # Materialised once: every rule joins on it.
+    app_prices = app_prices_frame(apps, customers, versions).collect().lazy()
     addon_prices = addon_prices_frame(versions).lazy()
 
     parts = [
