@@ -14,6 +14,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from click.testing import CliRunner, Result
+
+from invoicing.cli import main
+from invoicing.errors import ExitCode
 
 USAGE_SCHEMA = pa.schema([
     ("sdk_app_id", pa.int64()),
@@ -182,3 +186,18 @@ def _write(path: Path, rows: list[tuple[Any, ...]], schema: pa.Schema) -> None:
     table = pa.table({f.name: pa.array(list(col), type=f.type)
                       for f, col in zip(schema, columns, strict=True)}, schema=schema)
     pq.write_table(table, path)
+
+
+def run_cli(input_dir: Path, out: Path, *extra: str) -> Result:
+    """`invoicing run` on October 2026 through Click's test runner."""
+    return CliRunner().invoke(
+        main, ["run", "--month", "2026-10", "--input", str(input_dir), "--out", str(out), *extra]
+    )
+
+
+def assert_stopped(result: Result, code: ExitCode, message: str, out: Path) -> None:
+    """The run stopped with `code` and exactly one line, and wrote nothing."""
+    assert result.exit_code == code, result.output
+    assert result.output.strip().splitlines() == [f"Error: {message}"]
+    assert not (out / "2026-10").exists()
+    assert not list(out.glob(".2026-10.tmp-*"))

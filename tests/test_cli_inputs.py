@@ -10,11 +10,12 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from invoicing.cli import main
 from invoicing.errors import ExitCode
-from tests.builders import MonthBuilder, d
+from tests.builders import MonthBuilder, assert_stopped, d
+from tests.builders import run_cli as run
 
 
 def base() -> MonthBuilder:
@@ -22,19 +23,6 @@ def base() -> MonthBuilder:
     b.app(1, "c1").app(2, "c2", plan="flagship")
     b.day(1, d(1), dau=50).day(1, d(2), dau=60).day(2, d(1), dau=70)
     return b
-
-
-def run(input_dir: Path, out: Path, *extra: str) -> Result:
-    return CliRunner().invoke(
-        main, ["run", "--month", "2026-10", "--input", str(input_dir), "--out", str(out), *extra]
-    )
-
-
-def assert_stopped(result: Result, code: ExitCode, message: str, out: Path) -> None:
-    assert result.exit_code == code, result.output
-    assert result.output.strip().splitlines() == [f"Error: {message}"]
-    assert not (out / "2026-10").exists()
-    assert not list(out.glob(".2026-10.tmp-*"))
 
 
 @pytest.fixture
