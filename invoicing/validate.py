@@ -250,10 +250,9 @@ def validate_usage(
     # sorting the keys and comparing neighbours finds the rare repeated ones far faster
     # than hashing or grouping tens of millions of rows. Only the rows of repeated days
     # go on to the closer look below.
+    key = pl.col("sdk_app_id") * 64 + pl.col("date").dt.day().cast(pl.Int64)
     good_lf = tagged.filter(pl.col("reason").is_null()).select(
-        *USAGE_KEY, *USAGE_VALUES, "source_file_id", "source_row",
-        _key=pl.col("sdk_app_id") * 64 + pl.col("date").dt.day().cast(pl.Int64),
-    )
+        *USAGE_KEY, *USAGE_VALUES, _key=key)
     try:
         rejected, good = pl.collect_all([rejected_lf, good_lf])
     except (pl.exceptions.PolarsError, OSError):
@@ -264,14 +263,21 @@ def validate_usage(
         raise unreadable from None
     keys = good.select(pl.col("_key").sort())
     repeated_keys = keys.filter(pl.col("_key") == pl.col("_key").shift(1))["_key"].unique()
+    del keys
     if repeated_keys.len():
         is_repeated = pl.col("_key").is_in(repeated_keys.implode())
         single = good.filter(~is_repeated).select(*USAGE_KEY, *USAGE_VALUES)
-        repeated_rows = good.filter(is_repeated).drop("_key")
+        # The rare repeated rows are read again with their source file and row.
+        repeated_rows = (
+            tagged.filter(pl.col("reason").is_null() & key.is_in(repeated_keys.implode()))
+            .select(*USAGE_KEY, *USAGE_VALUES, "source_file_id", "source_row")
+            .collect()
+        )
     else:
         single = good.select(*USAGE_KEY, *USAGE_VALUES)
-        repeated_rows = good.clear().drop("_key")
-    del good, keys
+        repeated_rows = tagged.select(
+            *USAGE_KEY, *USAGE_VALUES, "source_file_id", "source_row").clear().collect()
+    del good
     # Per repeated app and day: the row count and each metric's min and max. A day whose
     # copies all agree (min == max, nulls alike) holds exact duplicates only.
     live = pl.col("live_group_count")
