@@ -61,7 +61,7 @@ def format_money(amount: Decimal, currency: str, locale: str) -> str:
         )
     if exact.is_zero():
         exact = exact.copy_abs()  # a negated zero line on a credit note is not "-$0.00"
-    return format_currency(exact, currency, locale=locale, currency_digits=True)
+    return format_currency(exact, currency, locale=_locale(locale), currency_digits=True)
 
 
 def format_unit_price(amount: Decimal, currency: str, locale: str) -> str:
@@ -77,13 +77,14 @@ def format_unit_price(amount: Decimal, currency: str, locale: str) -> str:
     if isinstance(exponent, int) and exponent > -digits:
         amount = amount.quantize(Decimal(1).scaleb(-digits))  # adds zeros, loses nothing
     return format_currency(
-        amount, currency, locale=locale, currency_digits=True, decimal_quantization=False
+        amount, currency, locale=_locale(locale), currency_digits=True,
+        decimal_quantization=False,
     )
 
 
 def format_date(d: date, locale: str) -> str:
     """Format a calendar date in the locale's long style (``2026년 11월 1일``)."""
-    return _babel_format_date(d, format=DATE_FORMAT, locale=locale)
+    return _babel_format_date(d, format=DATE_FORMAT, locale=_locale(locale))
 
 
 def format_date_range(start: date, end: date, locale: str) -> str:
@@ -94,20 +95,20 @@ def format_date_range(start: date, end: date, locale: str) -> str:
     """
     if start == end:
         return format_date(start, locale)
-    return format_interval(start, end, skeleton="yMMMMd", locale=locale)
+    return format_interval(start, end, skeleton="yMMMMd", locale=_locale(locale))
 
 
 def format_int(n: int, locale: str) -> str:
     """Format a count (users, groups, days) with the locale's grouping."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"format_int expects an int, got {type(n).__name__}: {n!r}")
-    return format_decimal(n, locale=locale)
+    return format_decimal(n, locale=_locale(locale))
 
 
 def format_rate(rate: Decimal, locale: str) -> str:
     """Format a tax rate as a percentage without losing digits (``0.055`` -> ``5.5%``)."""
     _require_decimal(rate)
-    return format_percent(rate, locale=locale, decimal_quantization=False)
+    return format_percent(rate, locale=_locale(locale), decimal_quantization=False)
 
 
 def html_lang(locale: str) -> str:
@@ -116,9 +117,20 @@ def html_lang(locale: str) -> str:
     The tag drives the CSS ``:lang()`` font choice and the PDF ``/Lang`` entry
     that screen readers use.
     """
-    parsed = Locale.parse(locale)
+    parsed = _locale(locale)
     parts = [parsed.language, parsed.script, parsed.territory]
     return "-".join(p for p in parts if p)
+
+
+@cache
+def _locale(locale: str) -> Locale:
+    """``Locale.parse`` once per locale id and process.
+
+    Babel parses a locale given as a string on every call, and for ``zh_CN`` that
+    means resolving the likely script (``zh_Hans_CN``) through a scan of every locale
+    id it knows: about 5 ms per Chinese invoice, for ~40 formatted figures.
+    """
+    return Locale.parse(locale)
 
 
 def catalogue_path(locale: str) -> Path:

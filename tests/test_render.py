@@ -23,14 +23,17 @@ from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 from pypdf import PdfReader
 
-from invoicing import i18n
+from invoicing import i18n, render
 from invoicing.documents import InvoiceDocument, Line, Party
 from invoicing.render import (
     DEFAULT_TEMPLATES_DIR,
+    WORD_JOINER,
     InvoiceRenderer,
     RenderError,
     ResourceRefusedError,
     TemplatesOnlyFetcher,
+    keep_words,
+    parse_as_xml,
 )
 from tests.documents_factory import CUSTOMERS, evidence_lines, make_app, make_document, money
 
@@ -499,6 +502,78 @@ def test_pdf_identifier_depends_on_content(renderer: InvoiceRenderer) -> None:
     id_a = PdfReader(BytesIO(renderer.render_pdf(doc))).trailer["/ID"][0]
     id_b = PdfReader(BytesIO(renderer.render_pdf(other))).trailer["/ID"][0]
     assert id_a != id_b
+
+
+# --- Render shortcuts: same bytes as stock WeasyPrint ------------------------------------
+
+
+def _shortcut_documents() -> list[tuple[InvoiceDocument, bool]]:
+    hostile = Party(
+        customer_id="C-666",
+        name='<b>한빛</b> & "星云" \'x\' ₩¥$',
+        email="x@example.com",
+        address="url(http://example.com/x.css)\n</style><p>line 2</p>\n\n  indented",
+        country="US",
+        tax_id="<tax>",
+    )
+    long_korean = make_app(1400000001, "큰 앱", evidence_lines("KRW") * 8, currency="KRW")
+    return [
+        (make_document("en_US"), False),
+        (make_document("ko_KR"), False),
+        (make_document("zh_CN"), False),
+        (make_document("ja_JP"), False),
+        (make_document("ko_KR", apps=(long_korean,)), True),
+        (make_document("en_US", customer=hostile), False),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_shortcut_documents())))
+def test_shortcuts_give_the_bytes_of_stock_weasyprint(
+    renderer: InvoiceRenderer, monkeypatch: pytest.MonkeyPatch, index: int
+) -> None:
+    """`InvoiceHTML` parses with expat and drops unused user-agent rules; neither may
+    change a byte of the PDF compared with ``weasyprint.HTML(string=...)``."""
+    from weasyprint import HTML
+
+    doc, draft = _shortcut_documents()[index]
+    fast = renderer.render_pdf(doc, draft=draft)
+    assert parse_as_xml(renderer.render_html(doc, draft=draft)) is not None
+    monkeypatch.setattr(
+        render.InvoiceHTML, "from_markup",
+        lambda html, base_url, url_fetcher: HTML(
+            string=html, base_url=base_url, url_fetcher=url_fetcher),
+    )
+    assert renderer.render_pdf(doc, draft=draft) == fast
+
+
+def test_markup_expat_cannot_read_goes_to_the_html5_parser(renderer: InvoiceRenderer) -> None:
+    """A control character (invalid in XML) or a line break inside a tag: tinyhtml5 reads
+    the page, as before, and the invoice still renders."""
+    customer = replace(CUSTOMERS["en_US"], name="Acme\x01 Chat")
+    doc = make_document("en_US", customer=customer)
+    assert parse_as_xml(renderer.render_html(doc)) is None
+    assert renderer.render_pdf(doc).startswith(b"%PDF-")
+    assert parse_as_xml('<p title="a\nb">x</p>') is None
+    assert parse_as_xml("<p>a &nbsp; b</p>") is None
+    assert parse_as_xml('<p title="a b">x</p>') is not None
+
+
+def test_user_agent_stylesheet_leaves_out_only_universal_pseudo_element_rules() -> None:
+    """Guard for a WeasyPrint upgrade: the six rules are still there to leave out."""
+    from weasyprint import html as weasyprint_html
+
+    dropped = render._UNIVERSAL_PSEUDO_ELEMENT_RULE.findall(weasyprint_html.UA)
+    assert sorted(rule.split("{")[0].strip() for rule in dropped) == [
+        "::footnote-call", "::footnote-marker", "::marker",
+        "::note-call", "::note-callback", "::note-marker",
+    ]
+
+
+def test_keep_words_joins_korean_words_only() -> None:
+    assert keep_words("플랜 요금", "ko_KR") == f"플{WORD_JOINER}랜 요{WORD_JOINER}금"
+    assert keep_words("<b>", "ko_KR") == f"&lt;{WORD_JOINER}b{WORD_JOINER}&gt;"
+    assert keep_words("Plan fee", "en_US") == "Plan fee"
+    assert keep_words("套餐 费用", "zh_CN") == "套餐 费用"
 
 
 def test_factory_document_is_consistent() -> None:
