@@ -4,6 +4,7 @@
     python -m benchmarks.pdf_bench renderer --locale ko_KR --workers 0 --count 40 --json OUT
     python -m benchmarks.pdf_bench naive    --locale ko_KR --count 2 --json OUT
     python -m benchmarks.pdf_bench naive-template --locale ko_KR --count 2 --json OUT
+    python -m benchmarks.pdf_bench renderer --locale mix --workers 0 --count 60 --json OUT
 
 ``renderer`` uses `invoicing.render.InvoiceRenderer` the way the batch does: one renderer
 per process kept alive across documents. ``--workers 1`` renders in this process;
@@ -22,6 +23,9 @@ keeping one renderer (parsed CSS, font configuration, bundled fonts) alive buys.
 
 Documents come from ``tests/documents_factory.make_document`` (one app, so one page);
 when that module is not importable a document with the same kind of lines is built here.
+``--locale mix`` interleaves en_US, ko_KR and zh_CN invoices (en, ko, zh, en, ...), the
+way a month's batch mixes them; every mode accepts it, and the renderer warms up one
+invoice of each locale first.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from typing import Any
 from invoicing.documents import AppSection, InvoiceDocument, Line, Party
 
 LOCALES: tuple[str, ...] = ("en_US", "ko_KR", "zh_CN")
+MIX = "mix"
 CURRENCY = {"en_US": "USD", "ko_KR": "KRW", "zh_CN": "CNY"}
 NAIVE_FONTS = '"Noto Sans CJK KR", "Noto Sans CJK SC", sans-serif'
 
@@ -104,9 +109,20 @@ def _fallback_document(locale: str, currency: str) -> InvoiceDocument:
 
 
 def documents(locale: str, count: int) -> list[InvoiceDocument]:
-    """`count` copies of the one-page invoice with distinct numbers (distinct PDF ids)."""
-    doc = one_page_document(locale)
-    return [replace(doc, invoice_number=f"IM-202610-{i + 1:06d}") for i in range(count)]
+    """`count` copies of the one-page invoice with distinct numbers (distinct PDF ids).
+
+    ``locale="mix"``: the three locales in turn (en_US, ko_KR, zh_CN, en_US, ...).
+    """
+    locales = LOCALES if locale == MIX else (locale,)
+    docs = {loc: one_page_document(loc) for loc in locales}
+    return [replace(docs[locales[i % len(locales)]], invoice_number=f"IM-202610-{i + 1:06d}")
+            for i in range(count)]
+
+
+def warm_up_documents(locale: str) -> list[InvoiceDocument]:
+    """One invoice per locale in the run, numbered apart from the timed ones."""
+    return [replace(doc, invoice_number=f"IM-202610-{999999 - i:06d}")
+            for i, doc in enumerate(documents(locale, len(LOCALES) if locale == MIX else 1))]
 
 
 def pdf_pages(pdf: bytes) -> int | None:
@@ -122,13 +138,14 @@ def pdf_pages(pdf: bytes) -> int | None:
 _renderer: Any = None
 
 
-def _init_worker(barrier: Barrier, warm_up: InvoiceDocument) -> None:
+def _init_worker(barrier: Barrier, warm_up: list[InvoiceDocument]) -> None:
     """Pool initializer: one renderer per worker, warmed up, then wait for the others."""
     global _renderer
     from invoicing.render import InvoiceRenderer
 
     _renderer = InvoiceRenderer()
-    _renderer.render_pdf(warm_up)
+    for doc in warm_up:
+        _renderer.render_pdf(doc)
     barrier.wait()
 
 
@@ -147,13 +164,15 @@ def _ping(_: int) -> int:
 
 def bench_renderer(locale: str, count: int, workers: int) -> dict[str, Any]:
     docs = documents(locale, count)
-    warm = replace(docs[0], invoice_number="IM-202610-999999")
+    warm = warm_up_documents(locale)
     began = time.perf_counter()
     if workers == 1:
         from invoicing.render import InvoiceRenderer
 
         renderer = InvoiceRenderer()
-        first = renderer.render_pdf(warm)
+        first = b""
+        for doc in warm:
+            first = first or renderer.render_pdf(doc)
         ready = time.perf_counter()
         sizes = [len(renderer.render_pdf(doc)) for doc in docs]
         done = time.perf_counter()
@@ -166,7 +185,7 @@ def bench_renderer(locale: str, count: int, workers: int) -> dict[str, Any]:
             ready = time.perf_counter()
             sizes = pool.map(_render, docs, chunksize=1)
             done = time.perf_counter()
-            first = pool.apply(_render_bytes, (warm,))
+            first = pool.apply(_render_bytes, (warm[0],))
     seconds = done - ready
     return {
         "mode": "renderer", "locale": locale, "workers": workers, "count": count,
@@ -270,7 +289,8 @@ def bench_naive_template(locale: str, count: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Measure PDF rendering throughput.")
     parser.add_argument("mode", choices=("renderer", "naive", "naive-template"))
-    parser.add_argument("--locale", choices=LOCALES, required=True)
+    parser.add_argument("--locale", choices=(*LOCALES, MIX), required=True,
+                        help=f"{MIX}: en_US, ko_KR and zh_CN invoices in turn")
     parser.add_argument("--count", type=int, required=True, help="invoices to time")
     parser.add_argument("--workers", type=int, default=1, help="0 = all cores (renderer only)")
     parser.add_argument("--json", type=Path, required=True)

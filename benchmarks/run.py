@@ -14,7 +14,8 @@ currency (and the usage/line counts) of the two must be equal; if they differ th
 exits with status 1 after writing the report. If ``sample_data/2026-10`` exists, it is
 checked the same way.
 
-PDF section: invoices per second for a one-page invoice per locale with the project's
+PDF section: invoices per second for a one-page invoice per locale (and for the three
+locales interleaved, "mix") with the project's
 `InvoiceRenderer` on 1 worker and on all cores, and a naive baseline (fresh
 ``weasyprint.HTML(...).write_pdf()`` per invoice with system Noto CJK fonts; Debian
 ``fonts-noto-cjk`` is installed first if missing).
@@ -49,6 +50,7 @@ RESULTS = REPO / "benchmarks" / "results" / "latest.md"
 SAMPLE = REPO / "sample_data" / "2026-10"
 MONTH = "2026-10"
 LOCALES = ("en_US", "ko_KR", "zh_CN")
+MIX = "mix"  # pdf_bench: the three locales interleaved
 
 
 @dataclass(frozen=True)
@@ -243,13 +245,16 @@ def pdf_section(workdir: Path, count: int, naive_count: int) -> tuple[list[dict[
     font = ensure_noto_cjk()
     rows = []
     cores = os.cpu_count() or 1
-    for locale in LOCALES:
+    for locale in (*LOCALES, MIX):
         row: dict[str, Any] = {"locale": locale}
+        # The mix row interleaves the three locales: whole rounds of three invoices.
+        n, n_naive = (_round_up(count, 3), _round_up(naive_count, 3)) if locale == MIX else (
+            count, naive_count)
         for key, args in (
-            ("one", ["renderer", "--workers", "1", "--count", str(count)]),
-            ("all", ["renderer", "--workers", str(cores), "--count", str(count * cores)]),
-            ("naive", ["naive", "--count", str(naive_count)]),
-            ("naive_tpl", ["naive-template", "--count", str(naive_count)]),
+            ("one", ["renderer", "--workers", "1", "--count", str(n)]),
+            ("all", ["renderer", "--workers", str(cores), "--count", str(n * cores)]),
+            ("naive", ["naive", "--count", str(n_naive)]),
+            ("naive_tpl", ["naive-template", "--count", str(n_naive)]),
         ):
             run = run_child(["-m", "benchmarks.pdf_bench", *args, "--locale", locale], workdir)
             if not run.ok:
@@ -260,6 +265,10 @@ def pdf_section(workdir: Path, count: int, naive_count: int) -> tuple[list[dict[
                   f"{_mib(run.max_rss)}", file=sys.stderr, flush=True)
         rows.append(row)
     return rows, font
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
 
 
 # --- report -------------------------------------------------------------------------------
@@ -418,7 +427,8 @@ def pdf_report(rows: list[dict[str, Any]], font: str) -> list[str]:
            "page with `font-family: \"Noto Sans CJK KR\", \"Noto Sans CJK SC\", sans-serif` "
            f"(fc-match: {font}). *Naive, project page* = the project's own HTML and "
            "`invoice.css` (re-parsed per invoice, `@font-face` removed, same system font "
-           "stack) through a fresh `HTML(...).write_pdf()`. Peak RSS of the largest process.",
+           "stack) through a fresh `HTML(...).write_pdf()`. *mix* = en_US, ko_KR and zh_CN "
+           "invoices in turn. Peak RSS of the largest process.",
            ""]
     table = []
     for r in rows:

@@ -11,7 +11,9 @@ and zlib to compress: about a third of the render time of a Chinese invoice.
 
 This script changes nothing but the order of the glyphs (and drops Nanum Gothic's
 ``TSI0``-``TSI5`` tables, Visual TrueType hinting *sources* that no renderer reads and
-HarfBuzz already leaves out of every subset). Outlines, metrics, ``cmap`` coverage,
+HarfBuzz already leaves out of every subset), and marks the files as modified: a note in
+the version string, and Nanum Gothic renamed "Invoice Hangul" because its licence (SIL
+OFL 1.1) reserves the name "NanumGothic" for the original. Outlines, metrics, ``cmap`` coverage,
 kerning and OpenType layout are the same, so every character the original files
 rendered is still rendered, identically. New order, most used first:
 
@@ -58,6 +60,39 @@ FONTS: dict[str, str] = {
 }
 #: Tables no renderer uses (VTT hinting sources); HarfBuzz drops them from subsets too.
 DROP_TABLES = ("TSI0", "TSI1", "TSI2", "TSI3", "TSI5")
+#: New (family, style) names for fonts whose licence reserves their name for the original
+#: version: the SIL Open Font License 1.1 (clause 3) forbids a modified Nanum Gothic to be
+#: called "NanumGothic". The name is the renderer's private CSS family anyway; PDFs name
+#: fonts after the CSS family, so the output does not depend on it.
+RENAMES: dict[str, tuple[str, str]] = {
+    "NanumGothic.ttf": ("Invoice Hangul", "Regular"),
+    "NanumGothicBold.ttf": ("Invoice Hangul", "Bold"),
+}
+#: Appended to the version string (name ID 5) of every file: the notice that the file
+#: was changed (Apache-2.0 section 4(b) for WenQuanYi; good practice for the others).
+MODIFIED_NOTE = "glyphs renumbered by invoicing scripts/reorder_fonts.py"
+#: Name IDs that carry the font's name: family, style, unique id, full name, PostScript
+#: name, typographic family and style, compatible full name, CID findfont name.
+_NAME_IDS = (1, 2, 3, 4, 6, 16, 17, 18, 20)
+
+
+def _mark_modified(font: TTFont, name: str) -> None:
+    """Rename per `RENAMES` and add `MODIFIED_NOTE` to the version string (idempotent)."""
+    table = font["name"]
+    if name in RENAMES:
+        family, style = RENAMES[name]
+        full = family if style == "Regular" else f"{family} {style}"
+        postscript = f"{family.replace(' ', '')}-{style}"
+        table.names = [record for record in table.names if record.nameID not in _NAME_IDS]
+        for name_id, value in ((1, family), (2, style), (3, f"{postscript};reordered"),
+                               (4, full), (6, postscript)):
+            table.setName(value, name_id, 3, 1, 0x409)
+            table.setName(value, name_id, 1, 0, 0)
+    for record in table.names:
+        if record.nameID == 5:
+            version = record.toUnicode()
+            if MODIFIED_NOTE not in version:
+                record.string = f"{version}; {MODIFIED_NOTE}"
 
 
 def _skip_absent_coverage() -> None:
@@ -220,6 +255,7 @@ def reorder(source: Path, target: Path, rank: Callable[[int], tuple[int, int]]) 
     for tag in DROP_TABLES:
         if tag in font:
             del font[tag]
+    _mark_modified(font, target.name)
     _skip_absent_coverage()
     font.ensureDecompiled()  # every table in memory, glyphs referenced by name
     # fontTools re-sorts coverage tables (and their parallel arrays) for the new ids.
