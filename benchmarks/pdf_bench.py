@@ -108,21 +108,77 @@ def _fallback_document(locale: str, currency: str) -> InvoiceDocument:
     )
 
 
+#: Word pools for per-invoice customer and app names: a month's invoices differ in their
+#: names, addresses and figures, so every timed invoice does too (a cache keyed on
+#: content cannot look better here than on a real batch).
+_NAME_WORDS = {
+    "en_US": (("Acme", "Blue Harbor", "Northwind", "Pixel Forge", "Quartz", "Redwood",
+               "Summit", "Tidal", "Vantage", "Willow", "Zephyr", "Lumen"),
+              ("Chat", "Messaging", "Social", "Games", "Labs", "Networks", "Media"),
+              ("Inc.", "LLC", "Ltd.", "GmbH", "Pty Ltd", "S.A.")),
+    "ko_KR": (("한빛", "새롬", "푸른", "하늘", "다온", "누리", "미래", "별빛", "바다", "이음",
+               "온새", "가람"),
+              ("메신저", "소프트", "테크", "네트웍스", "커뮤니케이션", "랩스", "게임즈"),
+              ("주식회사", "(주)", "유한회사")),
+    "zh_CN": (("星云", "云帆", "华信", "腾达", "智联", "远景", "天启", "新航", "博雅", "鼎盛",
+               "瑞丰", "恒通"),
+              ("通讯", "网络", "科技", "信息技术", "软件", "互动娱乐", "数据"),
+              ("北京", "上海", "深圳", "杭州", "广州", "成都", "南京")),
+}
+_STREETS = {
+    "en_US": ("Market Street", "Harbor Avenue", "Elm Road", "Main Street", "Pine Lane"),
+    "ko_KR": ("서울특별시 강남구 테헤란로", "부산광역시 해운대구 센텀중앙로",
+              "경기도 성남시 분당구 판교역로", "대전광역시 유성구 대학로"),
+    "zh_CN": ("浦东新区世纪大道", "南山区科技园路", "西湖区文三路", "天河区珠江新城花城大道"),
+}
+
+
+def _varied(doc: InvoiceDocument, i: int) -> InvoiceDocument:
+    """Invoice `i` of a batch: its own number, customer, address, app and peak figures."""
+    first, middle, last = _NAME_WORDS[doc.locale]
+    a, b, c = first[i % len(first)], middle[(i // 3) % len(middle)], last[(i // 7) % len(last)]
+    street = _STREETS[doc.locale][i % len(_STREETS[doc.locale])]
+    number = 10 + (i * 37) % 890
+    name, address = {
+        "en_US": (f"{a} {b} {c}", f"{number} {street}\nSuite {i % 40 + 1}\nSpringfield"),
+        "ko_KR": (f"{c} {a}{b}", f"{street} {number}\n{a}빌딩 {i % 20 + 1}층"),
+        "zh_CN": (f"{c}{a}{b}有限公司", f"{c}市{street}{number}号\n{a}大厦{i % 30 + 1}楼"),
+    }[doc.locale]
+    customer = replace(doc.customer, customer_id=f"C-{100000 + i}", name=name, address=address,
+                       email=f"billing{i}@customer{i % 97}.example")
+    apps = []
+    for app in doc.apps:
+        lines = []
+        for line in app.lines:
+            if line.peak_value is not None and line.free_quota is not None:
+                # Same number of blocks (same amounts), another peak on another day.
+                size = line.block or 1
+                blocks = -(-(line.peak_value - line.free_quota) // size)
+                peak = line.free_quota + (blocks - 1) * size + 1 + (i * 7919) % size
+                line = replace(line, peak_value=peak, excess=peak - line.free_quota,
+                               peak_date=line.peak_date.replace(day=1 + (i * 11) % 31))
+            lines.append(line)
+        apps.append(replace(app, sdk_app_id=1400000000 + i, app_name=f"{b} app {i % 9 + 1}",
+                            lines=tuple(lines)))
+    return replace(doc, invoice_number=f"IM-202610-{i + 1:06d}", customer=customer,
+                   apps=tuple(apps))
+
+
 def documents(locale: str, count: int) -> list[InvoiceDocument]:
-    """`count` copies of the one-page invoice with distinct numbers (distinct PDF ids).
+    """`count` distinct one-page invoices (see `_varied`).
 
     ``locale="mix"``: the three locales in turn (en_US, ko_KR, zh_CN, en_US, ...).
     """
     locales = LOCALES if locale == MIX else (locale,)
     docs = {loc: one_page_document(loc) for loc in locales}
-    return [replace(docs[locales[i % len(locales)]], invoice_number=f"IM-202610-{i + 1:06d}")
-            for i in range(count)]
+    return [_varied(docs[locales[i % len(locales)]], i) for i in range(count)]
 
 
 def warm_up_documents(locale: str) -> list[InvoiceDocument]:
     """One invoice per locale in the run, numbered apart from the timed ones."""
+    warm = len(LOCALES) if locale == MIX else 1
     return [replace(doc, invoice_number=f"IM-202610-{999999 - i:06d}")
-            for i, doc in enumerate(documents(locale, len(LOCALES) if locale == MIX else 1))]
+            for i, doc in enumerate(documents(locale, warm))]
 
 
 def pdf_pages(pdf: bytes) -> int | None:

@@ -51,7 +51,7 @@ from weasyprint.css.counters import CounterStyle
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
-from invoicing import i18n
+from invoicing import i18n, render_engine
 from invoicing.documents import InvoiceDocument
 from invoicing.evidence import ATTACHMENT_NAME, attachment_csv
 
@@ -158,6 +158,7 @@ class InvoiceRenderer:
         # that style must be switched on before the template is compiled.
         self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
         self.template = self.env.get_template(TEMPLATE_NAME)
+        render_engine.install()
         self.font_config = FontConfiguration()
         try:
             self.css = CSS(

@@ -23,7 +23,7 @@ from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 from pypdf import PdfReader
 
-from invoicing import i18n, render
+from invoicing import i18n, render, render_engine
 from invoicing.documents import InvoiceDocument, Line, Party
 from invoicing.render import (
     DEFAULT_TEMPLATES_DIR,
@@ -544,6 +544,22 @@ def test_shortcuts_give_the_bytes_of_stock_weasyprint(
             string=html, base_url=base_url, url_fetcher=url_fetcher),
     )
     assert renderer.render_pdf(doc, draft=draft) == fast
+
+
+def test_render_engine_changes_no_byte(renderer: InvoiceRenderer) -> None:
+    """Prepared font faces, shared font bytes and the computed-value shortcut: the same
+    PDFs as stock WeasyPrint 70, including a glyph no bundled font has (.notdef)."""
+    assert render_engine.install()
+    missing_glyph = replace(CUSTOMERS["en_US"], name="Acme \U0001F600 Chat")
+    docs = [*_shortcut_documents(), (make_document("en_US", customer=missing_glyph), False)]
+    fast = [renderer.render_pdf(doc, draft=draft) for doc, draft in docs]
+    render_engine.uninstall()
+    try:
+        stock = [renderer.render_pdf(doc, draft=draft) for doc, draft in docs]
+    finally:
+        assert render_engine.install()
+    assert [len(pdf) for pdf in fast] == [len(pdf) for pdf in stock]
+    assert fast == stock
 
 
 def test_markup_expat_cannot_read_goes_to_the_html5_parser(renderer: InvoiceRenderer) -> None:
