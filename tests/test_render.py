@@ -32,7 +32,9 @@ from invoicing.render import (
     RenderError,
     ResourceRefusedError,
     TemplatesOnlyFetcher,
+    css_string,
     keep_words,
+    page_counter_css,
     parse_as_xml,
 )
 from tests.documents_factory import CUSTOMERS, evidence_lines, make_app, make_document, money
@@ -633,3 +635,14 @@ def test_credit_note_is_titled_and_linked(renderer: InvoiceRenderer) -> None:
     assert "Credits invoice IM-202610-000001" in text
     assert "Amount credited -$1,284.74" in text
     assert "Due date" not in text and "Amount due" not in text
+
+
+def test_footer_prints_run_version_and_inputs_exactly(renderer: InvoiceRenderer) -> None:
+    """The footer is a CSS string: characters that need escaping print as themselves,
+    and a space after an escaped character survives (CSS ends an escape with one)."""
+    doc = make_document("en_US", run_id="2026-10-<&\"x'> y", inputs_digest="ab" * 32)
+    for page in pages_text(renderer.render_pdf(doc)):
+        assert "Run 2026-10-<&\"x'> y · invoicing 0.1.0 · Inputs sha256:abababababab" in page
+    assert page_counter_css("Page {page} of {pages}") == (
+        '"Page " counter(page) " of " counter(pages)')
+    assert str(css_string('a"b c')) == '"a\\000022 b c"'
