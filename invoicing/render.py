@@ -4,10 +4,12 @@
 start-up, parsing the stylesheet and registering the big CJK fonts cost about a second,
 so the Jinja2 environment, the parsed `CSS` and the `FontConfiguration` live as long as
 the renderer does (STYLE.md, "keep one renderer alive across many documents"). What
-remains per invoice (100-130 ms of CPU for one page) is mostly WeasyPrint's layout and
-drawing, in Python; `InvoiceHTML` and `_compress_streams_once` trim what can be trimmed
-without changing a byte (parser, user-agent stylesheet, double compression) and the
-template avoids flex and grid layout (see invoice.css).
+remains per invoice (~100 ms of CPU for one page) is mostly WeasyPrint's layout and
+drawing, in Python; `InvoiceHTML`, `_compress_streams_once` and `render_engine` trim
+what can be trimmed without changing a byte (parser, user-agent stylesheet, double
+compression, font subsetting, computed styles), and the template avoids what makes
+WeasyPrint measure boxes more than once: flex and grid, automatic table layout, floats
+without a width (see invoice.css).
 
 Three properties matter more than looks:
 
