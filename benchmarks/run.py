@@ -428,7 +428,10 @@ def pdf_report(rows: list[dict[str, Any]], font: str) -> list[str]:
            f"(fc-match: {font}). *Naive, project page* = the project's own HTML and "
            "`invoice.css` (re-parsed per invoice, `@font-face` removed, same system font "
            "stack) through a fresh `HTML(...).write_pdf()`. *mix* = en_US, ko_KR and zh_CN "
-           "invoices in turn. Peak RSS of the largest process.",
+           "invoices in turn; every timed invoice has its own customer, address, app and peak "
+           "figures. Issue 5's 8× target is read against the naive project page, which prints "
+           "the same invoice (the simple page is a smaller document, shown for reference). "
+           "Peak RSS of the largest process.",
            ""]
     table = []
     for r in rows:
@@ -448,8 +451,8 @@ def pdf_report(rows: list[dict[str, Any]], font: str) -> list[str]:
         ))
     out += _table(["locale", "pages", "renderer 1 worker (inv/s)",
                    f"renderer {cores} workers (inv/s)", "speed-up", "naive (inv/s)",
-                   "naive, project page (inv/s)", "all cores / naive",
-                   "all cores / naive project page", "PDF KiB renderer / naive / naive page",
+                   "naive, project page (inv/s)", "all cores / naive simple page",
+                   "all cores / naive project page (target ≥ 8×)", "PDF KiB renderer / naive / naive page",
                    "start-up 1w / all (s)", "peak RSS 1w / all / naive",
                    "invoices timed 1w / all / naive"], table)
     return out
@@ -493,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown size {unknown[0]!r}; choose from {', '.join(SIZES)}")
     sizes = [SIZES[s] for s in size_names]
     pdf_count = args.pdf_count or (4 if args.quick else 20)
-    naive_count = args.naive_count or (1 if args.quick else 2)
+    naive_count = args.naive_count or (1 if args.quick else 6)
 
     own_workdir = args.workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="invoicing-bench-")) if own_workdir else args.workdir
