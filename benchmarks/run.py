@@ -452,7 +452,8 @@ def pdf_report(rows: list[dict[str, Any]], font: str) -> list[str]:
     out += _table(["locale", "pages", "renderer 1 worker (inv/s)",
                    f"renderer {cores} workers (inv/s)", "speed-up", "naive (inv/s)",
                    "naive, project page (inv/s)", "all cores / naive simple page",
-                   "all cores / naive project page (target ≥ 8×)", "PDF KiB renderer / naive / naive page",
+                   "all cores / naive project page (target ≥ 8×)",
+                   "PDF KiB renderer / naive / naive page",
                    "start-up 1w / all (s)", "peak RSS 1w / all / naive",
                    "invoices timed 1w / all / naive"], table)
     return out

@@ -1,0 +1,96 @@
+"""CPU instructions per rendered invoice, counted by Valgrind: a noise-free render profile.
+
+    python -m benchmarks.render_instructions            # mix of en_US, ko_KR, zh_CN
+    python -m benchmarks.render_instructions --locale ko_KR --count 6
+
+Wall-clock rates on a shared VM move by 10-50% between runs, which hides the effect of
+a 2% change. Instructions executed do not move: this counts them, under Callgrind, for
+`InvoiceRenderer.render_pdf` of the benchmark's one-page invoices (the same documents
+as ``pdf_bench``), after one warm-up invoice per locale. Interpreter start-up and
+imports are not counted: a tiny C helper switches Callgrind's instrumentation on and off
+around the timed loop (Callgrind client requests, called through ctypes).
+
+Needs ``valgrind`` (with its headers) and a C compiler; ``scripts/install-system-deps.sh
+valgrind`` installs the first on Debian. Runs ~30 s for 6 invoices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HELPER_C = """
+#include <valgrind/callgrind.h>
+void count_start(void) { CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION; }
+void count_stop(void) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS; }
+"""
+
+
+def _child(helper: Path, locale: str, count: int) -> None:
+    """Inside Valgrind: warm up, then render `count` invoices between the two requests."""
+    from benchmarks.pdf_bench import documents, warm_up_documents
+    from invoicing.render import InvoiceRenderer
+
+    counter = ctypes.CDLL(str(helper))
+    renderer = InvoiceRenderer()
+    for doc in warm_up_documents(locale):
+        renderer.render_pdf(doc)
+    docs = documents(locale, count)
+    counter.count_start()
+    for doc in docs:
+        renderer.render_pdf(doc)
+    counter.count_stop()
+
+
+def count(locale: str, count: int) -> float:
+    """Millions of instructions per invoice."""
+    for tool in ("valgrind", "cc"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"render_instructions: `{tool}` not found "
+                             "(scripts/install-system-deps.sh valgrind gcc)")
+    with tempfile.TemporaryDirectory() as tmp:
+        source, helper = Path(tmp, "count.c"), Path(tmp, "libcount.so")
+        source.write_text(HELPER_C)
+        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(helper), str(source)],
+                       check=True)
+        out = Path(tmp, "callgrind.out")
+        subprocess.run(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+             f"--callgrind-out-file={out}.%p", sys.executable, "-m",
+             "benchmarks.render_instructions", "--child", str(helper),
+             "--locale", locale, "--count", str(count)],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        total = 0
+        for dump in Path(tmp).glob("callgrind.out.*"):
+            for line in dump.read_text(errors="replace").splitlines():
+                if match := re.match(r"^totals: (\d+)", line):
+                    total += int(match.group(1))
+                    break
+    return total / count / 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--locale", default="mix", choices=("en_US", "ko_KR", "zh_CN", "mix"))
+    parser.add_argument("--count", type=int, default=6, help="invoices counted")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child, args.locale, args.count)
+        return 0
+    print(f"{count(args.locale, args.count):.1f} M instructions per invoice "
+          f"({args.locale}, {args.count} invoices)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
