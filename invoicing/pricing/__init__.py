@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from invoicing.catalogue import LINE_ORDER
+from invoicing.catalogue import LINE_ORDER, PLANS
 from invoicing.pricebook import PriceBookVersion, addon_prices_frame, versions_frame
 from invoicing.pricing.addons import addon_lines
 from invoicing.pricing.av_call import av_call_lines
@@ -45,8 +45,20 @@ def price_month(usage_with_plan: pl.DataFrame, apps: pl.DataFrame, customers: pl
     `usage_with_plan` is the validated usage with the plan of each day (`plan_days`);
     `subs` the subscription change log resolved for the month.
     """
-    # Materialised once: every rule joins on it.
-    app_prices = app_prices_frame(apps, customers, versions).collect().lazy()
+    # Materialised once: every rule joins on it. Each app also gets its rank in line
+    # order (customer id in byte order, then sdk_app_id), so that the lines are sorted
+    # by one integer key rather than by the customer's string id.
+    customer_rank = customers.lazy().select(
+        "customer_id", _customer_rank=pl.col("customer_id").rank("ordinal").cast(pl.Int64))
+    app_prices = (
+        app_prices_frame(apps, customers, versions)
+        .join(customer_rank, on="customer_id")
+        .sort("_customer_rank", "sdk_app_id")
+        .with_row_index("_app_rank")
+        .with_columns(pl.col("_app_rank").cast(pl.Int64))
+        .drop("_customer_rank")
+        .collect().lazy()
+    )
     addon_prices = addon_prices_frame(versions).lazy()
 
     parts = [
@@ -55,14 +67,17 @@ def price_month(usage_with_plan: pl.DataFrame, apps: pl.DataFrame, customers: pl
         addon_lines(subs, app_prices, addon_prices, month),
         av_call_lines(subs, app_prices, addon_prices),
     ]
-    order = pl.DataFrame(
-        {"item": list(LINE_ORDER), "_order": list(LINE_ORDER.values())},
-        schema={"item": pl.String, "_order": pl.Int32},
-    ).lazy()
+    # One int64 per line, unique within the month, ordered like (customer_id,
+    # sdk_app_id, item in `LINE_ORDER`, plan with nulls last): only a prorated plan fee
+    # has several lines of one item per app, one per plan.
+    item_code = pl.col("item").replace_strict(LINE_ORDER, return_dtype=pl.Int64)
+    plans = sorted(PLANS)
+    plan_code = pl.col("plan").replace_strict(
+        plans, list(range(len(plans))), default=len(plans), return_dtype=pl.Int64)
+    sort_key = (pl.col("_app_rank") * 16 + item_code) * 4 + plan_code
     lines = (
-        pl.concat([conform(p) for p in parts], how="vertical")
-        .join(order, on="item", how="left")
-        .sort("customer_id", "sdk_app_id", "_order", "plan", nulls_last=True)
-        .drop("_order")
+        pl.concat([conform(p, keep=["_app_rank"]) for p in parts], how="vertical")
+        .sort(sort_key)
+        .drop("_app_rank")
     )
     return lines.collect()

@@ -6,6 +6,8 @@ gives every rule's frame the same columns and types so they can be concatenated.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from invoicing.money import MONEY, WORK, round_money_expr
@@ -36,14 +38,15 @@ LINE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def conform(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Select `LINE_SCHEMA`'s columns in order, adding the missing ones as nulls."""
+def conform(frame: pl.LazyFrame, keep: Sequence[str] = ()) -> pl.LazyFrame:
+    """Select `LINE_SCHEMA`'s columns in order, adding the missing ones as nulls; then
+    the columns named in `keep` (working columns the caller drops later)."""
     names = frame.collect_schema().names()
     return frame.select(
         [
             pl.col(name).cast(dtype) if name in names else pl.lit(None, dtype=dtype).alias(name)
             for name, dtype in LINE_SCHEMA.items()
-        ]
+        ] + [pl.col(name) for name in keep]
     )
 
 
