@@ -35,7 +35,7 @@ import resource
 import sys
 import time
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -67,12 +67,16 @@ class BaselineResult:
         ``tax``, ``total`` (decimal strings).
       counts: usage rows ``rows_in``, ``billed``, ``duplicates``, ``conflicts_merged``,
         ``rejected``; ``line_items`` and ``customers``.
-      seconds: wall time of the whole computation (reading included).
+      seconds: wall time of the whole computation (reading included; with
+        `compute_outputs`, writing the Parquet files too).
+      item_sums: with `compute_outputs`, ``"<currency>/<item>"`` -> ``lines`` (count)
+        and ``amount`` (sum, decimal string), for the equality check.
     """
 
     totals: dict[str, dict[str, Any]]
     counts: dict[str, int]
     seconds: float
+    item_sums: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # --- inputs -------------------------------------------------------------------------------
@@ -216,7 +220,7 @@ CREATE MACRO prorate(fee, days, dim, micro_per_minor, minor_unit) AS
          // (2 * dim * micro_per_minor) AS DECIMAL(38, 0)) * minor_unit;
 """
 
-_QUERIES = """
+_COMMON = """
 CREATE TEMP TABLE chosen AS
 SELECT * FROM versions_all WHERE effective_from <= {start}
 QUALIFY row_number() OVER (PARTITION BY currency ORDER BY effective_from DESC) = 1;
@@ -246,6 +250,10 @@ WHERE seg_end >= seg_start;
 CREATE TEMP TABLE plan_segs AS
 SELECT sdk_app_id, value AS plan, seg_start, seg_end FROM segs WHERE item = 'plan';
 
+"""
+
+#: Totals only: the peaks without their day or plan.
+_USAGE_TOTALS = """
 -- Billable usage rows (known app, date in the month, non-negative metrics), each joined
 -- to the plan segment covering its day, reduced straight to one row per app: the R2/R3
 -- peaks over Pro/Flagship days and the row accounting. A maximum does not change when a
@@ -265,6 +273,9 @@ WHERE u.sdk_app_id IN (SELECT sdk_app_id FROM apps)
   AND u.dau >= 0 AND u.group_count >= 0 AND coalesce(u.live_group_count, 0) >= 0
 GROUP BY u.sdk_app_id;
 
+"""
+
+_DAY_VERSIONS = """
 -- Apps with more rows than days: distinct versions per day there (exact duplicates
 -- collapse; more than one version is a conflict), for the accounting of rows.
 CREATE TEMP TABLE day_versions AS
@@ -276,6 +287,10 @@ WHERE u.sdk_app_id IN (SELECT sdk_app_id FROM usage_apps WHERE valid_rows > bill
   AND u.dau >= 0 AND u.group_count >= 0 AND coalesce(u.live_group_count, 0) >= 0
 GROUP BY u.sdk_app_id, u.date;
 
+"""
+
+#: Totals only: customer, item and amount of each line, nothing else.
+_LINES_TOTALS = """
 CREATE TEMP TABLE lines AS
 -- R1, month_start: the plan in force on the 1st.
 SELECT ap.customer_id, 'plan_fee' AS item,
@@ -343,6 +358,162 @@ UNION ALL
  LEFT JOIN addon_prices_all pr
       ON pr.version_id = ap.version_id AND pr.item = 'av_call' AND pr.tier = 'on');
 
+"""
+
+#: With outputs: the peaks with their first day and that day's plan. Each usage day is
+#: keyed ``value × 32 + (31 − day index)``: the largest key is the peak value on its
+#: first day, and ``arg_max`` reads that day's plan.
+_USAGE_EVIDENCE = """
+CREATE TEMP TABLE usage_apps AS
+SELECT sdk_app_id,
+       max(dau_key) FILTER (WHERE paid) AS dau_key,
+       arg_max(plan, dau_key) FILTER (WHERE paid) AS dau_plan,
+       max(group_key) FILTER (WHERE paid) AS group_key,
+       arg_max(plan, group_key) FILTER (WHERE paid) AS group_plan,
+       count(*) AS valid_rows,
+       bit_count(bit_or(CAST(1 AS BIGINT) << day_index)) AS billed
+FROM (
+    SELECT u.sdk_app_id, p.plan, p.plan IN ('pro', 'flagship') AS paid,
+           u.date - {start} AS day_index,
+           u.dau * 32 + (31 - (u.date - {start})) AS dau_key,
+           u.group_count * 32 + (31 - (u.date - {start})) AS group_key
+    FROM usage_raw u LEFT JOIN plan_segs p
+         ON u.sdk_app_id = p.sdk_app_id AND u.date BETWEEN p.seg_start AND p.seg_end
+    WHERE u.sdk_app_id IN (SELECT sdk_app_id FROM apps)
+      AND u.date BETWEEN {start} AND {end}
+      AND u.dau >= 0 AND u.group_count >= 0 AND coalesce(u.live_group_count, 0) >= 0)
+GROUP BY sdk_app_id;
+
+"""
+
+#: With outputs: every line with the evidence columns of ``line_items.parquet``.
+_LINES_EVIDENCE = """
+CREATE MACRO titled(plan) AS upper(plan[1]) || plan[2:];
+CREATE MACRO fee_of(plan, free, pro, flagship) AS CASE plan WHEN 'pro' THEN pro
+    WHEN 'flagship' THEN flagship ELSE free END;
+
+CREATE TEMP TABLE lines AS
+-- R1, month_start: the plan in force on the 1st.
+SELECT customer_id, sdk_app_id, 'plan_fee' AS item,
+       titled(plan) || ' plan, in force on ' || CAST({start} AS VARCHAR) AS description,
+       1 AS quantity, fee AS unit_price, round_money(fee, minor_units) AS amount,
+       currency, plan, version_id AS pricebook_version
+FROM (SELECT ap.*, s.value AS plan,
+             fee_of(s.value, ap.fee_free, ap.fee_pro, ap.fee_flagship) AS fee
+      FROM segs s JOIN app_prices ap USING (sdk_app_id)
+      WHERE s.item = 'plan' AND ap.plan_fee_policy = 'month_start'
+        AND s.seg_start = {start})
+UNION ALL BY NAME
+-- R1, prorate_daily: each plan for its days.
+SELECT customer_id, sdk_app_id, 'plan_fee' AS item,
+       concat(titled(plan), ' plan, ', days, ' of ', {days_in_month}, ' days') AS description,
+       days AS quantity, fee AS unit_price,
+       prorate(fee, days, {days_in_month}, micro_per_minor, minor_unit) AS amount,
+       currency, plan, days AS days_on_plan, {days_in_month} AS days_in_month,
+       version_id AS pricebook_version
+FROM (SELECT ap.*, p.plan, p.days, fee_of(p.plan, ap.fee_free, ap.fee_pro, ap.fee_flagship) AS fee
+      FROM (SELECT sdk_app_id, value AS plan, sum(seg_end - seg_start + 1) AS days
+            FROM segs WHERE item = 'plan' GROUP BY ALL) p
+      JOIN app_prices ap USING (sdk_app_id)
+      WHERE ap.plan_fee_policy = 'prorate_daily')
+UNION ALL BY NAME
+-- R2, R3: peaks over the days on Pro or Flagship, whole blocks.
+(WITH peaks AS (
+    SELECT ap.*, 'dau_overage' AS item, 'DAU' AS label, k.dau_key AS peak_key,
+           k.dau_plan AS plan, ap.dau_free_quota AS free_quota, ap.dau_block AS block,
+           ap.dau_price AS unit_price
+    FROM usage_apps k JOIN app_prices ap USING (sdk_app_id) WHERE k.dau_key IS NOT NULL
+    UNION ALL
+    SELECT ap.*, 'group_overage', 'Peak group count', k.group_key, k.group_plan,
+           ap.group_free_quota, ap.group_block, ap.group_price
+    FROM usage_apps k JOIN app_prices ap USING (sdk_app_id) WHERE k.group_key IS NOT NULL
+ ), excess AS (
+    SELECT *, peak_key // 32 AS peak_value,
+           CAST({start} + CAST(31 - peak_key % 32 AS INTEGER) AS DATE) AS peak_date,
+           greatest(peak_key // 32 - free_quota, 0) AS excess
+    FROM peaks
+ ), blocks AS (SELECT *, (excess + block - 1) // block AS quantity FROM excess)
+ SELECT customer_id, sdk_app_id, item,
+        concat(label, ' overage: peak ', peak_value, ' on ', CAST(peak_date AS VARCHAR),
+               ', free quota ', free_quota, ', excess ', excess, ', ', quantity,
+               ' block(s) of ', block) AS description,
+        quantity, unit_price, round_money(unit_price * quantity, minor_units) AS amount,
+        currency, plan, peak_value, peak_date, free_quota, block, excess,
+        version_id AS pricebook_version
+ FROM blocks)
+UNION ALL BY NAME
+-- R4, R5: highest tier among the days that exceed what that day's plan includes; the
+-- activity (days, first and last day) counts every active day.
+(WITH active_segs AS (
+    SELECT sdk_app_id, item, seg_start, seg_end,
+           CASE WHEN value = 'on' THEN 1 ELSE TRY_CAST(value AS BIGINT) END AS tier_value
+    FROM segs
+    WHERE item IN ('avchatroom_unlimited', 'group_member_limit', 'groups_per_user',
+                   'history_retention_days') AND value <> 'off'
+ ), activity AS (
+    SELECT sdk_app_id, item, sum(seg_end - seg_start + 1) AS active_days,
+           min(seg_start) AS first_active, max(seg_end) AS last_active
+    FROM active_segs GROUP BY ALL
+ ), addon_days AS (
+    SELECT sdk_app_id, item, tier_value,
+           CAST(seg_start + CAST(unnest(range(0, seg_end - seg_start + 1)) AS INTEGER) AS DATE)
+               AS date
+    FROM active_segs
+ ), charged AS (
+    SELECT d.sdk_app_id, d.item,
+           max(d.tier_value) FILTER (WHERE d.tier_value > i.included_tier) AS tier_value,
+           arg_max_null(p.plan, d.date) FILTER (WHERE d.tier_value > i.included_tier) AS plan
+    FROM addon_days d LEFT JOIN plan_segs p
+         ON d.sdk_app_id = p.sdk_app_id AND d.date BETWEEN p.seg_start AND p.seg_end
+    JOIN included i ON i.item = d.item AND i.plan = coalesce(p.plan, 'free')
+    GROUP BY d.sdk_app_id, d.item
+ ), tiered AS (
+    SELECT c.*, CASE WHEN c.item = 'avchatroom_unlimited' THEN 'on'
+                     ELSE CAST(c.tier_value AS VARCHAR) END AS tier
+    FROM charged c WHERE c.tier_value IS NOT NULL)
+ SELECT ap.customer_id, ap.sdk_app_id, c.item,
+        concat(c.item, ' ', c.tier, ', active ', a.active_days, ' day(s) from ',
+               CAST(a.first_active AS VARCHAR), ' to ', CAST(a.last_active AS VARCHAR))
+            AS description,
+        1 AS quantity, pr.price AS unit_price, round_money(pr.price, ap.minor_units) AS amount,
+        ap.currency, c.plan, c.tier, a.active_days, a.first_active, a.last_active,
+        ap.version_id AS pricebook_version
+ FROM tiered c JOIN activity a USING (sdk_app_id, item) JOIN app_prices ap USING (sdk_app_id)
+ LEFT JOIN addon_prices_all pr
+      ON pr.version_id = ap.version_id AND pr.item = c.item AND pr.tier = c.tier)
+UNION ALL BY NAME
+-- R6: av_call pays when a day after the trial (from the first-ever switch-on) is active.
+(WITH first_on AS (
+    SELECT sdk_app_id, min(effective_date) AS first_on FROM log
+    WHERE item = 'av_call' AND value = 'on' GROUP BY sdk_app_id
+ ), active AS (
+    SELECT sdk_app_id, sum(seg_end - seg_start + 1) AS active_days,
+           min(seg_start) AS first_active, max(seg_end) AS last_active FROM segs
+    WHERE item = 'av_call' AND value = 'on' GROUP BY sdk_app_id
+ ), trial AS (
+    SELECT a.*, ap.*, CAST(f.first_on + (ap.av_trial_days - 1) AS DATE) AS trial_end
+    FROM active a JOIN first_on f USING (sdk_app_id) JOIN app_prices ap USING (sdk_app_id)
+ ), charged AS (
+    SELECT *, CASE WHEN last_active > trial_end THEN 1 ELSE 0 END AS quantity FROM trial)
+ SELECT c.customer_id, c.sdk_app_id, 'av_call' AS item,
+        CASE WHEN c.quantity = 0
+             THEN concat('av_call, active ', c.active_days, ' day(s), free trial until ',
+                         CAST(c.trial_end AS VARCHAR))
+             ELSE concat('av_call, active ', c.active_days, ' day(s) from ',
+                         CAST(c.first_active AS VARCHAR), ' to ',
+                         CAST(c.last_active AS VARCHAR), ', trial ended ',
+                         CAST(c.trial_end AS VARCHAR)) END AS description,
+        c.quantity, pr.price AS unit_price,
+        round_money(pr.price * c.quantity, c.minor_units) AS amount,
+        c.currency, 'on' AS tier, c.active_days, c.first_active, c.last_active, c.trial_end,
+        c.version_id AS pricebook_version
+ FROM charged c
+ LEFT JOIN addon_prices_all pr
+      ON pr.version_id = c.version_id AND pr.item = 'av_call' AND pr.tier = 'on');
+
+"""
+
+_INVOICES = """
 -- R7: subtotal of rounded lines, tax half-up, total; every customer gets a row.
 CREATE TEMP TABLE invoices AS
 SELECT *, CAST(subtotal + tax AS DECIMAL(38, 6)) AS total FROM (
@@ -376,6 +547,54 @@ FROM usage_apps
 """
 
 
+#: Line order under an app (the invoice's order), for sorting the written line items.
+LINE_ITEMS_ORDER = ("plan_fee", "dau_overage", "group_overage", "avchatroom_unlimited",
+                    "group_member_limit", "groups_per_user", "history_retention_days",
+                    "av_call")
+_ITEM_ORDER_SQL = "CASE item " + " ".join(
+    f"WHEN '{item}' THEN {i}" for i, item in enumerate(LINE_ITEMS_ORDER)) + " END"
+
+#: With outputs: invoice numbers (R10) and the two Parquet files.
+_OUTPUTS = """
+CREATE TEMP TABLE invoices_out AS
+SELECT CASE WHEN i.total <> 0 THEN printf('IM-{compact}-%06d', sum(
+           CASE WHEN i.total <> 0 THEN 1 ELSE 0 END) OVER (
+           ORDER BY i.customer_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) END
+           AS invoice_number,
+       i.customer_id, i.currency, i.subtotal,
+       CAST(coalesce(t.rate, 0) AS DECIMAL(38, 6)) AS tax_rate, i.tax, i.total,
+       ch.version_id AS pricebook_version, CAST(coalesce(n.lines, 0) AS BIGINT) AS line_count,
+       CAST(NULL AS VARCHAR) AS pdf_sha256
+FROM invoices i JOIN customers c USING (customer_id)
+JOIN chosen ch ON ch.currency = i.currency
+LEFT JOIN tax_all t ON t.version_id = ch.version_id AND t.country = c.country
+LEFT JOIN (SELECT customer_id, count(*) AS lines FROM lines GROUP BY ALL) n USING (customer_id)
+ORDER BY i.customer_id;
+
+COPY (
+    SELECT n.invoice_number, l.customer_id, CAST(l.sdk_app_id AS BIGINT) AS sdk_app_id,
+           l.item, l.description, CAST(l.quantity AS BIGINT) AS quantity,
+           CAST(l.unit_price AS DECIMAL(38, 6)) AS unit_price,
+           CAST(l.amount AS DECIMAL(38, 6)) AS amount, l.currency, l.plan, l.tier,
+           CAST(l.peak_value AS BIGINT) AS peak_value, l.peak_date,
+           CAST(l.free_quota AS BIGINT) AS free_quota, CAST(l.block AS BIGINT) AS block,
+           CAST(l.excess AS BIGINT) AS excess, CAST(l.days_on_plan AS BIGINT) AS days_on_plan,
+           CAST(l.days_in_month AS BIGINT) AS days_in_month,
+           CAST(l.active_days AS BIGINT) AS active_days, l.first_active, l.last_active,
+           l.trial_end, l.pricebook_version
+    FROM lines l JOIN invoices_out n USING (customer_id)
+    ORDER BY l.customer_id, l.sdk_app_id, {item_order}, l.plan NULLS LAST
+) TO {line_items} ({options});
+
+COPY (SELECT * FROM invoices_out ORDER BY customer_id) TO {invoices} ({options});
+"""
+
+_ITEM_SUMS = """
+SELECT currency, item, count(*), CAST(sum(amount) AS DECIMAL(38, 6))
+FROM lines GROUP BY ALL ORDER BY ALL
+"""
+
+
 def plain(value: Decimal) -> str:
     """A decimal as text with at least two decimals and no other trailing zeros."""
     text = format(value.normalize(), "f")
@@ -385,35 +604,41 @@ def plain(value: Decimal) -> str:
     return text
 
 
-def compute_totals(input_dir: Path, month: Month, pricebook: Path | None = None,
-                   threads: int | None = None) -> BaselineResult:
-    """Run the baseline over `input_dir` and return totals per currency."""
-    began = time.perf_counter()
+def _connect(input_dir: Path, pricebook: Path | None, threads: int | None
+             ) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
-    try:
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
-        _load_tables(con, input_dir)
-        _load_pricebook(con, pricebook or input_dir / "pricebook.toml")
-        con.execute(_MACROS)
-        con.execute(_QUERIES.format(
-            start=f"DATE '{month.start.isoformat()}'", end=f"DATE '{month.end.isoformat()}'",
-            days_in_month=month.days,
-        ))
-        missing = con.execute(
-            "SELECT DISTINCT c.currency FROM customers c ANTI JOIN chosen USING (currency)"
-        ).fetchall()
-        if missing:
-            raise ValueError(f"no price-book version for {sorted(r[0] for r in missing)}")
-        totals = {
-            cur: {"invoices": int(n), "subtotal": plain(sub), "tax": plain(tax),
-                  "total": plain(tot)}
-            for cur, n, sub, tax, tot in con.execute(_TOTALS).fetchall()
-        }
-        rows_in, billed, valid, distinct, line_items, customers = con.execute(
-            _COUNTS).fetchone() or (0, 0, 0, 0, 0, 0)
-    finally:
-        con.close()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    _load_tables(con, input_dir)
+    _load_pricebook(con, pricebook or input_dir / "pricebook.toml")
+    con.execute(_MACROS)
+    return con
+
+
+def _compute(con: duckdb.DuckDBPyConnection, month: Month, evidence: bool) -> None:
+    """Every table up to ``lines`` and ``invoices``: the totals-only queries, or the ones
+    that keep each line's evidence (`evidence`)."""
+    parts = [_COMMON, _USAGE_EVIDENCE if evidence else _USAGE_TOTALS, _DAY_VERSIONS,
+             _LINES_EVIDENCE if evidence else _LINES_TOTALS, _INVOICES]
+    con.execute("".join(parts).format(
+        start=f"DATE '{month.start.isoformat()}'", end=f"DATE '{month.end.isoformat()}'",
+        days_in_month=month.days,
+    ))
+    missing = con.execute(
+        "SELECT DISTINCT c.currency FROM customers c ANTI JOIN chosen USING (currency)"
+    ).fetchall()
+    if missing:
+        raise ValueError(f"no price-book version for {sorted(r[0] for r in missing)}")
+
+
+def _results(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    totals = {
+        cur: {"invoices": int(n), "subtotal": plain(sub), "tax": plain(tax),
+              "total": plain(tot)}
+        for cur, n, sub, tax, tot in con.execute(_TOTALS).fetchall()
+    }
+    rows_in, billed, valid, distinct, line_items, customers = con.execute(
+        _COUNTS).fetchone() or (0, 0, 0, 0, 0, 0)
     counts = {
         "rows_in": int(rows_in),
         "billed": int(billed),
@@ -423,7 +648,61 @@ def compute_totals(input_dir: Path, month: Month, pricebook: Path | None = None,
         "line_items": int(line_items),
         "customers": int(customers),
     }
+    return totals, counts
+
+
+def compute_totals(input_dir: Path, month: Month, pricebook: Path | None = None,
+                   threads: int | None = None) -> BaselineResult:
+    """Totals only: the charges per customer and currency, no line evidence, no files.
+
+    This is the baseline as first written; `compute_outputs` is the equivalent of what
+    the invoicing side measures.
+    """
+    began = time.perf_counter()
+    con = _connect(input_dir, pricebook, threads)
+    try:
+        _compute(con, month, evidence=False)
+        totals, counts = _results(con)
+    finally:
+        con.close()
     return BaselineResult(totals=totals, counts=counts, seconds=time.perf_counter() - began)
+
+
+def compute_outputs(input_dir: Path, month: Month, out_dir: Path, *,
+                    compression: str = "zstd", compression_level: int | None = None,
+                    pricebook: Path | None = None, threads: int | None = None
+                    ) -> BaselineResult:
+    """The same charges with every line's evidence, written like the batch writes them.
+
+    Materialises one row per line item with the columns of ``line_items.parquet``
+    (description, quantity, unit price, plan, tier, peak value and its first day, free
+    quota, block, excess, days, activity, trial end, price-book version), numbers the
+    invoices (R10) and writes ``line_items.parquet`` (in line order: customer, app, item,
+    plan) and ``invoices.parquet`` (by customer) into `out_dir` with ``COPY ... TO``,
+    using the Parquet codec given (the one the batch uses). `seconds` covers reading,
+    computing and writing; ``item_sums`` in the counts' companion is filled for checks.
+    """
+    began = time.perf_counter()
+    con = _connect(input_dir, pricebook, threads)
+    try:
+        _compute(con, month, evidence=True)
+        options = f"FORMAT parquet, COMPRESSION {compression}"
+        if compression_level is not None:
+            options += f", COMPRESSION_LEVEL {int(compression_level)}"
+        con.execute(_OUTPUTS.format(
+            compact=month.compact, item_order=_ITEM_ORDER_SQL, options=options,
+            line_items=_sql_str(str(out_dir / "line_items.parquet")),
+            invoices=_sql_str(str(out_dir / "invoices.parquet")),
+        ))
+        seconds = time.perf_counter() - began
+        totals, counts = _results(con)
+        item_sums = {
+            f"{cur}/{item}": {"lines": int(n), "amount": plain(amount)}
+            for cur, item, n, amount in con.execute(_ITEM_SUMS).fetchall()
+        }
+    finally:
+        con.close()
+    return BaselineResult(totals=totals, counts=counts, seconds=seconds, item_sums=item_sums)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -432,8 +711,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--month", required=True, help="YYYY-MM")
     parser.add_argument("--pricebook", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write line_items.parquet and invoices.parquet here")
+    parser.add_argument("--compression", default="zstd", help="Parquet codec with --out")
+    parser.add_argument("--compression-level", type=int, default=None)
     args = parser.parse_args(argv)
-    result = compute_totals(args.input, Month.parse(args.month), args.pricebook, args.threads)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        result = compute_outputs(args.input, Month.parse(args.month), args.out,
+                                 compression=args.compression,
+                                 compression_level=args.compression_level,
+                                 pricebook=args.pricebook, threads=args.threads)
+    else:
+        result = compute_totals(args.input, Month.parse(args.month), args.pricebook,
+                                args.threads)
     out = asdict(result)
     out["max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     json.dump(out, sys.stdout, indent=2)

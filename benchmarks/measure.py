@@ -2,11 +2,16 @@
 
     python -m benchmarks.measure pricing --input DIR --month 2026-10 --json OUT
     python -m benchmarks.measure duckdb  --input DIR --month 2026-10 --json OUT
+    python -m benchmarks.measure duckdb-totals --input DIR --month 2026-10 --json OUT
 
 ``pricing`` runs `invoicing.pipeline.compute_month` (load, validate, pricing,
 entitlements, assemble) and writes ``line_items.parquet`` and ``invoices.parquet`` the way
-`invoicing.publish` does (zstd), into a temporary folder: everything ``invoicing run``
-does except the PDFs and the manifest. ``duckdb`` runs `benchmarks.duckdb_baseline`.
+`invoicing.publish` does, into a temporary folder: everything ``invoicing run`` does
+except the PDFs and the manifest. ``duckdb`` runs the equivalent in
+`benchmarks.duckdb_baseline` (`compute_outputs`: the same line items with their
+evidence, invoice numbers, both files written with ``COPY ... TO`` and the same Parquet
+codec); ``duckdb-totals`` runs its totals-only form (`compute_totals`: charges summed per
+customer, nothing materialised per line, nothing written).
 
 Each writes a JSON object: ``seconds`` (the measured work, imports excluded),
 ``import_seconds``, ``stages`` (per-stage seconds), ``totals`` per currency, ``counts``
@@ -28,6 +33,7 @@ from typing import Any
 def measure_pricing(input_dir: Path, month_label: str) -> dict[str, Any]:
     began = time.perf_counter()
     from invoicing.pipeline import StageTimer, compute_month, totals_per_currency
+    from invoicing.publish import write_parquet
     from invoicing.timeframe import Month
 
     imported = time.perf_counter()
@@ -36,8 +42,7 @@ def measure_pricing(input_dir: Path, month_label: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-out-") as tmp, timer.stage("write"):
         for name, frame in (("line_items", computed.assembled.line_items),
                             ("invoices", computed.assembled.invoices)):
-            frame.write_parquet(Path(tmp) / f"{name}.parquet", compression="zstd",
-                                statistics=True)
+            write_parquet(frame, Path(tmp) / f"{name}.parquet")
     done = time.perf_counter()
     counts = computed.usage.counts
     return {
@@ -55,10 +60,46 @@ def measure_pricing(input_dir: Path, month_label: str) -> dict[str, Any]:
             "customers": computed.assembled.invoices.height,
             "anomalies": computed.anomalies.height,
         },
+        "item_sums": item_sums(computed.assembled.line_items),
     }
 
 
+def item_sums(line_items: Any) -> dict[str, dict[str, Any]]:
+    """``"<currency>/<item>"`` -> number of lines and the sum of their amounts."""
+    import polars as pl
+
+    from invoicing.pipeline import _plain
+
+    sums = line_items.group_by("currency", "item").agg(
+        lines=pl.len(), amount=pl.col("amount").sum()).sort("currency", "item")
+    return {f"{r['currency']}/{r['item']}": {"lines": r["lines"], "amount": _plain(r["amount"])}
+            for r in sums.to_dicts()}
+
+
 def measure_duckdb(input_dir: Path, month_label: str) -> dict[str, Any]:
+    """The baseline with outputs, written with the batch's Parquet codec."""
+    began = time.perf_counter()
+    from benchmarks.duckdb_baseline import compute_outputs
+    from invoicing.publish import PARQUET_COMPRESSION, PARQUET_COMPRESSION_LEVEL
+    from invoicing.timeframe import Month
+
+    imported = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-duckdb-out-") as tmp:
+        result = compute_outputs(input_dir, Month.parse(month_label), Path(tmp),
+                                 compression=PARQUET_COMPRESSION,
+                                 compression_level=PARQUET_COMPRESSION_LEVEL)
+    return {
+        "seconds": result.seconds,
+        "import_seconds": imported - began,
+        "stages": {"query and write": result.seconds},
+        "totals": result.totals,
+        "counts": result.counts,
+        "item_sums": result.item_sums,
+    }
+
+
+def measure_duckdb_totals(input_dir: Path, month_label: str) -> dict[str, Any]:
+    """The totals-only baseline: no line evidence, nothing written."""
     began = time.perf_counter()
     from benchmarks.duckdb_baseline import compute_totals
     from invoicing.timeframe import Month
@@ -74,15 +115,18 @@ def measure_duckdb(input_dir: Path, month_label: str) -> dict[str, Any]:
     }
 
 
+MEASURES = {"pricing": measure_pricing, "duckdb": measure_duckdb,
+            "duckdb-totals": measure_duckdb_totals}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one benchmark measurement.")
-    parser.add_argument("what", choices=("pricing", "duckdb"))
+    parser.add_argument("what", choices=tuple(MEASURES))
     parser.add_argument("--input", type=Path, required=True)
     parser.add_argument("--month", required=True)
     parser.add_argument("--json", type=Path, required=True, help="where to write the result")
     args = parser.parse_args(argv)
-    measure = measure_pricing if args.what == "pricing" else measure_duckdb
-    result = measure(args.input, args.month)
+    result = MEASURES[args.what](args.input, args.month)
     result["max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
     return 0

@@ -97,6 +97,9 @@ class PricingRow:
     problems: list[str] = field(default_factory=list)
     invoicing_runs: list[ChildRun] = field(default_factory=list)
     duckdb_runs: list[ChildRun] = field(default_factory=list)
+    #: The totals-only DuckDB baseline (no line items, nothing written).
+    duckdb_totals: ChildRun | None = None
+    duckdb_totals_runs: list[ChildRun] = field(default_factory=list)
 
 
 # --- child processes ----------------------------------------------------------------------
@@ -153,17 +156,26 @@ COMPARED_COUNTS = ("rows_in", "billed", "duplicates", "conflicts_merged", "rejec
                    "line_items", "customers")
 
 
-def compare(invoicing: dict[str, Any], duck: dict[str, Any]) -> list[str]:
-    """Differences between the two results (empty when equal)."""
+def compare(invoicing: dict[str, Any], duck: dict[str, Any], name: str = "duckdb"
+            ) -> list[str]:
+    """Differences between the two results (empty when equal): totals per currency, the
+    usage and line counts and, when the baseline wrote line items, the number of lines
+    and the sum of their amounts per (currency, item)."""
     problems = []
     a, b = _decimal_totals(invoicing["totals"]), _decimal_totals(duck["totals"])
     for cur in sorted(set(a) | set(b)):
         if a.get(cur) != b.get(cur):
-            problems.append(f"{cur}: invoicing {a.get(cur)} != duckdb {b.get(cur)}")
+            problems.append(f"{cur}: invoicing {a.get(cur)} != {name} {b.get(cur)}")
     for key in COMPARED_COUNTS:
         if invoicing["counts"].get(key) != duck["counts"].get(key):
             problems.append(f"count {key}: invoicing {invoicing['counts'].get(key)} != "
-                            f"duckdb {duck['counts'].get(key)}")
+                            f"{name} {duck['counts'].get(key)}")
+    if "item_sums" in duck:
+        ours, theirs = _decimal_totals(invoicing["item_sums"]), _decimal_totals(duck["item_sums"])
+        for key in sorted(set(ours) | set(theirs)):
+            if ours.get(key) != theirs.get(key):
+                problems.append(f"line items {key}: invoicing {ours.get(key)} != "
+                                f"{name} {theirs.get(key)}")
     return problems
 
 
@@ -174,25 +186,29 @@ def measure_month(label: str, input_dir: Path, workdir: Path, repeat: int,
                   generated: dict[str, Any] | None) -> PricingRow:
     inv_runs: list[ChildRun] = []
     duck_runs: list[ChildRun] = []
+    totals_runs: list[ChildRun] = []
     for _ in range(repeat):
-        for what, runs in (("pricing", inv_runs), ("duckdb", duck_runs)):
+        for what, runs in (("pricing", inv_runs), ("duckdb", duck_runs),
+                           ("duckdb-totals", totals_runs)):
             run = run_child(["-m", "benchmarks.measure", what, "--input", str(input_dir),
                              "--month", MONTH], workdir)
             runs.append(run)
             status = "ok" if run.ok else f"FAILED (exit {run.returncode})"
-            print(f"  {label}: {what:8s} {run.wall:8.2f} s  {_mib(run.max_rss)}  {status}",
+            print(f"  {label}: {what:13s} {run.wall:8.2f} s  {_mib(run.max_rss)}  {status}",
                   file=sys.stderr, flush=True)
-    inv, duck = _best(inv_runs), _best(duck_runs)
+    inv, duck, duck_totals = _best(inv_runs), _best(duck_runs), _best(totals_runs)
     problems: list[str] = []
-    for name, run in (("invoicing", inv), ("duckdb", duck)):
+    for name, run in (("invoicing", inv), ("duckdb", duck), ("duckdb-totals", duck_totals)):
         if not run.ok:
             problems.append(f"{name} failed (exit {run.returncode}): "
                             f"{run.stderr.strip().splitlines()[-1:]}")
-    if inv.ok and duck.ok:
-        assert inv.result is not None and duck.result is not None
-        problems += compare(inv.result, duck.result)
+    for name, other in (("duckdb", duck), ("duckdb-totals", duck_totals)):
+        if inv.ok and other.ok:
+            assert inv.result is not None and other.result is not None
+            problems += compare(inv.result, other.result, name)
     return PricingRow(label, generated, inv, duck, equal=not problems, problems=problems,
-                      invoicing_runs=inv_runs, duckdb_runs=duck_runs)
+                      invoicing_runs=inv_runs, duckdb_runs=duck_runs,
+                      duckdb_totals=duck_totals, duckdb_totals_runs=totals_runs)
 
 
 def pricing_section(sizes: list[Size], workdir: Path, repeat: int, seed: int, keep: bool,
@@ -359,11 +375,17 @@ STAGES = ("load", "validate", "pricing", "entitlements", "assemble", "write")
 def pricing_report(rows: list[PricingRow]) -> list[str]:
     out = ["## Pricing path (no PDFs) vs DuckDB", "",
            "Invoicing = `compute_month` + writing `line_items.parquet` and `invoices.parquet`. "
-           "DuckDB = `benchmarks/duckdb_baseline.py` over the same files (charges, totals and "
-           "row accounting; it does not compute the R9 anomalies, hence the ratio without the "
-           "entitlements stage). *Work* excludes interpreter start-up and imports (fastest of "
-           "the repeats, range in brackets); *process* includes them. Peak RSS per child "
-           "process (largest over the repeats).", ""]
+           "DuckDB = `benchmarks/duckdb_baseline.py` over the same files, in two forms. "
+           "*Both write their outputs* (`compute_outputs`, the equivalent): the same line "
+           "items with their evidence (descriptions, peak value and first day, quotas, "
+           "activity, trial end, price-book version ...), invoice numbers, both Parquet "
+           "files written with `COPY ... TO` and the same codec. *Totals only* "
+           "(`compute_totals`, the first baseline): charges summed per customer, nothing "
+           "per line kept, nothing written. Neither computes the R9 anomalies, hence the "
+           "ratio without the entitlements stage. Line counts and the sum per (currency, "
+           "item) of the written line items must equal ours. *Work* excludes interpreter "
+           "start-up and imports (fastest of the repeats, range in brackets); *process* "
+           "includes them. Peak RSS per child process (largest over the repeats).", ""]
     gen_rows = [
         (r.label, f"{g['apps']:,}", f"{g['customers']:,}", f"{g['events']:,}",
          f"{g['usage_rows']:,}", g["usage_files"], _s(g["wall"]), _mib(g["max_rss"]))
@@ -373,28 +395,36 @@ def pricing_report(rows: list[PricingRow]) -> list[str]:
         out += ["### Synthetic months", ""]
         out += _table(["size", "apps", "customers", "events", "usage rows", "usage files",
                        "generate (s)", "generate peak RSS"], gen_rows)
+    def ratio(a: float, b: float | None) -> str:
+        return f"{a / b:.2f}×" if a and b else "n/a"
+
     table = []
     for r in rows:
         inv, duck = r.invoicing.result or {}, r.duckdb.result or {}
-        ratio = (f"{inv['seconds'] / duck['seconds']:.1f}×"
-                 if inv.get("seconds") and duck.get("seconds") else "n/a")
+        totals_run = r.duckdb_totals
+        tot = (totals_run.result if totals_run else None) or {}
         stages = inv.get("stages", {})
-        priced = inv.get("seconds", 0.0) - stages.get("entitlements", 0.0)
-        ratio_priced = (f"{priced / duck['seconds']:.1f}×" if priced and duck.get("seconds")
-                        else "n/a")
+        secs = inv.get("seconds", 0.0)
+        priced = secs - stages.get("entitlements", 0.0)
         rss_ratio = (f"{r.invoicing.max_rss / r.duckdb.max_rss:.1f}×"
                      if r.duckdb.max_rss else "n/a")
         table.append((
             r.label, f"{inv.get('counts', {}).get('rows_in', 0):,}",
             _work(inv, r.invoicing_runs), _s(r.invoicing.wall), _mib(r.invoicing.max_rss),
             _work(duck, r.duckdb_runs), _s(r.duckdb.wall), _mib(r.duckdb.max_rss),
-            ratio, ratio_priced, rss_ratio, "yes" if r.equal else "**NO**",
+            _work(tot, r.duckdb_totals_runs) if tot else "n/a",
+            ratio(secs, duck.get("seconds")), ratio(priced, duck.get("seconds")),
+            ratio(secs, tot.get("seconds")), ratio(priced, tot.get("seconds")),
+            rss_ratio, "yes" if r.equal else "**NO**",
         ))
     out += ["### Wall time and memory", ""]
     out += _table(["month", "usage rows", "invoicing work (s)", "invoicing process (s)",
-                   "invoicing peak RSS", "DuckDB work (s)", "DuckDB process (s)",
-                   "DuckDB peak RSS", "time invoicing/DuckDB",
-                   "same without entitlements", "RSS invoicing/DuckDB", "totals equal"], table)
+                   "invoicing peak RSS", "DuckDB work, both write their outputs (s)",
+                   "DuckDB process (s)", "DuckDB peak RSS", "DuckDB work, totals only (s)",
+                   "invoicing/DuckDB, both write their outputs",
+                   "same without entitlements", "invoicing/DuckDB, totals only",
+                   "same without entitlements (totals only)", "RSS invoicing/DuckDB",
+                   "totals and line items equal"], table)
     stage_rows = []
     for r in rows:
         stages = (r.invoicing.result or {}).get("stages", {})

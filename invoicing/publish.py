@@ -19,9 +19,13 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Final
 
 import polars as pl
+
+#: How the Parquet outputs are written (the benchmark's DuckDB baseline uses the same).
+PARQUET_COMPRESSION: Final = "zstd"
+PARQUET_COMPRESSION_LEVEL: int | None = None
 
 FILE_MODE = 0o640
 DIR_MODE = 0o750
@@ -36,6 +40,13 @@ def remove_stale_staging(out_dir: Path, name: str) -> None:
     """Remove temporary folders a killed run left behind (the caller holds the lock)."""
     for stale in out_dir.glob(f".{name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def write_parquet(frame: pl.DataFrame, target: Path | IO[bytes]) -> None:
+    """Write `frame` as the batch writes every Parquet output (same bytes for the same
+    frame: the writer is deterministic)."""
+    frame.write_parquet(target, compression=PARQUET_COMPRESSION,
+                        compression_level=PARQUET_COMPRESSION_LEVEL, statistics=True)
 
 
 class Staging:
@@ -73,7 +84,7 @@ class Staging:
         import io
 
         buffer = io.BytesIO()
-        frame.write_parquet(buffer, compression="zstd", statistics=True)
+        write_parquet(frame, buffer)
         return self.write_bytes(relative, buffer.getvalue())
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> str:
