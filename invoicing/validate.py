@@ -17,6 +17,7 @@ Every usage row read ends in exactly one of: billed, duplicate, merged conflict,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, Literal
 
 import polars as pl
@@ -74,8 +75,8 @@ class ValidUsage:
 
     Attributes:
       usage: one row per (sdk_app_id, date) with dau, group_count, live_group_count
-        (the last may be null when the export has no live-group figure), in no
-        particular order: every later stage aggregates by key.
+        (the last may be null when the export has no live-group figure), sorted by
+        sdk_app_id and date (`plan_days` relies on it).
       rejected: rows that cannot be billed, in `REJECTED_SCHEMA`, sorted by source.
       counts: the accounting of every row read.
     """
@@ -236,48 +237,92 @@ def _reject_reason(month: Month) -> pl.Expr:
     )
 
 
+def _billable(known: pl.Expr, month: Month) -> pl.Expr:
+    """True for a row `_reject_reason` gives no reason for (a null anywhere but in
+    ``live_group_count`` makes it False). Cheaper than the reason: no strings."""
+    live = pl.col("live_group_count")
+    return (
+        known
+        & pl.col("date").is_between(month.start, month.end)
+        & (pl.col("dau") >= 0)
+        & (pl.col("group_count") >= 0)
+        & (live.is_null() | (live >= 0))
+    ).fill_null(False)
+
+
+def _source_of(positions: pl.Series, inputs: Inputs) -> pl.DataFrame:
+    """``source_file_id`` and 1-based ``source_row`` of rows given by their position in
+    the usage scan (the files one after another, in `Inputs.usage_files` order)."""
+    rows = {f.path: f.rows or 0 for f in inputs.files}
+    sizes = [rows[label] for label in inputs.usage_files]
+    starts = pl.Series("start", [0, *accumulate(sizes)][:-1], dtype=pl.Int64)
+    pos = positions.cast(pl.Int64)
+    file_id = (starts.search_sorted(pos, side="right") - 1).cast(pl.Int32)
+    return pl.DataFrame({
+        "source_file_id": file_id,
+        "source_row": pos - starts.gather(file_id) + 1,
+    })
+
+
 def validate_usage(
     inputs: Inputs, month: Month, on_conflict: OnConflict = "error"
 ) -> ValidUsage:
     """Sort every usage row into billed, duplicate, merged or rejected (vectorised)."""
     known = pl.col("sdk_app_id").is_in(inputs.apps["sdk_app_id"].implode())
-    tagged = (
-        inputs.usage.with_columns(_known=pl.when(known).then(pl.lit(True)))
-        .with_columns(reason=_reject_reason(month))
-    )
-    rejected_lf = tagged.filter(pl.col("reason").is_not_null())
-    # One int64 key per app and day (days fit in 6 bits). Almost every key is unique;
-    # sorting the keys and comparing neighbours finds the rare repeated ones far faster
-    # than hashing or grouping tens of millions of rows. Only the rows of repeated days
-    # go on to the closer look below.
-    key = pl.col("sdk_app_id") * 64 + pl.col("date").dt.day().cast(pl.Int64)
-    good_lf = tagged.filter(pl.col("reason").is_null()).select(
-        *USAGE_KEY, *USAGE_VALUES, _key=key)
+    # One pass over the files reads the usage columns and a cheap "billable" flag; the
+    # reason, source file and row are worked out afterwards for the few rows that need
+    # them (rejected or repeated), from their position in the scan.
     try:
-        rejected, good = pl.collect_all([rejected_lf, good_lf])
+        frame = inputs.usage.select(*USAGE_KEY, *USAGE_VALUES,
+                                    _ok=_billable(known, month)).collect()
     except (pl.exceptions.PolarsError, OSError):
         # A usage file whose footer was fine but whose data pages are corrupt.
         unreadable = find_unreadable_usage(inputs)
         if unreadable is None:
             raise
         raise unreadable from None
-    keys = good.select(pl.col("_key").sort())
-    repeated_keys = keys.filter(pl.col("_key") == pl.col("_key").shift(1))["_key"].unique()
-    del keys
+    if frame.height != inputs.usage_rows:  # pragma: no cover - a reader bug, never input
+        raise AssertionError(f"read {frame.height} usage rows, the files hold "
+                             f"{inputs.usage_rows}")
+    ok = frame["_ok"]
+    bad_positions = (~ok).arg_true()
+    rejected = (
+        frame.gather(bad_positions)
+        .with_columns(_known=pl.when(known).then(pl.lit(True)))
+        .with_columns(reason=_reject_reason(month))
+        .hstack(_source_of(bad_positions, inputs))
+    )
+    good = frame.filter(pl.col("_ok")) if len(bad_positions) else frame
+    # One int64 key per app and day (days fit in 6 bits). The billable rows are sorted by
+    # it, once: repeated days are then neighbours (far faster than hashing or grouping
+    # tens of millions of rows), and every later stage reads the usage in (app, day)
+    # order, which makes its per-app work cache-friendly (plan of each day by an as-of
+    # join, overage peaks by a group-by over runs of one app). Only the rows of repeated
+    # days go on to the closer look below.
+    key = pl.col("sdk_app_id") * 64 + pl.col("date").dt.day().cast(pl.Int64)
+    # Only the key and the metrics are sorted; app and date are read back from the key.
+    good = good.select(key.alias("_key"), *USAGE_VALUES).sort("_key").select(
+        (pl.col("_key") // 64).alias("sdk_app_id"),
+        (pl.lit(month.start).cast(pl.Int32) + (pl.col("_key") % 64 - 1)).cast(pl.Date)
+        .alias("date"),
+        *USAGE_VALUES, "_key",
+    )
+    repeated_keys = good.select(
+        pl.col("_key").filter(pl.col("_key") == pl.col("_key").shift(1)).unique())["_key"]
     if repeated_keys.len():
-        is_repeated = pl.col("_key").is_in(repeated_keys.implode())
-        single = good.filter(~is_repeated).select(*USAGE_KEY, *USAGE_VALUES)
-        # The rare repeated rows are read again with their source file and row.
+        # The scan positions of the repeated rows, for their source file and row: a cheap
+        # test on the app first, then the day on those few rows.
+        candidates = frame.select((pl.col("_ok") & pl.col("sdk_app_id").is_in(
+            (repeated_keys // 64).unique().implode())).arg_true())[:, 0]
         repeated_rows = (
-            tagged.filter(pl.col("reason").is_null() & key.is_in(repeated_keys.implode()))
-            .select(*USAGE_KEY, *USAGE_VALUES, "source_file_id", "source_row")
-            .collect()
+            frame.gather(candidates).select(*USAGE_KEY, *USAGE_VALUES)
+            .hstack(_source_of(candidates, inputs))
+            .filter(key.is_in(repeated_keys.implode()))
         )
     else:
-        single = good.select(*USAGE_KEY, *USAGE_VALUES)
-        repeated_rows = tagged.select(
-            *USAGE_KEY, *USAGE_VALUES, "source_file_id", "source_row").clear().collect()
-    del good
+        repeated_rows = frame.clear().select(*USAGE_KEY, *USAGE_VALUES).hstack(
+            _source_of(pl.Series(dtype=pl.Int64), inputs))
+    del frame
     # Per repeated app and day: the row count and each metric's min and max. A day whose
     # copies all agree (min == max, nulls alike) holds exact duplicates only.
     live = pl.col("live_group_count")
@@ -320,7 +365,18 @@ def validate_usage(
             raise ConflictError(_conflict_message(distinct, per_version, files))
         duplicates += int(distinct["copies"].sum()) - distinct.height
         conflicts_merged = distinct.height - conflicting.height
-    usage = pl.concat([single, per_day.select(*USAGE_KEY, *USAGE_VALUES)])
+    # One row per app and day, still sorted: the first copy of each repeated day, which
+    # holds the day's values when its copies agree; merged conflicts (--on-conflict
+    # max) take the maximum of each metric instead.
+    usage = good.filter(pl.col("_key") != pl.col("_key").shift(1).fill_null(-1)) \
+        if repeated_keys.len() else good
+    merged = per_day.filter(~pl.col("_agree"))
+    if merged.height:
+        # A merged live_group_count is null only when every copy had none.
+        usage = usage.update(merged.select(*USAGE_VALUES, _key=key), on="_key", how="left",
+                             maintain_order="left")
+    usage = usage.drop("_key")
+    del good
 
     counts = UsageCounts(
         rows_in=inputs.usage_rows,

@@ -147,5 +147,23 @@ def with_plan_overlaps(item_segments: pl.LazyFrame, subs: Subscriptions, month: 
 
 def plan_days(usage: pl.DataFrame, subs: Subscriptions) -> pl.DataFrame:
     """Usage rows with column ``plan``: the plan in force that day, or null before the
-    app's first plan event. Computed once and shared by pricing and entitlements."""
-    return in_force(usage.lazy(), subs, "plan", "plan", PLAN_DTYPE).collect()
+    app's first plan event. Computed once and shared by pricing and entitlements.
+
+    `usage` must be sorted by (sdk_app_id, date), as `validate_usage` returns it. A
+    plan segment lasts until the next one starts, so the plan of a day is the one of the
+    latest segment starting on or before it: an as-of join per app over sorted rows (a
+    merge, no hashing of the usage rows). The result keeps the usage's order.
+    """
+    segs = (
+        subs.segments.lazy().filter(pl.col("item") == "plan")
+        .select("sdk_app_id", plan=pl.col("value").cast(PLAN_DTYPE), _start=pl.col("start"))
+        .sort("sdk_app_id", "_start")
+    )
+    return (
+        usage.lazy()
+        .join_asof(segs, left_on="date", right_on="_start", by="sdk_app_id",
+                   strategy="backward", check_sortedness=False)
+        .select(*usage.columns, "plan")
+        .with_columns(pl.col("sdk_app_id").set_sorted())
+        .collect()
+    )
