@@ -25,7 +25,7 @@ import polars as pl
 
 #: How the Parquet outputs are written (the benchmark's DuckDB baseline uses the same).
 PARQUET_COMPRESSION: Final = "zstd"
-PARQUET_COMPRESSION_LEVEL: int | None = None
+PARQUET_COMPRESSION_LEVEL: int | None = 1
 
 FILE_MODE = 0o640
 DIR_MODE = 0o750
