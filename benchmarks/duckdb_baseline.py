@@ -23,6 +23,15 @@ half-up for non-negative amounts. DuckDB turns a DECIMAL *division* into DOUBLE,
 one division (proration) is done in exact integer micro-units instead:
 ``minor = (2·fee_µ·days + D) // (2·D)`` with ``D = days_in_month · µ_per_minor_unit``.
 
+Two forms. `compute_totals` (the first baseline) keeps only customer, item and amount
+per line and returns the totals. `compute_outputs` does what the batch's measured path
+does: every line with its evidence (the peak's value, first day and that day's plan,
+quota, block, excess; days on plan; add-on and av_call activity and trial end;
+description; price-book version), R10 invoice numbers, and both Parquet files written
+with ``COPY ... TO`` (``--out DIR`` on the command line), line items in line order
+(customer, app, item, plan), with the codec the caller gives (the benchmark passes the
+batch's). `tests/test_baseline_equivalence.py` checks that its files equal ours.
+
 The price book is parsed here with `tomllib` (not with `invoicing.pricebook`) so the
 baseline shares nothing with the pipeline but the input files.
 """
