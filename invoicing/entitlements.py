@@ -30,13 +30,18 @@ ANOMALY_SCHEMA: dict[str, pl.DataType] = {
 _PLAN = pl.col("plan").fill_null("free")
 
 
-def _usage_checks() -> dict[str, tuple[pl.Expr, pl.Expr, pl.Expr, str]]:
-    """kind -> (condition on a usage day, limit, observed value, explanation)."""
+def _usage_checks(avchatroom: pl.Expr | None = None
+                  ) -> dict[str, tuple[pl.Expr, pl.Expr, pl.Expr, str]]:
+    """kind -> (condition on a usage day, limit, observed value, explanation).
+
+    `avchatroom` is the value of ``avchatroom_unlimited`` that day (default: the
+    column of that name)."""
+    avchatroom = pl.col("avchatroom") if avchatroom is None else avchatroom
     live = pl.col("live_group_count")
     non_live = pl.col("group_count") - live.fill_null(0)
     live_limit = (
         pl.when(_PLAN == "free").then(pl.lit(LIVE_GROUP_LIMIT["free"]))
-        .when((_PLAN == "pro") & ~pl.col("avchatroom").eq("on").fill_null(False))
+        .when((_PLAN == "pro") & ~avchatroom.eq("on").fill_null(False))
         .then(pl.lit(LIVE_GROUP_LIMIT["pro"]))
         .otherwise(pl.lit(None, dtype=pl.Int64))
     ).cast(pl.Int64)
@@ -60,17 +65,6 @@ def _usage_checks() -> dict[str, tuple[pl.Expr, pl.Expr, pl.Expr, str]]:
             "non-live groups above the Free plan's limit",
         ),
     }
-
-
-def _candidates() -> pl.Expr:
-    """Usage days that may breach a limit: a cheap filter before the add-on lookup."""
-    live = pl.col("live_group_count").fill_null(0)
-    smallest_live_limit = min(v for v in LIVE_GROUP_LIMIT.values() if v is not None)
-    return (
-        pl.col("plan").is_null()
-        | (pl.col("plan") == "free")
-        | (live > smallest_live_limit)
-    )
 
 
 def _summarise(days: pl.LazyFrame, kind: str, cond: pl.Expr, limit: pl.Expr, observed: pl.Expr,
@@ -98,20 +92,29 @@ def find_anomalies(usage_with_plan: pl.DataFrame, subs: Subscriptions, apps: pl.
     `usage_with_plan` is the validated usage with the plan of each day (`plan_days`).
     Only the few days that could breach a limit go on to the add-on lookup.
     """
-    # Only the few days that breach something (or may, for Pro live groups) are kept;
-    # only Pro days above the Pro live-group limit need the avchatroom_unlimited lookup.
+    # Only the few days that breach something (or may, for Pro live groups) are kept,
+    # in one pass over the usage on its categorical plan; only Pro days above the Pro
+    # live-group limit need the avchatroom_unlimited lookup.
     checks = _usage_checks()
-    candidates = usage_with_plan.lazy().filter(_candidates()).with_columns(
-        pl.col("plan").cast(pl.String), avchatroom=pl.lit(None, dtype=pl.String))
     needs_addon = (pl.col("plan") == "pro") & (
         pl.col("live_group_count").fill_null(0) > LIVE_GROUP_LIMIT["pro"])
-    breaching = pl.any_horizontal(
-        [cond for kind, (cond, *_rest) in checks.items() if kind != "live_groups_over_limit"]
-        + [checks["live_groups_over_limit"][0] & (pl.col("plan") != "pro")])
+
+    def breaching(checks: dict[str, tuple[pl.Expr, pl.Expr, pl.Expr, str]]) -> pl.Expr:
+        return pl.any_horizontal(
+            [cond for kind, (cond, *_rest) in checks.items() if kind != "live_groups_over_limit"]
+            + [checks["live_groups_over_limit"][0] & (pl.col("plan") != "pro")])
+
+    # Off Pro, the live-group limit does not depend on the add-on: no lookup needed yet.
+    no_addon = _usage_checks(pl.lit(None, dtype=pl.String))
+    candidates = (
+        usage_with_plan.lazy().filter(needs_addon | breaching(no_addon).fill_null(False))
+        .with_columns(pl.col("plan").cast(pl.String), avchatroom=pl.lit(None, dtype=pl.String))
+        .collect().lazy()
+    )
     days = pl.concat([
         in_force(candidates.filter(needs_addon).drop("avchatroom"), subs,
                  "avchatroom_unlimited", "avchatroom"),
-        candidates.filter(~needs_addon & breaching),
+        candidates.filter(~needs_addon & breaching(checks)),
     ]).collect().lazy()
     parts = [
         _summarise(days, kind, cond, limit, observed, detail)
