@@ -89,10 +89,17 @@ def assemble(lines: pl.DataFrame, customers: pl.DataFrame, versions: list[PriceB
         .select([pl.col(n).cast(t) for n, t in INVOICE_SCHEMA.items()])
         .collect()
     )
-    line_items = (
-        lines.join(invoices.select("customer_id", "invoice_number"), on="customer_id", how="left")
-        .select(list(LINE_ITEM_SCHEMA))
-    )
+    # Lines and invoices are both in customer order: each invoice number repeated over
+    # its customer's lines is the lines' column, without a join on the string ids.
+    numbers = invoices.select(
+        pl.col("customer_id", "invoice_number").repeat_by("line_count")
+        .explode(empty_as_null=False))
+    if numbers.height == lines.height and numbers["customer_id"].equals(lines["customer_id"]):
+        line_items = lines.with_columns(numbers["invoice_number"])
+    else:  # pragma: no cover - lines not in customer order (price_month sorts them)
+        line_items = lines.join(invoices.select("customer_id", "invoice_number"),
+                                on="customer_id", how="left")
+    line_items = line_items.select(list(LINE_ITEM_SCHEMA))
     return Assembled(line_items=line_items, invoices=invoices)
 
 

@@ -70,10 +70,11 @@ def price_month(usage_with_plan: pl.DataFrame, apps: pl.DataFrame, customers: pl
     # One int64 per line, unique within the month, ordered like (customer_id,
     # sdk_app_id, item in `LINE_ORDER`, plan with nulls last): only a prorated plan fee
     # has several lines of one item per app, one per plan.
-    item_code = pl.col("item").replace_strict(LINE_ORDER, return_dtype=pl.Int64)
+    items = sorted(LINE_ORDER, key=LINE_ORDER.__getitem__)
+    item_code = pl.col("item").cast(pl.Enum(items)).to_physical().cast(pl.Int64)
     plans = sorted(PLANS)
-    plan_code = pl.col("plan").replace_strict(
-        plans, list(range(len(plans))), default=len(plans), return_dtype=pl.Int64)
+    plan_code = (pl.col("plan").cast(pl.Enum(plans)).to_physical().cast(pl.Int64)
+                 .fill_null(len(plans)))
     sort_key = (pl.col("_app_rank") * 16 + item_code) * 4 + plan_code
     lines = (
         pl.concat([conform(p, keep=["_app_rank"]) for p in parts], how="vertical")
