@@ -508,12 +508,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pricing", action="store_true", help="skip the pricing section")
     parser.add_argument("--no-sample", action="store_true",
                         help="do not check sample_data/2026-10 against DuckDB")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="repeat each pricing measurement, keep the fastest")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="repeat each pricing measurement, keep the fastest "
+                             "(default 3; 1 with --quick)")
     parser.add_argument("--pdf-count", type=int, default=None,
-                        help="invoices per locale and worker (default 20; 4 with --quick)")
+                        help="invoices per locale and worker (default 60; 4 with --quick)")
     parser.add_argument("--naive-count", type=int, default=None,
-                        help="naive invoices per locale (default 2; 1 with --quick)")
+                        help="naive invoices per locale (default 6; 1 with --quick)")
     parser.add_argument("--seed", type=int, default=20261031)
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where to generate months (default: a temporary folder)")
@@ -526,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown size {unknown[0]!r}; choose from {', '.join(SIZES)}")
     sizes = [SIZES[s] for s in size_names]
-    pdf_count = args.pdf_count or (4 if args.quick else 20)
+    pdf_count = args.pdf_count or (4 if args.quick else 60)
+    repeat = args.repeat or (1 if args.quick else 3)
     naive_count = args.naive_count or (1 if args.quick else 6)
 
     own_workdir = args.workdir is None
@@ -536,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     try:
         if not args.no_pricing:
-            rows = pricing_section(sizes, workdir, max(1, args.repeat), args.seed, args.keep,
+            rows = pricing_section(sizes, workdir, max(1, repeat), args.seed, args.keep,
                                    check_sample=not args.no_sample)
             report += pricing_report(rows)
             failed = any(not r.equal for r in rows)
