@@ -22,7 +22,9 @@ Two changes:
 * The bytes of a whole font file are read once per font and shared, instead of being
   copied for every document. Only the faces of fonts Pango opened are cached (each is
   pinned with a reference, so its address cannot be reused by another face); the
-  faces HarfBuzz creates for subsets are never cached.
+  faces HarfBuzz creates for subsets are never cached. A face is prepared at its second
+  subset and its bytes kept from its second document on (a throw-away
+  ``FontConfiguration`` uses each face once), and at most `MAX_FACES` faces are kept.
 
 Without ``libharfbuzz-subset`` >= 6.0 these two are left out.
 
@@ -49,6 +51,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -65,8 +68,16 @@ SUPPORTED_MAJOR = "70"
 
 _lock = threading.RLock()
 _installed = False
-#: face address -> (pinned reference to the face, prepared face or None, file bytes or None)
-_faces: dict[int, list[Any]] = {}
+#: face address -> [pinned reference to the face, prepared face or None, file bytes or None,
+#: subsets made]; least recently used first (see `_entry`).
+_faces: OrderedDict[int, list[Any]] = OrderedDict()
+#: Faces kept: an `InvoiceRenderer` uses five (its fonts live as long as it does); a new
+#: `FontConfiguration` per document (plain ``HTML().write_pdf()``) opens new faces each
+#: time, which must not pile up.
+MAX_FACES = 8
+#: A face is prepared for its second subset: preparing costs several subsets' worth, so
+#: a face used once (a throw-away `FontConfiguration`) is subset the stock way.
+PREPARE_AT_USE = 2
 #: WeasyPrint's originals, kept for `uninstall` and called by the replacements.
 _stock: dict[str, Callable[..., Any]] = {}
 
@@ -93,12 +104,20 @@ def _preprocess_function() -> Callable[[int], int] | None:
 
 
 def _entry(face: Any) -> list[Any]:
-    """The cache entry of a face Pango opened, created (and the face pinned) once."""
+    """The cache entry of a face Pango opened, created (and the face pinned) once.
+
+    Pinning (a reference held by the entry) keeps the face alive, so its address cannot
+    be reused by another face while the entry exists; an evicted entry drops the pin.
+    """
     key = _address(face)
     entry = _faces.get(key)
     if entry is None:
         pinned = ffi.gc(harfbuzz.hb_face_reference(face), harfbuzz.hb_face_destroy)
-        entry = _faces[key] = [pinned, None, None]
+        entry = _faces[key] = [pinned, None, None, 0]
+        while len(_faces) > MAX_FACES:
+            _faces.popitem(last=False)
+    else:
+        _faces.move_to_end(key)
     return entry
 
 
@@ -143,9 +162,11 @@ def _install_fonts() -> None:
             return stock_data(hb_object, ot_color, glyph)
         with _lock:
             entry = _faces.get(_address(hb_object))
-            if entry is None:  # a subset face: never cached
+            if entry is None:  # a subset face (or an evicted one): never cached
                 return stock_data(hb_object)
             if entry[2] is None:
+                if entry[3] < 1:  # not yet used for a document: maybe a throw-away face
+                    return stock_data(hb_object)
                 entry[2] = stock_data(hb_object)
             return entry[2]
 
@@ -153,13 +174,15 @@ def _install_fonts() -> None:
         original = font.hb_face
         with _lock:
             entry = _entry(original)
+            entry[3] += 1
             if entry[1] is None:
-                prepared = preprocess(_address(original))
+                prepared = preprocess(_address(original)) if entry[3] >= PREPARE_AT_USE else 0
                 if not prepared:
                     return stock_subset(font, to_unicode, hinting)
                 entry[1] = ffi.gc(ffi.cast("hb_face_t *", prepared),
                                   harfbuzz.hb_face_destroy)
-        font.hb_face = entry[1]
+            prepared_face = entry[1]
+        font.hb_face = prepared_face
         try:
             return stock_subset(font, to_unicode, hinting)
         finally:
