@@ -189,7 +189,8 @@ def frames(c: Computed) -> dict[str, Any]:
         "invoices": c.assembled.invoices,
         "rejected": c.usage.rejected,
         "anomalies": c.anomalies,
-        "usage": c.usage.usage.sort("sdk_app_id", "date"),  # documented as unordered
+        # Already in (app, day) order; sorted again so the comparison does not rely on it.
+        "usage": c.usage.usage.sort("sdk_app_id", "date"),
     }
 
 
