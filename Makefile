@@ -31,7 +31,7 @@ test: setup
 	$(BIN)/pytest -q
 
 lint: setup
-	$(BIN)/ruff check invoicing tests sample_data scripts
+	$(BIN)/ruff check invoicing tests sample_data scripts benchmarks
 	$(BIN)/mypy
 
 ## Rebuild sample_data/2026-10 from its generator.

@@ -150,7 +150,8 @@ def _varied(doc: InvoiceDocument, i: int) -> InvoiceDocument:
     for app in doc.apps:
         lines = []
         for line in app.lines:
-            if line.peak_value is not None and line.free_quota is not None:
+            if (line.peak_value is not None and line.free_quota is not None
+                    and line.peak_date is not None):
                 # Same number of blocks (same amounts), another peak on another day.
                 size = line.block or 1
                 blocks = -(-(line.peak_value - line.free_quota) // size)
