@@ -228,8 +228,9 @@ def bench_renderer(locale: str, count: int, workers: int) -> dict[str, Any]:
 
         renderer = InvoiceRenderer()
         first = b""
-        for doc in warm:
-            first = first or renderer.render_pdf(doc)
+        for doc in warm:  # every locale of the run, not only the first
+            pdf = renderer.render_pdf(doc)
+            first = first or pdf
         ready = time.perf_counter()
         sizes = [len(renderer.render_pdf(doc)) for doc in docs]
         done = time.perf_counter()

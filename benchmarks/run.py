@@ -45,12 +45,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks.pdf_bench import LOCALES, MIX
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "latest.md"
 SAMPLE = REPO / "sample_data" / "2026-10"
 MONTH = "2026-10"
-LOCALES = ("en_US", "ko_KR", "zh_CN")
-MIX = "mix"  # pdf_bench: the three locales interleaved
 
 
 @dataclass(frozen=True)

@@ -421,7 +421,7 @@ def keep_words(text: str, locale: str) -> Markup:
         return escape(text)
     # Join the characters of the plain text (not of its escaped form, whose entities
     # such as "&amp;" must stay whole), escaping each character.
-    plain = text.unescape() if isinstance(text, Markup) else str(text)
+    plain = _plain(text)
     return Markup(" ").join(
         Markup(WORD_JOINER).join(escape(char) for char in word)
         for word in plain.split(" ") if word
@@ -457,8 +457,12 @@ def css_string(text: str) -> Markup:
     Markup (what autoescaped concatenation returns) is unescaped first: CSS strings
     are not HTML, and `_css_string` escapes every character that could end them.
     """
-    plain = text.unescape() if isinstance(text, Markup) else str(text)
-    return Markup(_css_string(plain))
+    return Markup(_css_string(_plain(text)))
+
+
+def _plain(text: str) -> str:
+    """The text itself: Markup (what gettext and autoescaped joins return) unescaped."""
+    return text.unescape() if isinstance(text, Markup) else str(text)
 
 
 def _css_string(text: str) -> str:

@@ -53,6 +53,7 @@ import ctypes.util
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import weasyprint
@@ -68,9 +69,27 @@ SUPPORTED_MAJOR = "70"
 
 _lock = threading.RLock()
 _installed = False
-#: face address -> [pinned reference to the face, prepared face or None, file bytes or None,
-#: subsets made]; least recently used first (see `_entry`).
-_faces: OrderedDict[int, list[Any]] = OrderedDict()
+
+
+@dataclass(eq=False)
+class _Face:
+    """What is kept for one face Pango opened.
+
+    Attributes:
+      pinned: a reference to the face, so its address is not reused while kept.
+      prepared: the face after ``hb_subset_preprocess``, once made.
+      data: the bytes of the whole font file, once read.
+      subsets: subsets made from the face so far.
+    """
+
+    pinned: Any
+    prepared: Any = None
+    data: bytes | None = None
+    subsets: int = 0
+
+
+#: face address -> `_Face`, least recently used first (see `_entry`).
+_faces: OrderedDict[int, _Face] = OrderedDict()
 #: Faces kept: an `InvoiceRenderer` uses five (its fonts live as long as it does); a new
 #: `FontConfiguration` per document (plain ``HTML().write_pdf()``) opens new faces each
 #: time, which must not pile up.
@@ -103,7 +122,7 @@ def _preprocess_function() -> Callable[[int], int] | None:
     return None
 
 
-def _entry(face: Any) -> list[Any]:
+def _entry(face: Any) -> _Face:
     """The cache entry of a face Pango opened, created (and the face pinned) once.
 
     Pinning (a reference held by the entry) keeps the face alive, so its address cannot
@@ -112,8 +131,8 @@ def _entry(face: Any) -> list[Any]:
     key = _address(face)
     entry = _faces.get(key)
     if entry is None:
-        pinned = ffi.gc(harfbuzz.hb_face_reference(face), harfbuzz.hb_face_destroy)
-        entry = _faces[key] = [pinned, None, None, 0]
+        entry = _faces[key] = _Face(
+            ffi.gc(harfbuzz.hb_face_reference(face), harfbuzz.hb_face_destroy))
         while len(_faces) > MAX_FACES:
             _faces.popitem(last=False)
     else:
@@ -164,24 +183,25 @@ def _install_fonts() -> None:
             entry = _faces.get(_address(hb_object))
             if entry is None:  # a subset face (or an evicted one): never cached
                 return stock_data(hb_object)
-            if entry[2] is None:
-                if entry[3] < 1:  # not yet used for a document: maybe a throw-away face
+            if entry.data is None:
+                if entry.subsets < 1:  # not yet used for a document: maybe a throw-away face
                     return stock_data(hb_object)
-                entry[2] = stock_data(hb_object)
-            return entry[2]
+                entry.data = stock_data(hb_object)
+            return entry.data
 
     def subset_from_prepared(font: Any, to_unicode: Any, hinting: Any) -> Any:
         original = font.hb_face
         with _lock:
             entry = _entry(original)
-            entry[3] += 1
-            if entry[1] is None:
-                prepared = preprocess(_address(original)) if entry[3] >= PREPARE_AT_USE else 0
+            entry.subsets += 1
+            if entry.prepared is None:
+                prepared = (preprocess(_address(original))
+                            if entry.subsets >= PREPARE_AT_USE else 0)
                 if not prepared:
                     return stock_subset(font, to_unicode, hinting)
-                entry[1] = ffi.gc(ffi.cast("hb_face_t *", prepared),
-                                  harfbuzz.hb_face_destroy)
-            prepared_face = entry[1]
+                entry.prepared = ffi.gc(ffi.cast("hb_face_t *", prepared),
+                                        harfbuzz.hb_face_destroy)
+            prepared_face = entry.prepared
         font.hb_face = prepared_face
         try:
             return stock_subset(font, to_unicode, hinting)

@@ -50,7 +50,6 @@ def overage_lines(usage_with_plan: pl.LazyFrame, app_prices: pl.LazyFrame, month
     # integer whose order is (value descending, date ascending), with the day's plan in
     # the lowest bits: key = ((value × 64) + (32 − day)) × 4 + plan code. The maximum
     # key decodes to the peak value, its first day and that day's plan.
-    codes = {plan: i for i, plan in enumerate(PLAN_DTYPE.categories)}
     day = pl.col("date").dt.day().cast(pl.Int64)
     plan_code = pl.col("plan").to_physical().cast(pl.Int64)
     peaks = (
@@ -59,7 +58,7 @@ def overage_lines(usage_with_plan: pl.LazyFrame, app_prices: pl.LazyFrame, month
               for item, (metric, *_rest) in METRICS.items()])
         .join(app_prices, on="sdk_app_id")
     )
-    plan_of_code = {code: plan for plan, code in codes.items()}
+    plan_of_code = dict(enumerate(PLAN_DTYPE.categories))
     frames = []
     for item, (_metric, quota, block, price, label) in METRICS.items():
         model = block_overage(pl.col("peak_value"), pl.col(quota), pl.col(block), pl.col(price))

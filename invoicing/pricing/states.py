@@ -6,8 +6,9 @@ events after the month are ignored. Two shapes are derived from the log:
 
 * **segments**: runs of days within the month with one value (cheap: one row per
   event that touches the month), used for plan fees and add-on activity;
-* **the value in force on a day** (`in_force`, `plan_days`): a join of day rows with
-  the item's segments on ``sdk_app_id``, kept where the day falls in the segment.
+* **the value in force on a day**: `plan_days` for the plan of every usage day (an
+  as-of join over the sorted usage), `in_force` for any item on a few days (a join
+  with the item's segments, kept where the day falls in the segment).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from invoicing.catalogue import PLANS
 from invoicing.timeframe import Month
 
 
@@ -108,7 +110,8 @@ def in_force(days: pl.LazyFrame, subs: Subscriptions, item: str, name: str,
         .drop("_value", "_start", "_end", "_first")
     )
 
-PLAN_DTYPE = pl.Enum(["free", "pro", "flagship"])
+#: Plans as a categorical, in `PLANS` order (overage packs the code into its peak key).
+PLAN_DTYPE = pl.Enum(list(PLANS))
 
 
 def with_plan_overlaps(item_segments: pl.LazyFrame, subs: Subscriptions, month: Month
