@@ -61,9 +61,17 @@ def _parse_month(ctx: click.Context, param: click.Parameter, value: str | None) 
         raise click.BadParameter(str(exc)) from None
 
 
+def _verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        logging.getLogger().setLevel(logging.INFO)
+
+
 def month_inputs(func: F) -> F:
     """Options shared by every command that reads a month's inputs."""
     options = [
+        # Also accepted after the command (`invoicing run -v …`), as the README shows it.
+        click.option("-v", "--verbose", is_flag=True, expose_value=False, is_eager=True,
+                     callback=_verbose, help="Log each stage and its timing to stderr."),
         click.option("--month", callback=_parse_month, metavar="YYYY-MM",
                      help="Billing month. Default: the previous calendar month."),
         click.option("--input", "input_dir", required=True,

@@ -25,10 +25,11 @@ from invoicing import __version__
 from invoicing.assemble import Assembled, assemble, build_documents
 from invoicing.documents import InvoiceDocument
 from invoicing.entitlements import find_anomalies
-from invoicing.errors import AlreadyPublishedError, InputError, Source
+from invoicing.errors import AlreadyPublishedError, ErrorLog, InputError, Source
 from invoicing.issued import IssuedMonth
 from invoicing.load import Inputs, load_inputs
 from invoicing.locking import month_lock
+from invoicing.money import known_currencies
 from invoicing.pricebook import PriceBookVersion
 from invoicing.pricing import price_month
 from invoicing.pricing.states import plan_days, subscriptions
@@ -107,16 +108,22 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
     with timer.stage("load"):
         inputs = load_inputs(input_dir, pricebook)
     with timer.stage("validate"):
+        # Every problem of the tables and the usage values is collected and reported
+        # together (exit 3), like a compiler's errors.
+        errors = ErrorLog()
         labels = inputs.table_paths
-        check_customers(inputs.customers, labels["customers"])
-        check_apps(inputs.apps, inputs.customers, labels["apps"])
-        currencies = sorted(inputs.customers["currency"].unique().to_list())
+        check_customers(inputs.customers, labels["customers"], errors)
+        check_apps(inputs.apps, inputs.customers, labels["apps"], errors)
+        # An unknown currency is already reported by check_customers.
+        currencies = sorted(set(inputs.customers["currency"].drop_nulls().unique().to_list())
+                            & known_currencies())
         chosen = {c: inputs.pricebook.select(c, month.start) for c in currencies}
-        check_price_coverage(inputs.customers, chosen, labels["pricebook"], month)
+        check_price_coverage(inputs.customers, chosen, labels["pricebook"], month, errors)
         versions = [v for v in chosen.values() if v is not None]
         events = check_events(inputs.events, inputs.apps, inputs.customers, chosen,
-                              labels["subscription_events"], month)
-        usage = validate_usage(inputs, month, on_conflict)
+                              labels["subscription_events"], month, errors)
+        usage = validate_usage(inputs, month, on_conflict, errors)
+        errors.raise_if_any()
     with timer.stage("pricing"):
         subs = subscriptions(events, month)
         usage_with_plan = plan_days(usage.usage, subs)

@@ -22,7 +22,7 @@ import polars as pl
 
 from invoicing import __version__
 from invoicing.assemble import INVOICE_SCHEMA, Assembled, build_documents
-from invoicing.errors import InvoicingError
+from invoicing.errors import NotPublishedError, UsageError
 from invoicing.issued import REVISIONS, IssuedMonth
 from invoicing.locking import month_lock
 from invoicing.money import MONEY, in_minor_units
@@ -44,10 +44,6 @@ CREDIT_NOTE_SCHEMA: dict[str, pl.DataType] = {
     "total": MONEY,
     "pdf_sha256": pl.String(),
 }
-
-
-class NotPublishedError(InvoicingError):
-    """diff/reissue/verify on a month that was never published."""
 
 
 @dataclass(frozen=True)
@@ -251,7 +247,7 @@ def reissue_month(
 ) -> ReissueResult:
     """Write revision n+1: credit notes and replacement invoices for changed customers."""
     if not reason.strip():
-        raise NotPublishedError("a reissue needs a --reason")
+        raise UsageError("--reason must not be empty: say why the month is reissued")
     with month_lock(out_dir, month):
         issued = issued_month(out_dir, month)
         latest = issued.latest()
