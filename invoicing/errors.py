@@ -86,10 +86,11 @@ class InputErrors(InputError):
       errors: every error found, in file order (file, row, column).
     """
 
-    def __init__(self, errors: Iterable[InputError]):
+    def __init__(self, errors: Iterable[InputError], uncounted: int = 0):
         self.errors = sorted(errors, key=_file_order)
+        self.uncounted = uncounted
         shown = [str(e) for e in self.errors[:MAX_REPORTED_ERRORS]]
-        rest = len(self.errors) - len(shown)
+        rest = len(self.errors) - len(shown) + uncounted
         if rest:
             shown.append(f"... and {rest} more input error(s) not shown")
         InvoicingError.__init__(self, "\n".join(shown))
@@ -106,6 +107,12 @@ class ErrorLog:
 
     def __init__(self) -> None:
         self.errors: list[InputError] = []
+        #: Errors found in bulk (bad values in a large usage file) beyond those recorded.
+        self.uncounted = 0
+
+    def count_more(self, n: int) -> None:
+        """Count `n` more errors that are not recorded one by one (none if n <= 0)."""
+        self.uncounted += max(0, n)
 
     def add(self, source: Source | str, message: str) -> None:
         self.errors.append(InputError(source, message))
@@ -113,6 +120,7 @@ class ErrorLog:
     def add_error(self, error: InputError) -> None:
         if isinstance(error, InputErrors):
             self.errors.extend(error.errors)
+            self.uncounted += error.uncounted
         else:
             self.errors.append(error)
 
@@ -120,10 +128,10 @@ class ErrorLog:
         return bool(self.errors)
 
     def raise_if_any(self) -> None:
-        if len(self.errors) == 1:
+        if len(self.errors) == 1 and not self.uncounted:
             raise self.errors[0]
         if self.errors:
-            raise InputErrors(self.errors)
+            raise InputErrors(self.errors, self.uncounted)
 
 
 class UsageError(InvoicingError):

@@ -220,6 +220,7 @@ def _read_csv(
         else:
             cast = text.cast(dtype, strict=False)
         bad = (cast.is_null() & text.is_not_null()).arg_true()
+        errors.count_more(bad.len() - MAX_REPORTED_ERRORS)
         for position in bad.head(MAX_REPORTED_ERRORS).to_list():
             errors.add(Source(label, name, position + 1),
                        f"expected {_type_name(dtype)}, found {text[position]!r}")

@@ -28,16 +28,16 @@ def month_lock(out_dir: Path, month: Month) -> Iterator[None]:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
+    except Timeout:  # before OSError: filelock's Timeout is a TimeoutError, an OSError
+        raise LockedError(
+            f"{out_dir / month.label}: another invoicing process is working on this month; "
+            "try again when it has finished"
+        ) from None
     except OSError as exc:
         # A read-only folder, a path through a file, a full disk: the environment, not a bug.
         raise OutputUnavailableError(
             f"--out {out_dir}: cannot create or write the output folder "
             f"({exc.strerror or type(exc).__name__}); nothing was written") from None
-    except Timeout:
-        raise LockedError(
-            f"{out_dir / month.label}: another invoicing process is working on this month; "
-            "try again when it has finished"
-        ) from None
     try:
         yield
     finally:

@@ -90,8 +90,8 @@ class ValidUsage:
 
 
 def _all_bad(frame: pl.DataFrame, mask: pl.Expr) -> list[dict[str, Any]]:
-    """The rows matching `mask` (at most as many as are printed), as dicts."""
-    return frame.filter(mask).head(MAX_REPORTED_ERRORS).to_dicts()
+    """The rows matching `mask`, as dicts (the tables checked with it are small)."""
+    return frame.filter(mask).to_dicts()
 
 
 def _require_not_null(frame: pl.DataFrame, label: str, columns: list[str],
@@ -315,10 +315,12 @@ def _check_ranges(frame: pl.DataFrame, inputs: Inputs, errors: ErrorLog) -> None
     it a block count times a price would no longer be exact in the pricing scale."""
     for name in USAGE_VALUES:
         positions = frame.select(
-            (pl.col(name) > MAX_QUANTITY).fill_null(False).arg_true())[:, 0].head(
-            MAX_REPORTED_ERRORS)
+            (pl.col(name) > MAX_QUANTITY).fill_null(False).arg_true())[:, 0]
         if not positions.len():
             continue
+        # Only the rows that can be printed get a source; the rest are counted.
+        errors.count_more(positions.len() - MAX_REPORTED_ERRORS)
+        positions = positions.head(MAX_REPORTED_ERRORS)
         sources = _source_of(positions, inputs).with_columns(
             value=frame[name].gather(positions))
         for file_id, row, value in sources.rows():

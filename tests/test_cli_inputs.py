@@ -178,10 +178,12 @@ def test_default_month_is_the_previous_one(month: Path, tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "out", ignore_errors=True)
     result = CliRunner().invoke(main, ["run", "--input", str(month), "--out",
                                        str(tmp_path / "out")])
-    # Today's previous month has no price-book problem but usage dated October 2026 is
-    # outside it, so every row is rejected; the point is which month was chosen.
-    assert result.exit_code == 0, result.output
+    # Usage dated October 2026 is outside today's previous month, so the month gates
+    # refuse it; the point is which month was chosen.
     from datetime import date
 
     from invoicing.timeframe import Month
-    assert (tmp_path / "out" / Month.previous(date.today()).label).is_dir()
+    previous = Month.previous(date.today()).label
+    assert result.exit_code == ExitCode.MONTH_INCOMPLETE, result.output
+    assert result.output.startswith(f"Error: {previous}: the usage does not look like")
+    assert not (tmp_path / "out" / previous).exists()
