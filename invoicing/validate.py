@@ -347,20 +347,12 @@ def _day_key(apps: pl.DataFrame, month: Month) -> tuple[pl.Expr, pl.Expr, pl.Exp
     return key, app, day
 
 
-def validate_usage(
-    inputs: Inputs, month: Month, on_conflict: OnConflict = "error",
-    errors: ErrorLog | None = None,
-) -> ValidUsage:
-    """Sort every usage row into billed, duplicate, merged or rejected (vectorised).
+def _scan(inputs: Inputs, month: Month, known: pl.Expr) -> pl.DataFrame:
+    """One pass over the files: the usage columns and a cheap "billable" flag ``_ok``.
 
-    A metric above `MAX_QUANTITY` is an input error; it is added to `errors` (which are
-    then raised with the table checks' errors), or raised at once without a log.
+    The reason, source file and row are worked out afterwards for the few rows that
+    need them (rejected or repeated), from their position in the scan.
     """
-    errors = ErrorLog() if errors is None else errors
-    known = pl.col("sdk_app_id").is_in(inputs.apps["sdk_app_id"].implode())
-    # One pass over the files reads the usage columns and a cheap "billable" flag; the
-    # reason, source file and row are worked out afterwards for the few rows that need
-    # them (rejected or repeated), from their position in the scan.
     try:
         frame = inputs.usage.select(*USAGE_KEY, *USAGE_VALUES,
                                     _ok=_billable(known, month)).collect()
@@ -373,51 +365,47 @@ def validate_usage(
     if frame.height != inputs.usage_rows:  # pragma: no cover - a reader bug, never input
         raise AssertionError(f"read {frame.height} usage rows, the files hold "
                              f"{inputs.usage_rows}")
-    _check_ranges(frame, inputs, errors)
-    errors.raise_if_any()
-    ok = frame["_ok"]
-    bad_positions = (~ok).arg_true()
-    rejected = (
+    return frame
+
+
+def _rejected(frame: pl.DataFrame, bad_positions: pl.Series, known: pl.Expr, month: Month,
+              inputs: Inputs, files: pl.DataFrame) -> pl.DataFrame:
+    """The rows that cannot be billed, with their reason and source, in `REJECTED_SCHEMA`."""
+    return (
         frame.gather(bad_positions)
         .with_columns(_known=pl.when(known).then(pl.lit(True)))
         .with_columns(reason=_reject_reason(month))
         .hstack(_source_of(bad_positions, inputs))
+        .join(files, on="source_file_id", how="left")
+        .select(list(REJECTED_SCHEMA))
+        .cast(REJECTED_SCHEMA)  # type: ignore[arg-type]
+        .sort("source_file", "source_row")
     )
-    good = frame.filter(pl.col("_ok")) if len(bad_positions) else frame
-    # One int64 key per app and day (days fit in 6 bits). The billable rows are sorted by
-    # it, once: repeated days are then neighbours (far faster than hashing or grouping
-    # tens of millions of rows), and every later stage reads the usage in (app, day)
-    # order, which makes its per-app work cache-friendly (plan of each day by an as-of
-    # join, overage peaks by a group-by over runs of one app). Only the rows of repeated
-    # days go on to the closer look below.
-    key, app_of_key, day_of_key = _day_key(inputs.apps, month)
-    # Only the key and the metrics are sorted; app and date are read back from the key.
-    good = good.select(key.alias("_key"), *USAGE_VALUES).sort("_key").select(
-        app_of_key.alias("sdk_app_id"),
-        (pl.lit(month.start).cast(pl.Int32) + (day_of_key - 1)).cast(pl.Date).alias("date"),
-        *USAGE_VALUES, "_key",
-    )
-    repeated_keys = good.select(
-        pl.col("_key").filter(pl.col("_key") == pl.col("_key").shift(1)).unique())["_key"]
-    if repeated_keys.len():
-        # The scan positions of the repeated rows, for their source file and row: a cheap
-        # test on the app first, then the day on those few rows.
-        repeated_apps = repeated_keys.to_frame().select(app_of_key.unique())[:, 0]
-        candidates = frame.select((pl.col("_ok") & pl.col("sdk_app_id").is_in(
-            repeated_apps.implode())).arg_true())[:, 0]
-        repeated_rows = (
-            frame.gather(candidates).select(*USAGE_KEY, *USAGE_VALUES)
-            .hstack(_source_of(candidates, inputs))
-            .filter(key.is_in(repeated_keys.implode()))
-        )
-    else:
-        repeated_rows = frame.clear().select(*USAGE_KEY, *USAGE_VALUES).hstack(
+
+
+def _repeated_rows(frame: pl.DataFrame, repeated_keys: pl.Series, key: pl.Expr,
+                   app_of_key: pl.Expr, inputs: Inputs) -> pl.DataFrame:
+    """Every billable row of a repeated (app, day), with its source file and row."""
+    if not repeated_keys.len():
+        return frame.clear().select(*USAGE_KEY, *USAGE_VALUES).hstack(
             _source_of(pl.Series(dtype=pl.Int64), inputs))
-    del frame
-    # Per repeated app and day: the row count and each metric's min and max. A day whose
-    # copies all agree (min == max, nulls alike) holds exact duplicates only.
+    # The scan positions of the repeated rows: a cheap test on the app first, then the
+    # day on those few rows.
+    repeated_apps = repeated_keys.to_frame().select(app_of_key.unique())[:, 0]
+    candidates = frame.select((pl.col("_ok") & pl.col("sdk_app_id").is_in(
+        repeated_apps.implode())).arg_true())[:, 0]
+    return (
+        frame.gather(candidates).select(*USAGE_KEY, *USAGE_VALUES)
+        .hstack(_source_of(candidates, inputs))
+        .filter(key.is_in(repeated_keys.implode()))
+    )
+
+
+def _per_repeated_day(repeated_rows: pl.DataFrame) -> pl.DataFrame:
+    """Per repeated app and day: the row count and each metric's maximum; ``_agree`` when
+    every copy has the same values (min == max, nulls alike): exact duplicates only."""
     live = pl.col("live_group_count")
-    per_day = repeated_rows.group_by(USAGE_KEY).agg(
+    return repeated_rows.group_by(USAGE_KEY).agg(
         rows=pl.len(),
         dau=pl.col("dau").max(),
         group_count=pl.col("group_count").max(),
@@ -428,37 +416,72 @@ def validate_usage(
            | ((live.null_count() == 0) & (live.min() == live.max()))),
     )
 
-    files = pl.DataFrame({"source_file": list(inputs.usage_files)}).with_row_index(
-        "source_file_id").with_columns(pl.col("source_file_id").cast(pl.Int32))
-    rejected = (
-        rejected.join(files, on="source_file_id", how="left")
-        .select(list(REJECTED_SCHEMA))
-        .cast(REJECTED_SCHEMA)  # type: ignore[arg-type]
-        .sort("source_file", "source_row")
-    )
 
+def _conflicts(per_day: pl.DataFrame, repeated_rows: pl.DataFrame, inputs: Inputs,
+               files: pl.DataFrame, on_conflict: OnConflict) -> tuple[int, int]:
+    """(duplicates, conflicts merged) among the repeated days; `ConflictError` when two
+    rows of one app and day differ, unless ``on_conflict`` is ``max``."""
     agreeing = per_day.filter(pl.col("_agree"))
     duplicates = int(agreeing["rows"].sum()) - agreeing.height
     conflicting = per_day.filter(~pl.col("_agree")).select(USAGE_KEY)
-    conflicts_merged = 0
-    if conflicting.height:
-        # One key per row that orders rows by (file, row): the first copy of a duplicate
-        # is named as the source.
-        # Bounds of the packed key: rows of one file and files both fit.
-        assert max((f.rows or 0) for f in inputs.files) < 1 << 40
-        assert len(inputs.usage_files) < 1 << 22
-        source_key = pl.col("source_file_id").cast(pl.Int64) * (1 << 40) + pl.col("source_row")
-        distinct = (
-            repeated_rows.lazy().join(conflicting.lazy(), on=USAGE_KEY, how="semi")
-            .group_by([*USAGE_KEY, *USAGE_VALUES])
-            .agg(copies=pl.len(), source_key=source_key.min())
-            .collect()
-        )
-        if on_conflict != "max":
-            per_version = distinct.group_by(USAGE_KEY).agg(versions=pl.len())
-            raise ConflictError(_conflict_message(distinct, per_version, files))
-        duplicates += int(distinct["copies"].sum()) - distinct.height
-        conflicts_merged = distinct.height - conflicting.height
+    if not conflicting.height:
+        return duplicates, 0
+    # One key per row that orders rows by (file, row): the first copy of a duplicate is
+    # named as the source. Bounds of the packed key: rows of one file and files both fit.
+    assert max((f.rows or 0) for f in inputs.files) < 1 << 40
+    assert len(inputs.usage_files) < 1 << 22
+    source_key = pl.col("source_file_id").cast(pl.Int64) * (1 << 40) + pl.col("source_row")
+    distinct = (
+        repeated_rows.lazy().join(conflicting.lazy(), on=USAGE_KEY, how="semi")
+        .group_by([*USAGE_KEY, *USAGE_VALUES])
+        .agg(copies=pl.len(), source_key=source_key.min())
+        .collect()
+    )
+    if on_conflict != "max":
+        per_version = distinct.group_by(USAGE_KEY).agg(versions=pl.len())
+        raise ConflictError(_conflict_message(distinct, per_version, files))
+    duplicates += int(distinct["copies"].sum()) - distinct.height
+    return duplicates, distinct.height - conflicting.height
+
+
+def validate_usage(
+    inputs: Inputs, month: Month, on_conflict: OnConflict = "error",
+    errors: ErrorLog | None = None,
+) -> ValidUsage:
+    """Sort every usage row into billed, duplicate, merged or rejected (vectorised).
+
+    A metric above `MAX_QUANTITY` is an input error; it is added to `errors` (which are
+    then raised with the table checks' errors), or raised at once without a log.
+    """
+    errors = ErrorLog() if errors is None else errors
+    known = pl.col("sdk_app_id").is_in(inputs.apps["sdk_app_id"].implode())
+    frame = _scan(inputs, month, known)
+    _check_ranges(frame, inputs, errors)
+    errors.raise_if_any()
+    files = pl.DataFrame({"source_file": list(inputs.usage_files)}).with_row_index(
+        "source_file_id").with_columns(pl.col("source_file_id").cast(pl.Int32))
+    bad_positions = (~frame["_ok"]).arg_true()
+    rejected = _rejected(frame, bad_positions, known, month, inputs, files)
+    good = frame.filter(pl.col("_ok")) if len(bad_positions) else frame
+    # One integer key per app and day. The billable rows are sorted by it, once:
+    # repeated days are then neighbours (far faster than hashing or grouping tens of
+    # millions of rows), and every later stage reads the usage in (app, day) order,
+    # which makes its per-app work cache-friendly (plan of each day by an as-of join,
+    # overage peaks by a group-by over runs of one app). Only the key and the metrics
+    # are sorted; app and date are read back from the key.
+    key, app_of_key, day_of_key = _day_key(inputs.apps, month)
+    good = good.select(key.alias("_key"), *USAGE_VALUES).sort("_key").select(
+        app_of_key.alias("sdk_app_id"),
+        (pl.lit(month.start).cast(pl.Int32) + (day_of_key - 1)).cast(pl.Date).alias("date"),
+        *USAGE_VALUES, "_key",
+    )
+    repeated_keys = good.select(
+        pl.col("_key").filter(pl.col("_key") == pl.col("_key").shift(1)).unique())["_key"]
+    repeated_rows = _repeated_rows(frame, repeated_keys, key, app_of_key, inputs)
+    del frame
+    per_day = _per_repeated_day(repeated_rows)
+    duplicates, conflicts_merged = _conflicts(per_day, repeated_rows, inputs, files,
+                                              on_conflict)
     # One row per app and day, still sorted: the first copy of each repeated day, which
     # holds the day's values when its copies agree; merged conflicts (--on-conflict
     # max) take the maximum of each metric instead.
@@ -469,19 +492,11 @@ def validate_usage(
         # A merged live_group_count is null only when every copy had none.
         usage = usage.update(merged.select(*USAGE_VALUES, _key=key), on="_key", how="left",
                              maintain_order="left")
-    usage = usage.drop("_key")
-    del good
-
-    counts = UsageCounts(
-        rows_in=inputs.usage_rows,
-        billed=usage.height,
-        duplicates=duplicates,
-        conflicts_merged=conflicts_merged,
-        rejected=rejected.height,
-    )
+    counts = UsageCounts(rows_in=inputs.usage_rows, billed=usage.height, duplicates=duplicates,
+                         conflicts_merged=conflicts_merged, rejected=rejected.height)
     if not counts.balanced():  # pragma: no cover - an accounting bug, never bad input
         raise AssertionError(f"usage rows do not balance: {counts}")
-    return ValidUsage(usage=usage, rejected=rejected, counts=counts)
+    return ValidUsage(usage=usage.drop("_key"), rejected=rejected, counts=counts)
 
 
 def _conflict_message(
