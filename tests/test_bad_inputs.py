@@ -597,11 +597,3 @@ def test_exact_duplicates_are_collapsed_and_counted(tmp_path: Path,
     assert ("usage rows: 6 read, 3 billed, 3 duplicates collapsed, 0 conflicts merged, "
             "0 rejected") in result.output
     assert_same_tables(published(out), clean)
-
-
-def test_ignoring_extra_columns_is_stated() -> None:
-    import invoicing.load
-
-    assert "Columns beyond those of SPEC §2 are ignored" in (invoicing.load.__doc__ or "")
-    readme = Path(__file__).resolve().parents[1] / "README.md"
-    assert "Extra columns are ignored." in readme.read_text(encoding="utf-8")

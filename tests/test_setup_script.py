@@ -55,7 +55,7 @@ exec {sys.executable} "$@\"""")
     result = subprocess.run([str(script), str(python), str(tmp_path / "venv")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    version = "%d.%d" % sys.version_info[:2]
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert result.stdout.endswith(f"failed (ensurepip is not available); installing "
                                   f"python{version}-venv\n")
     assert (tmp_path / "installed").read_text() == f"python{version}-venv\n"
