@@ -32,6 +32,8 @@ from invoicing.errors import InputError, Source
 from invoicing.money import in_minor_units
 
 XML_NAME = "factur-x.xml"
+#: Where the seller's e-invoice facts live (the renderer reads the same file).
+SELLER_FILE = Path(__file__).resolve().parent.parent / "templates" / "seller.toml"
 #: BT-24, the specification identifier of the Factur-X EN 16931 profile.
 GUIDELINE = "urn:cen.eu:en16931:2017"
 #: The 27 member states (ISO 3166 alpha-2; Greece is GR here, EL only in VAT numbers).
@@ -197,13 +199,18 @@ def vat_category(customer_id: str, country: str, tax_id: str | None, rate: Decim
                        ZERO_RATE_CATEGORIES[zero.category])
 
 
-def check_month(customers: pl.DataFrame, invoices: pl.DataFrame, seller: EInvoiceSeller
-                ) -> None:
-    """Refuse (before anything is written) an EU customer its e-invoice cannot describe."""
+def check_month(customers: pl.DataFrame, invoices: pl.DataFrame,
+                seller: EInvoiceSeller | None = None) -> None:
+    """Refuse (before anything is written) an EU customer its e-invoice cannot describe.
+
+    ``invoices`` in `INVOICE_SCHEMA`; only numbered invoices of EU customers are checked,
+    so a month without EU customers never reads the seller file.
+    """
     eu = invoices.filter(pl.col("invoice_number").is_not_null()).join(
         customers.select("customer_id", "country", "tax_id"), on="customer_id"
     ).filter(pl.col("country").is_in(sorted(EU_MEMBER_STATES))).sort("customer_id")
     for row in eu.iter_rows(named=True):
+        seller = seller or load_seller(SELLER_FILE)
         vat_category(row["customer_id"], row["country"], row["tax_id"], row["tax_rate"], seller)
 
 
@@ -369,6 +376,14 @@ class XmlFigures:
     total: Decimal
 
 
+def read_embedded_xml(pdf: Path) -> bytes | None:
+    """The ``factur-x.xml`` embedded in a PDF, or None when it has none."""
+    from pypdf import PdfReader
+
+    found = PdfReader(pdf).attachments.get(XML_NAME)
+    return found[0] if found else None
+
+
 def read_figures(xml: bytes) -> XmlFigures:
     """Parse the figures back out of a ``factur-x.xml``; ValueError if it is not one."""
     from xml.etree.ElementTree import ParseError, fromstring
@@ -377,7 +392,7 @@ def read_figures(xml: bytes) -> XmlFigures:
         root = fromstring(xml)
     except ParseError as exc:
         raise ValueError(f"not well-formed XML ({exc})") from None
-    ns = {k: v for k, v in NS.items()}
+    ns = dict(NS)
 
     def text(path: str) -> str:
         node = root.find(path, ns)

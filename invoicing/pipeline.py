@@ -24,6 +24,7 @@ import polars as pl
 from invoicing import __version__
 from invoicing.assemble import Assembled, assemble, build_documents
 from invoicing.documents import InvoiceDocument
+from invoicing.einvoice import check_month as check_einvoices
 from invoicing.entitlements import find_anomalies
 from invoicing.errors import AlreadyPublishedError, InputError, Source
 from invoicing.issued import IssuedMonth
@@ -272,6 +273,7 @@ def run_month(
                 "credit notes and replacement invoices."
             )
         computed = compute_month(input_dir, month, pricebook, on_conflict, timer)
+        check_einvoices(computed.inputs.customers, computed.assembled.invoices)
         staging = Staging(out_dir, month.label)
         try:
             pdf_hashes: dict[str, str] = {}

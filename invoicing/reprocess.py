@@ -22,6 +22,7 @@ import polars as pl
 
 from invoicing import __version__
 from invoicing.assemble import INVOICE_SCHEMA, Assembled, build_documents
+from invoicing.einvoice import check_month as check_einvoices
 from invoicing.errors import InvoicingError
 from invoicing.issued import REVISIONS, IssuedMonth
 from invoicing.locking import month_lock
@@ -265,6 +266,9 @@ def reissue_month(
         if not changes and latest.manifest.get("inputs_digest") == computed.inputs_digest:
             return ReissueResult(0, None, (), (), diff)
 
+        # Credit notes and replacements of EU customers are e-invoices too.
+        check_einvoices(computed.inputs.customers, computed.assembled.invoices)
+        check_einvoices(computed.inputs.customers, old_invoices)
         revision = latest.number + 1
         issue_date = issue_date or (now or datetime.now(UTC)).date()
         invoice_seq, credit_seq = issued.max_sequences()
