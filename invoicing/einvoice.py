@@ -134,13 +134,13 @@ def load_seller(path: Path) -> EInvoiceSeller:
         data = tomllib.load(fh)
     zero_rates: dict[str, ZeroRate] = {}
     for country, entry in sorted(data.get("zero_rated_vat", {}).items()):
-        where = Source(label, f"zero_rated_vat.{country}")
+        key = f"key 'zero_rated_vat.{country}'"
         if not isinstance(entry, dict) or entry.get("category") not in ZERO_RATE_CATEGORIES:
-            raise InputError(where, "needs category = \"AE\", \"E\" or \"Z\"")
+            raise InputError(Source(label), f"{key}: needs category = \"AE\", \"E\" or \"Z\"")
         reason = entry.get("reason")
         if entry["category"] in ("AE", "E") and not reason:
-            raise InputError(where, f"category {entry['category']} needs a reason "
-                                    "(the exemption reason text of the e-invoice)")
+            raise InputError(Source(label), f"{key}: category {entry['category']} needs a "
+                                            "reason (the exemption reason text of the e-invoice)")
         zero_rates[country] = ZeroRate(entry["category"], reason)
     return EInvoiceSeller(
         name=str(data["name"]),
@@ -176,42 +176,51 @@ class VatCategory:
 
 
 def vat_category(customer_id: str, country: str, tax_id: str | None, rate: Decimal,
-                 seller: EInvoiceSeller) -> VatCategory:
-    """The customer's VAT category, or `InputError` naming what the inputs lack."""
+                 seller: EInvoiceSeller, customers: Source | None = None) -> VatCategory:
+    """The customer's VAT category, or `InputError` naming what the inputs lack.
+
+    ``customers`` names the customer's row for the error of a missing VAT id.
+    """
     if not seller.country or not seller.vat_id:
         missing = "country" if not seller.country else "vat_id"
-        raise InputError(Source(seller.source, missing),
-                         f"missing: customer {customer_id} ({country}) gets an EN 16931 "
-                         "e-invoice, which needs the seller's country and VAT identifier")
+        raise InputError(Source(seller.source),
+                         f"key {missing!r} missing: customer {customer_id} ({country}) gets an "
+                         "EN 16931 e-invoice, which needs the seller's country and VAT "
+                         "identifier")
     percent = (rate * 100).normalize()
     if rate > 0:
         return VatCategory("S", percent, None, None)
     zero = seller.zero_rates.get(country)
     if zero is None:
-        raise InputError(Source(seller.source, f"zero_rated_vat.{country}"),
-                         f"missing: customer {customer_id} ({country}) pays 0 % VAT; its "
-                         "EN 16931 e-invoice needs the VAT category (AE, E or Z) and reason")
+        raise InputError(Source(seller.source),
+                         f"key 'zero_rated_vat.{country}' missing: customer {customer_id} "
+                         f"({country}) pays 0 % VAT; its EN 16931 e-invoice needs the VAT "
+                         "category (AE, E or Z) and the reason")
     if zero.category == "AE" and not tax_id:
-        raise InputError(Source("customers", "tax_id"),
+        raise InputError(customers or Source("customers", "tax_id"),
                          f"customer {customer_id} ({country}) is invoiced under reverse "
-                         "charge (AE in seller.toml) and needs its VAT identifier")
+                         f"charge (zero_rated_vat.{country} = AE in {seller.source}) and "
+                         "needs its VAT identifier")
     return VatCategory(zero.category, Decimal(0), zero.reason,
                        ZERO_RATE_CATEGORIES[zero.category])
 
 
-def check_month(customers: pl.DataFrame, invoices: pl.DataFrame,
+def check_month(customers: pl.DataFrame, invoices: pl.DataFrame, label: str = "customers",
                 seller: EInvoiceSeller | None = None) -> None:
     """Refuse (before anything is written) an EU customer its e-invoice cannot describe.
 
-    ``invoices`` in `INVOICE_SCHEMA`; only numbered invoices of EU customers are checked,
-    so a month without EU customers never reads the seller file.
+    ``invoices`` in `INVOICE_SCHEMA`; ``label`` names the customers file in errors. Only
+    numbered invoices of EU customers are checked, so a month without EU customers never
+    reads the seller file.
     """
     eu = invoices.filter(pl.col("invoice_number").is_not_null()).join(
-        customers.select("customer_id", "country", "tax_id"), on="customer_id"
+        customers.with_row_index("_row", offset=1).select(
+            "customer_id", "country", "tax_id", "_row"), on="customer_id"
     ).filter(pl.col("country").is_in(sorted(EU_MEMBER_STATES))).sort("customer_id")
     for row in eu.iter_rows(named=True):
         seller = seller or load_seller(SELLER_FILE)
-        vat_category(row["customer_id"], row["country"], row["tax_id"], row["tax_rate"], seller)
+        vat_category(row["customer_id"], row["country"], row["tax_id"], row["tax_rate"], seller,
+                     Source(label, "tax_id", row["_row"]))
 
 
 # --- the CII XML --------------------------------------------------------------------------

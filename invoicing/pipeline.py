@@ -273,7 +273,8 @@ def run_month(
                 "credit notes and replacement invoices."
             )
         computed = compute_month(input_dir, month, pricebook, on_conflict, timer)
-        check_einvoices(computed.inputs.customers, computed.assembled.invoices)
+        check_einvoices(computed.inputs.customers, computed.assembled.invoices,
+                        computed.inputs.table_paths["customers"])
         staging = Staging(out_dir, month.label)
         try:
             pdf_hashes: dict[str, str] = {}

@@ -267,8 +267,10 @@ def reissue_month(
             return ReissueResult(0, None, (), (), diff)
 
         # Credit notes and replacements of EU customers are e-invoices too.
-        check_einvoices(computed.inputs.customers, computed.assembled.invoices)
-        check_einvoices(computed.inputs.customers, old_invoices)
+        check_einvoices(computed.inputs.customers, computed.assembled.invoices,
+                        computed.inputs.table_paths["customers"])
+        check_einvoices(computed.inputs.customers, old_invoices,
+                        computed.inputs.table_paths["customers"])
         revision = latest.number + 1
         issue_date = issue_date or (now or datetime.now(UTC)).date()
         invoice_seq, credit_seq = issued.max_sequences()
