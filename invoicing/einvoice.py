@@ -37,8 +37,9 @@ SELLER_FILE = Path(__file__).resolve().parent.parent / "templates" / "seller.tom
 #: BT-24, the specification identifier of the Factur-X EN 16931 profile.
 GUIDELINE = "urn:cen.eu:en16931:2017"
 #: The 27 member states (ISO 3166 alpha-2; Greece is GR here, EL only in VAT numbers).
-EU_MEMBER_STATES = frozenset(
-    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split())
+EU_MEMBER_STATES = frozenset((
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+    "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"))
 #: VAT categories a 0 % rate may declare, with the VATEX code of the reason (BT-121).
 ZERO_RATE_CATEGORIES = {"AE": "VATEX-EU-AE", "E": None, "Z": None}
 
@@ -54,8 +55,9 @@ for _prefix, _uri in NS.items():
 #: The Factur-X XMP metadata (document type, file name, version, conformance level) and
 #: the PDF/A extension schema that declares the ``fx`` properties, as Factur-X 1.0
 #: specifies them. Spliced into the PDF's ``rdf:RDF``; it carries no date.
-XMP_EXTENSION = b"""<rdf:Description xmlns:fx="urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#" \
-rdf:about=""><fx:DocumentType>INVOICE</fx:DocumentType>\
+XMP_EXTENSION = b"""<rdf:Description \
+xmlns:fx="urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#" rdf:about="">\
+<fx:DocumentType>INVOICE</fx:DocumentType>\
 <fx:DocumentFileName>factur-x.xml</fx:DocumentFileName><fx:Version>1.0</fx:Version>\
 <fx:ConformanceLevel>EN 16931</fx:ConformanceLevel></rdf:Description>\
 <rdf:Description xmlns:pdfaExtension="http://www.aiim.org/pdfa/ns/extension/" \
