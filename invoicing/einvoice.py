@@ -18,6 +18,7 @@ as EN 16931 expects; they are the negation of the credit note's (negative) lines
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +41,10 @@ GUIDELINE = "urn:cen.eu:en16931:2017"
 EU_MEMBER_STATES = frozenset((
     "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
     "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"))
+#: BR-CO-09: a VAT identifier starts with the ISO 3166 code of its country (EL for Greece).
+_VAT_PREFIX = re.compile(r"[A-Z]{2}[0-9A-Za-z]")
+#: Characters XML 1.0 cannot hold (C0 controls but tab, CR, LF; surrogates; U+FFFE/F).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 #: VAT categories a 0 % rate may declare, with the VATEX code of the reason (BT-121).
 ZERO_RATE_CATEGORIES = {"AE": "VATEX-EU-AE", "E": None, "Z": None}
 
@@ -189,6 +194,11 @@ def vat_category(customer_id: str, country: str, tax_id: str | None, rate: Decim
                          f"key {missing!r} missing: customer {customer_id} ({country}) gets an "
                          "EN 16931 e-invoice, which needs the seller's country and VAT "
                          "identifier")
+    if tax_id and not _VAT_PREFIX.match(tax_id):
+        raise InputError(customers or Source("customers", "tax_id"),
+                         f"customer {customer_id} ({country}) has the tax id {tax_id!r}, "
+                         "which an EN 16931 e-invoice can only carry as a VAT identifier "
+                         "starting with its country code (such as DE811234567)")
     percent = (rate * 100).normalize()
     if rate > 0:
         return VatCategory("S", percent, None, None)
@@ -232,7 +242,8 @@ def _el(parent: Element, tag: str, text: object = None, **attrs: str) -> Element
     prefix, name = tag.split(":")
     child = SubElement(parent, f"{{{NS[prefix]}}}{name}", attrs)
     if text is not None:
-        child.text = str(text)
+        # Customer text may hold control characters the PDF prints but XML cannot carry.
+        child.text = _NOT_XML.sub("\ufffd", str(text))
     return child
 
 

@@ -253,7 +253,7 @@ EU_MOVES = [("DE", "DE811234567"), ("FR", "FR40303265045"), ("IT", None),
 
 def test_generated_month_einvoices(tmp_path: Path) -> None:
     month = tmp_path / "in"
-    generate(SynthSpec(n_apps=90, n_customers=30, duplicates=0), month)
+    generate(SynthSpec(n_apps=60, n_customers=21, duplicates=0), month)
     customers = pl.read_parquet(month / "customers.parquet").with_row_index()
     moves = {i: EU_MOVES[(i // 3) % len(EU_MOVES)] for i in range(0, customers.height, 3)}
     customers = customers.with_columns(
@@ -322,6 +322,16 @@ def test_reverse_charge_customer_without_a_vat_id_is_refused(tmp_path: Path) -> 
                    "VAT identifier", tmp_path / "out")
 
 
+def test_eu_tax_id_without_a_country_prefix_is_refused(tmp_path: Path) -> None:
+    result = run_cli(eu_month("DE", "811234567").write(tmp_path / "in"), tmp_path / "out",
+                     "--workers", "1")
+    assert_stopped(result, ExitCode.INPUT_ERROR,
+                   "customers.parquet, column 'tax_id', row 1: customer C1 (DE) has the tax id "
+                   "'811234567', which an EN 16931 e-invoice can only carry as a VAT "
+                   "identifier starting with its country code (such as DE811234567)",
+                   tmp_path / "out")
+
+
 def test_seller_without_a_vat_id_is_refused(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     seller = tmp_path / "seller.toml"
@@ -373,6 +383,15 @@ def test_document_xml_is_valid_escaped_and_has_no_clock() -> None:
     # The only dates are the document's own: issue, period, delivery, due.
     dates = set(xpath(xml, "//udt:DateTimeString/text()"))
     assert dates == {"20261101", "20261001", "20261031", "20261103"}
+
+
+def test_control_characters_in_customer_text_keep_the_xml_valid() -> None:
+    seller = einvoice.load_seller(einvoice.SELLER_FILE)
+    doc = german_document()
+    odd = replace(GERMAN, name="Kiez\x01funk\x1f e.V.")
+    xml = einvoice.cii_xml(replace(doc, customer=odd), seller)  # type: ignore[type-var]
+    assert validation_failures(xml) == []
+    assert xpath(xml, "//ram:BuyerTradeParty/ram:Name/text()") == ["Kiez\ufffdfunk\ufffd e.V."]
 
 
 def test_rendering_twice_gives_the_same_bytes_and_drafts_carry_no_xml() -> None:
