@@ -8,8 +8,9 @@ Four checks, each reported as one line naming the file:
 2. the input files have the hashes the latest manifest recorded;
 3. the month recomputed from the inputs equals the published line items and totals;
 4. the line items embedded in every current PDF equal the recomputed ones;
-5. every current PDF of an EU customer embeds a ``factur-x.xml`` whose number, line
-   amounts and totals equal the recomputed ones, and no other PDF embeds one.
+5. every current invoice PDF of an EU customer embeds a ``factur-x.xml`` whose number,
+   line amounts and totals equal the recomputed ones, and no other invoice PDF embeds
+   one; each EU credit note's XML states (positive, type 381) what its parquet credits.
 """
 
 from __future__ import annotations
@@ -124,11 +125,32 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
             totals = recomputed_totals.filter(pl.col("invoice_number") == number).row(
                 0, named=True)
             report.mismatches.extend(_check_einvoice(pdf, totals, expected["amount"].to_list()))
+        countries = computed.inputs.customers.select("customer_id", "country")
+        for rev in revisions:
+            report.mismatches.extend(_check_credit_note_einvoices(rev, countries))
     return report
 
 
-def _check_einvoice(pdf: Path, totals: dict[str, object], amounts: list[object]) -> list[str]:
-    """Check 5 for one invoice PDF; one line per problem."""
+def _check_credit_note_einvoices(rev: Revision, countries: pl.DataFrame) -> list[str]:
+    """Check 5 for the credit notes of a revision: the XML states what they credit (381)."""
+    if not (rev.path / "credit_notes.parquet").is_file():
+        return []
+    notes = pl.read_parquet(rev.path / "credit_notes.parquet").join(countries, on="customer_id")
+    items = pl.read_parquet(rev.path / "credit_note_items.parquet")
+    problems = []
+    for note in notes.iter_rows(named=True):
+        number = note["credit_note_number"]
+        credited = {**note, "invoice_number": number,
+                    **{k: -note[k] for k in ("subtotal", "tax", "total")}}
+        amounts = [-a for a in items.filter(pl.col("invoice_number") == number)["amount"]]
+        problems += _check_einvoice(rev.path / "credit_notes" / f"{number}.pdf", credited,
+                                    amounts, type_code="381", against="credit_notes.parquet")
+    return problems
+
+
+def _check_einvoice(pdf: Path, totals: dict[str, object], amounts: list[object],
+                    type_code: str = "380", against: str = "the recomputed month") -> list[str]:
+    """Check 5 for one PDF; one line per problem."""
     try:
         xml = einvoice.read_embedded_xml(pdf)
     except (OSError, ValueError) as exc:
@@ -142,9 +164,9 @@ def _check_einvoice(pdf: Path, totals: dict[str, object], amounts: list[object])
         got = einvoice.read_figures(xml)
     except ValueError as exc:
         return [f"{pdf}: {einvoice.XML_NAME} unreadable ({exc})"]
-    want = (totals["invoice_number"], "380", tuple(amounts), totals["subtotal"],
+    want = (totals["invoice_number"], type_code, tuple(amounts), totals["subtotal"],
             totals["tax"], totals["total"])
     if (got.number, got.type_code, got.line_amounts, got.subtotal, got.tax,
             got.total) != want:
-        return [f"{pdf}: embedded {einvoice.XML_NAME} differs from the recomputed month"]
+        return [f"{pdf}: embedded {einvoice.XML_NAME} differs from {against}"]
     return []

@@ -241,6 +241,22 @@ def test_credit_note_and_replacement_are_valid_einvoices(sample_out: Path,
     assert_matches(new, "IM-202610-000016", row, items)
     verify = CliRunner().invoke(main, ["verify", *args])
     assert verify.exit_code == 0, verify.output
+    # verify reads the credit note's XML too: a credit note stating 381 amounts that
+    # differ from credit_notes.parquet is reported.
+    from invoicing.issued import IssuedMonth
+    from invoicing.timeframe import Month
+    from invoicing.verify import _check_credit_note_einvoices
+
+    (revision,) = [r for r in IssuedMonth(work / "out", Month(2026, 10)).revisions()
+                   if r.number == 1]
+    countries = pl.DataFrame({"customer_id": ["C1015"], "country": ["DE"]})
+    assert _check_credit_note_einvoices(revision, countries) == []
+    notes = pl.read_parquet(rev / "credit_notes.parquet")
+    notes.with_columns(total=pl.col("total") - Decimal("0.01")).write_parquet(
+        rev / "credit_notes.parquet")
+    assert _check_credit_note_einvoices(revision, countries) == [
+        f"{rev / 'credit_notes/CN-202610-000001.pdf'}: embedded factur-x.xml differs from "
+        "credit_notes.parquet"]
 
 
 # --- a generated month ------------------------------------------------------------------
