@@ -24,6 +24,7 @@ import polars as pl
 from invoicing import __version__
 from invoicing.assemble import Assembled, assemble, build_documents
 from invoicing.documents import InvoiceDocument
+from invoicing.einvoice import check_month as check_einvoices
 from invoicing.entitlements import find_anomalies
 from invoicing.errors import AlreadyPublishedError, ErrorLog, InputError, Source
 from invoicing.gates import Finding, check_month, enforce
@@ -293,6 +294,8 @@ def run_month(
             )
         computed = compute_month(input_dir, month, pricebook, on_conflict, timer)
         enforce(list(computed.gate_findings), month, allow_incomplete)
+        check_einvoices(computed.inputs.customers, computed.assembled.invoices,
+                        computed.inputs.table_paths["customers"])
         staging = Staging(out_dir, month.label)
         try:
             pdf_hashes: dict[str, str] = {}

@@ -33,7 +33,7 @@ import os
 import re
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from functools import cache
@@ -53,7 +53,7 @@ from weasyprint.css.counters import CounterStyle
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
-from invoicing import i18n, render_engine
+from invoicing import einvoice, i18n, render_engine
 from invoicing.documents import InvoiceDocument
 from invoicing.evidence import ATTACHMENT_NAME, attachment_csv
 
@@ -220,6 +220,8 @@ class InvoiceRenderer:
             modified=stamp,
             relationship="Data",
         )
+        attachments, finisher = einvoice_parts(doc, line_items, stamp, self.templates_dir,
+                                               draft)
         try:
             with self._lock, _source_date_epoch(doc.issue_date):
                 pdf = InvoiceHTML.from_markup(html, self.base_url, self.url_fetcher).write_pdf(
@@ -227,8 +229,8 @@ class InvoiceRenderer:
                     font_config=self.font_config,
                     pdf_identifier=identifier,
                     pdf_variant=PDF_VARIANT,
-                    attachments=[line_items],
-                    finisher=_compress_streams_once,
+                    attachments=attachments,
+                    finisher=finisher,
                 )
         except FatalURLFetchingError as exc:
             raise RenderError(
@@ -476,3 +478,54 @@ def _css_string(text: str) -> str:
             # as its end, so the space keeps a real space that follows.
             out.append(f"\\{ord(char):06x} ")
     return '"' + "".join(out) + '"'
+
+
+# --- EN 16931 e-invoices (Factur-X) for EU customers ------------------------------------------
+
+
+@cache
+def _einvoice_seller(path: Path) -> einvoice.EInvoiceSeller:
+    return einvoice.load_seller(path)
+
+
+def einvoice_parts(doc: InvoiceDocument, line_items: Attachment, stamp: datetime,
+                   templates_dir: Path, draft: bool = False
+                   ) -> tuple[list[Attachment], Callable[[object, pydyf.PDF], None]]:
+    """The attachments and `write_pdf` finisher of one document.
+
+    Every document embeds its line items. A customer in an EU member state also gets the
+    Factur-X EN 16931 XML (`einvoice`), the XML being the ``Alternative`` form of the page
+    and the line items a ``Supplement``, and the Factur-X XMP metadata. Other customers'
+    PDFs are exactly what they were before e-invoices existed; drafts never carry an XML
+    an accounting system could book.
+    """
+    if draft or not einvoice.is_eu(doc.customer.country):
+        return [line_items], _compress_streams_once
+    seller = _einvoice_seller(templates_dir / "seller.toml")
+    xml = Attachment(
+        file_obj=io.BytesIO(einvoice.cii_xml(doc, seller)),
+        name=einvoice.XML_NAME,
+        description="Factur-X EN 16931 invoice (CII XML)",
+        created=stamp,
+        modified=stamp,
+        relationship="Alternative",
+    )
+    line_items.relationship = "Supplement"
+    return [xml, line_items], _finish_facturx
+
+
+def _finish_facturx(document: object, pdf: pydyf.PDF) -> None:
+    """`write_pdf` finisher of a Factur-X PDF: XMP extension, XML MIME type, then compress.
+
+    WeasyPrint appends extra XMP after its ``rdf:RDF`` element, where Factur-X readers do
+    not look, so the Factur-X descriptions are spliced into that element instead; and it
+    types ``.xml`` files ``application/xml`` where Factur-X asks for ``text/xml``.
+    """
+    metadata = pdf.objects[int(pdf.catalog["Metadata"].split()[0])]
+    content = metadata.stream[0]
+    metadata.stream[0] = content.replace(b"</rdf:RDF>", einvoice.XMP_EXTENSION + b"</rdf:RDF>")
+    for obj in pdf.objects:
+        if isinstance(obj, dict) and obj.get("Type") == "/Filespec" and \
+                obj.get("UF") == einvoice.XML_NAME:
+            pdf.objects[int(obj["EF"]["F"].split()[0])].extra["Subtype"] = "/text#2Fxml"
+    _compress_streams_once(document, pdf)

@@ -22,6 +22,7 @@ import polars as pl
 
 from invoicing import __version__
 from invoicing.assemble import INVOICE_SCHEMA, Assembled, build_documents
+from invoicing.einvoice import check_month as check_einvoices
 from invoicing.errors import NotPublishedError, UsageError
 from invoicing.gates import enforce
 from invoicing.issued import REVISIONS, IssuedMonth
@@ -263,6 +264,11 @@ def reissue_month(
         if not changes and latest.manifest.get("inputs_digest") == computed.inputs_digest:
             return ReissueResult(0, None, (), (), diff)
 
+        # Credit notes and replacements of EU customers are e-invoices too.
+        check_einvoices(computed.inputs.customers, computed.assembled.invoices,
+                        computed.inputs.table_paths["customers"])
+        check_einvoices(computed.inputs.customers, old_invoices,
+                        computed.inputs.table_paths["customers"])
         revision = latest.number + 1
         issue_date = issue_date or (now or datetime.now(UTC)).date()
         invoice_seq, credit_seq = issued.max_sequences()

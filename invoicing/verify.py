@@ -7,7 +7,10 @@ Four checks, each reported as one line naming the file:
    revision's manifest (the chain is intact);
 2. the input files have the hashes the latest manifest recorded;
 3. the month recomputed from the inputs equals the published line items and totals;
-4. the line items embedded in every current PDF equal the recomputed ones.
+4. the line items embedded in every current PDF equal the recomputed ones;
+5. every current invoice PDF of an EU customer embeds a ``factur-x.xml`` whose number,
+   line amounts and totals equal the recomputed ones, and no other invoice PDF embeds
+   one; each EU credit note's XML states (positive, type 381) what its parquet credits.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
+from invoicing import einvoice
 from invoicing.evidence import read_attachment
 from invoicing.issued import REVISIONS, IssuedMonth, Revision
 from invoicing.load import sha256_file
@@ -100,6 +104,9 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
         # recomputation for that invoice number.
         recomputed = computed.assembled.line_items.drop("invoice_number").join(
             invoices.select("customer_id", "invoice_number"), on="customer_id")
+        recomputed_totals = computed.assembled.invoices.drop("invoice_number").join(
+            invoices.select("customer_id", "invoice_number"), on="customer_id").join(
+            computed.inputs.customers.select("customer_id", "country"), on="customer_id")
         by_rev = {r.number: r for r in revisions}
         cols = ["invoice_number", *LINE_SCHEMA]
         for number, rev_no in invoices.filter(pl.col("invoice_number").is_not_null()).select(
@@ -115,4 +122,51 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
             if not embedded.select(cols).equals(expected):
                 report.mismatches.append(
                     f"{pdf}: embedded line items differ from the recomputed month")
+            totals = recomputed_totals.filter(pl.col("invoice_number") == number).row(
+                0, named=True)
+            report.mismatches.extend(_check_einvoice(pdf, totals, expected["amount"].to_list()))
+        countries = computed.inputs.customers.select("customer_id", "country")
+        for rev in revisions:
+            report.mismatches.extend(_check_credit_note_einvoices(rev, countries))
     return report
+
+
+def _check_credit_note_einvoices(rev: Revision, countries: pl.DataFrame) -> list[str]:
+    """Check 5 for the credit notes of a revision: the XML states what they credit (381)."""
+    if not (rev.path / "credit_notes.parquet").is_file():
+        return []
+    notes = pl.read_parquet(rev.path / "credit_notes.parquet").join(countries, on="customer_id")
+    items = pl.read_parquet(rev.path / "credit_note_items.parquet")
+    problems = []
+    for note in notes.iter_rows(named=True):
+        number = note["credit_note_number"]
+        credited = {**note, "invoice_number": number,
+                    **{k: -note[k] for k in ("subtotal", "tax", "total")}}
+        amounts = [-a for a in items.filter(pl.col("invoice_number") == number)["amount"]]
+        problems += _check_einvoice(rev.path / "credit_notes" / f"{number}.pdf", credited,
+                                    amounts, type_code="381", against="credit_notes.parquet")
+    return problems
+
+
+def _check_einvoice(pdf: Path, totals: dict[str, object], amounts: list[object],
+                    type_code: str = "380", against: str = "the recomputed month") -> list[str]:
+    """Check 5 for one PDF; one line per problem."""
+    try:
+        xml = einvoice.read_embedded_xml(pdf)
+    except (OSError, ValueError) as exc:
+        return [f"{pdf}: cannot read attachments ({exc})"]
+    if not einvoice.is_eu(str(totals["country"])):
+        return [] if xml is None else [f"{pdf}: a non-EU customer's PDF embeds "
+                                       f"{einvoice.XML_NAME}"]
+    if xml is None:
+        return [f"{pdf}: an EU customer's PDF without {einvoice.XML_NAME}"]
+    try:
+        got = einvoice.read_figures(xml)
+    except ValueError as exc:
+        return [f"{pdf}: {einvoice.XML_NAME} unreadable ({exc})"]
+    want = (totals["invoice_number"], type_code, tuple(amounts), totals["subtotal"],
+            totals["tax"], totals["total"])
+    if (got.number, got.type_code, got.line_amounts, got.subtotal, got.tax,
+            got.total) != want:
+        return [f"{pdf}: embedded {einvoice.XML_NAME} differs from {against}"]
+    return []

@@ -184,6 +184,12 @@ CUSTOMERS: tuple[Customer, ...] = (
     Customer("C1014", "北京知行网络科技有限公司", "billing@zhixing-net.example",
              "北京市海淀区中关村大街 27 号\n中关村大厦 8 层 801 室", "CN", "CNY", "zh_CN",
              "91110108MA01R2T3U4", "cn"),
+    # EU customers (EUR): their PDFs embed an EN 16931 e-invoice (Factur-X). Their ids sort
+    # after every other customer, so the invoice numbers above keep their customers.
+    Customer("C1015", "Kiezfunk Berlin e.V.", "kasse@kiezfunk.example",
+             "Friedrichstraße 68\n10117 Berlin", "DE", "EUR", "en_US", "", "eu"),
+    Customer("C1016", "Atelier Messagerie SAS", "comptabilite@atelier-messagerie.example",
+             "12 rue de la Paix\n75002 Paris", "FR", "EUR", "en_US", "FR40303265045", "eu"),
 )
 
 # --------------------------------------------------------------------------- scenarios
@@ -414,6 +420,24 @@ SCENARIOS: tuple[Scenario, ...] = (
              "Free->Pro on Oct 15: 14 Free days (0) + 17 Pro days",
              (ev("2026-06-01", "plan", "free"), ev("2026-10-15", "plan", "pro")),
              group_band=(800, 6_000)),
+    # C1015 Kiezfunk (EUR, DE: 19 % VAT, category S in its e-invoice)
+    Scenario(1400001501, "C1015", "Kiezfunk Chat", "EN 16931 VAT S, R4",
+             "Pro + history_retention_days 90 -> charged; DE 19 % VAT",
+             (ev("2026-01-01", "plan", "free"), ev("2026-02-01", "plan", "pro"),
+              ev("2026-06-01", "history_retention_days", "90"))),
+    Scenario(1400001502, "C1015", "Kiezfunk Live", "EN 16931 VAT S, R2",
+             "Flagship; DAU peak 10,500 (Oct 11) -> 1 block",
+             (ev("2026-03-01", "plan", "free"), ev("2026-04-01", "plan", "flagship")),
+             days={11: Day(dau=10_500)}),
+    # C1016 Atelier Messagerie (EUR, FR with a VAT id: 0 %, reverse charge AE)
+    Scenario(1400001601, "C1016", "Atelier Messagerie", "EN 16931 VAT AE, R4",
+             "Pro + group_member_limit 3000 -> charged; FR reverse charge, 0 %",
+             (ev("2026-02-01", "plan", "free"), ev("2026-03-01", "plan", "pro"),
+              ev("2026-05-01", "group_member_limit", "3000"))),
+    Scenario(1400001602, "C1016", "Atelier Communautés", "EN 16931 VAT AE, R3",
+             "Pro; group peak 150,000 (Oct 19) -> 1 block",
+             (ev("2026-04-01", "plan", "free"), ev("2026-05-01", "plan", "pro")),
+             days={19: Day(group_count=150_000)}, group_band=(141_000, 145_000)),
 )
 
 UNKNOWN_APP_ID = 1400009999  # not in apps: its rows are rejected
@@ -425,7 +449,7 @@ PRICEBOOK_TOML = """\
 # Figures are illustrative except the published ones quoted in SPEC §5 (the USD
 # 2026-01-01 version is the §5 example; CNY plan fees and overage are the published
 # China-region list prices). Versions are deliberately not in date order.
-# October 2026 uses USD@2026-01-01, KRW@2026-01-01 and CNY@2026-01-01;
+# October 2026 uses USD@2026-01-01, KRW@2026-01-01, CNY@2026-01-01 and EUR@2026-01-01;
 # USD@2025-01-01 is superseded and USD@2026-11-01 is not yet in effect.
 
 # --- USD, current for October 2026 (SPEC §5 example) ---------------------------
@@ -654,6 +678,53 @@ price = "399.00"
 
 [version.tax]
 CN = "0.06"
+
+# --- EUR (illustrative): EU customers, whose PDFs embed an EN 16931 e-invoice -------
+# DE pays 19 % VAT (category S). FR is absent (0 %): templates/seller.toml declares
+# French customers' 0 % as reverse charge (category AE).
+[[version]]
+effective_from = 2026-01-01
+currency = "EUR"
+plan_fee_policy = "month_start"
+
+[version.plan_fee]
+free = "0"
+pro = "369.00"
+flagship = "1109.00"
+
+[version.dau_overage]
+free_quota = 10000
+block = 10000
+price_per_block = "139.99"
+
+[version.group_overage]
+free_quota = 100000
+block = 100000
+price_per_block = "139.99"
+
+[version.addon.avchatroom_unlimited]
+price = "89.00"
+
+[version.addon.group_member_limit]
+"3000" = "45.00"
+"6000" = "89.00"
+
+[version.addon.groups_per_user]
+"2000" = "45.00"
+"3000" = "89.00"
+
+[version.addon.history_retention_days]
+"60" = "27.00"
+"90" = "45.00"
+"180" = "73.00"
+"360" = "119.00"
+
+[version.addon.av_call]
+trial_days = 60
+price = "55.00"
+
+[version.tax]
+DE = "0.19"
 """
 
 # --------------------------------------------------------------------------- usage
@@ -770,6 +841,8 @@ def usage_file(region: str, day: date) -> str:
     if region == "kr":
         return "usage/region=kr/part-000.parquet" if day.day <= 10 else (
             "usage/region=kr/part-001.parquet")
+    if region == "eu":
+        return "usage/region=eu/2026-10.parquet"
     return "usage/region=cn/2026/10/part-000.parquet" if day.day <= 20 else (
         "usage/region=cn/2026/10/part-001.parquet")
 

@@ -75,7 +75,7 @@ def test_two_runs_give_identical_bytes(published: Path, tmp_path: Path) -> None:
     first, second = published / "out/2026-10", tmp_path / "out/2026-10"
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
-    assert len([f for f in files if f.suffix == ".pdf"]) == 13
+    assert len([f for f in files if f.suffix == ".pdf"]) == 15
     for f in files:
         assert sha256(first / f) == sha256(second / f), f
 
@@ -83,7 +83,7 @@ def test_two_runs_give_identical_bytes(published: Path, tmp_path: Path) -> None:
 def test_verify_passes_on_a_fresh_run(published: Path) -> None:
     code, output = verify(published)
     assert code == 0, output
-    assert output == "OK 2026-10: 1 revision(s), 17 files, 13 PDFs, 144 line items match\n"
+    assert output == "OK 2026-10: 1 revision(s), 19 files, 15 PDFs, 158 line items match\n"
 
 
 def test_verify_names_a_pdf_with_one_flipped_byte(copy: Path) -> None:

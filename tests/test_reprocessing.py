@@ -261,9 +261,9 @@ def test_readme_reprocessing_example(tmp_path: Path) -> None:
     assert reissue.stdout == (
         f"2026-10: wrote revision 1 to {tmp_path / 'out/2026-10/revisions/001'}\n"
         "  credit note CN-202610-000001 reverses IM-202610-000002\n"
-        "  invoice IM-202610-000014 replaces IM-202610-000002\n"
+        "  invoice IM-202610-000016 replaces IM-202610-000002\n"
     )
     verify = cli("verify", *month_args(tmp_path))
     assert verify.exit_code == 0, verify.output
-    assert verify.output == ("OK 2026-10: 2 revision(s), 25 files, 13 PDFs, 144 line items "
+    assert verify.output == ("OK 2026-10: 2 revision(s), 27 files, 15 PDFs, 158 line items "
                              "match\n")

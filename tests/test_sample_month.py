@@ -9,7 +9,8 @@ the counts ``EXPECTED_REJECTED_APP_IDS``, ``EXPECTED_DUPLICATES`` and
 
 Conventions assumed (SPEC plus the lead's decisions):
   * price-book version = customer's currency, latest effective_from <= 2026-10-01: USD@2026-01-01
-    (not 2025-01-01, not 2026-11-01), KRW@2026-01-01, CNY@2026-01-01 (prorate_daily);
+    (not 2025-01-01, not 2026-11-01), KRW@2026-01-01, CNY@2026-01-01 (prorate_daily),
+    EUR@2026-01-01;
   * plan on a day = latest plan event with effective_date <= day (same date: later row wins);
     no plan before an app's first plan event (no fee, no overage);
   * month_start: plan fee of the plan on Oct 1; prorate_daily: per plan,
@@ -30,6 +31,8 @@ Prices used (USD@2026-01-01 / KRW@2026-01-01 / CNY@2026-01-01):
   history_retention_days 60: 29.00 / 39905 / 199.00  90: 49.00 / 67000 / 339.00
   av_call 59.00 / 81000 / 399.00 (trial 60 days)
   tax: KR 0.10 (USD and KRW versions), CN 0.06 (CNY version), US none.
+EUR@2026-01-01: pro 369.00, flagship 1109.00, DAU and group block 139.99,
+  group_member_limit 3000: 45.00, history_retention_days 90: 45.00; tax DE 0.19, FR none.
 """
 
 from __future__ import annotations
@@ -165,6 +168,16 @@ EXPECTED_INVOICES: dict[str, Expected] = {
     #   subtotal 999 + 999 + 2999 + 547.84 = 5544.84
     #   tax 5544.84 x 0.06 = 332.6904 -> 332.69; total 5877.53
     "C1014": Expected("CNY", "5544.84", "332.69", "5877.53", "IM-202610-000013"),
+    # C1015 Kiezfunk (EUR, DE 19 %; EN 16931 category S)
+    #   1400001501 pro 369.00 + history_retention_days 90 45.00 = 414.00 (DAU, groups: 0)
+    #   1400001502 flagship 1109.00 + DAU peak 10,500 -> 1 block 139.99 = 1248.99
+    #   subtotal 1662.99; tax 1662.99 x 0.19 = 315.9681 -> 315.97; total 1978.96
+    "C1015": Expected("EUR", "1662.99", "315.97", "1978.96", "IM-202610-000014"),
+    # C1016 Atelier Messagerie (EUR, FR: no rate in the price book; reverse charge AE)
+    #   1400001601 pro 369.00 + group_member_limit 3000 45.00 = 414.00
+    #   1400001602 pro 369.00 + group peak 150,000 -> 1 block 139.99 = 508.99
+    #   subtotal 922.99; tax 0.00; total 922.99
+    "C1016": Expected("EUR", "922.99", "0.00", "922.99", "IM-202610-000015"),
 }
 
 # Per-app sum of line amounts (hand-derived, same arithmetic as above).
@@ -186,16 +199,19 @@ EXPECTED_APP_TOTALS: dict[int, str] = {
     1400001201: "2708.97", 1400001202: "4698.00",
     1400001301: "2097.00", 1400001302: "1198.00", 1400001303: "0.00",
     1400001401: "999.00", 1400001402: "999.00", 1400001403: "2999.00", 1400001404: "547.84",
+    1400001501: "414.00", 1400001502: "1248.99", 1400001601: "414.00", 1400001602: "508.99",
 }
 
 # Sum of `total` per currency (hand-derived):
 #   USD 2146.97 + 2596.96 + 3091.00 + 0.00 + 3390.00 + 3745.49 = 14970.42
 #   KRW 3248300 + 647796 + 677600 + 2567400 = 7141096
 #   CNY 6802.82 + 7851.39 + 3492.70 + 5877.53 = 24024.44
+#   EUR 1978.96 + 922.99 = 2901.95
 EXPECTED_CURRENCY_TOTALS: dict[str, str] = {
     "USD": "14970.42",
     "KRW": "7141096",
     "CNY": "24024.44",
+    "EUR": "2901.95",
 }
 
 # Planted bad usage rows (one entry per rejected row): unknown app 1400009999 twice
