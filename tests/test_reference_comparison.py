@@ -1,0 +1,275 @@
+"""The product against an independent, day-by-day calculation (`tests/reference_billing.py`).
+
+Hypothesis draws small months: 1–4 customers in USD, EUR, CNY, KRW or JPY, with or
+without tax; 1–3 apps each; plan, add-on and A/V-call events on any day (before the
+month, on its first and last day, after it, several on one day in random file order);
+usage around the block boundaries (quota ± 1, quota + k × block ± 1); price books with
+several versions per currency (R8), either plan-fee policy and prices finer than the
+currency's minor unit; 28-, 29-, 30- and 31-day months (2028-02 is a leap February).
+`MonthBuilder` writes each month to a temporary folder, which both calculations read.
+Every line (quantity, unit price, amount and its evidence) and every invoice (subtotal,
+tax, total, number) must be equal, as Decimals.
+
+The extreme-value tests put sdk_app_id at the ends of int64 and metrics at 10**15.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from invoicing.pipeline import compute_month
+from invoicing.timeframe import Month
+from tests import reference_billing as ref
+from tests.builders import MonthBuilder
+
+# --- both calculations, in one comparable shape ----------------------------------------------
+
+LineKey = tuple[str, int, str, str | None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A month's result reduced to what both calculations must agree on.
+
+    Attributes:
+      lines: (customer_id, sdk_app_id, item, plan of a plan fee) -> (quantity, unit
+        price, amount, plan evidence of an overage line, further evidence).
+      invoices: customer_id -> (currency, price-book version, subtotal, tax, total,
+        invoice number).
+    """
+
+    lines: dict[LineKey, tuple[Any, ...]]
+    invoices: dict[str, tuple[Any, ...]]
+
+
+EVIDENCE = {
+    "dau_overage": ("peak_value", "peak_date"),
+    "group_overage": ("peak_value", "peak_date"),
+    "avchatroom_unlimited": ("tier",),
+    "group_member_limit": ("tier",),
+    "groups_per_user": ("tier",),
+    "history_retention_days": ("tier",),
+    "av_call": ("trial_end",),
+}
+
+
+def product_outcome(folder: Path, month: Month) -> Outcome:
+    """What `invoicing` computes for the month (load, validation and pricing included)."""
+    assembled = compute_month(folder, month).assembled
+    lines: dict[LineKey, tuple[Any, ...]] = {}
+    for r in assembled.line_items.to_dicts():
+        item = r["item"]
+        key = (r["customer_id"], r["sdk_app_id"], item, r["plan"] if item == "plan_fee" else None)
+        assert key not in lines, f"two lines for {key}"
+        evidence = tuple((name, r[name]) for name in EVIDENCE.get(item, ()))
+        overage_plan = r["plan"] if item in ("dau_overage", "group_overage") else None
+        lines[key] = (r["quantity"], r["unit_price"], r["amount"], overage_plan, evidence)
+    invoices = {
+        r["customer_id"]: (r["currency"], r["pricebook_version"], r["subtotal"], r["tax"],
+                           r["total"], r["invoice_number"])
+        for r in assembled.invoices.to_dicts()
+    }
+    return Outcome(lines, invoices)
+
+
+def reference_outcome(folder: Path, month: Month) -> Outcome:
+    bill = ref.bill_month(ref.read_inputs(folder), month.year, month.month)
+    lines: dict[LineKey, tuple[Any, ...]] = {}
+    for ln in bill.lines:
+        key = (ln.customer_id, ln.sdk_app_id, ln.item,
+               ln.plan if ln.item == "plan_fee" else None)
+        assert key not in lines, f"two reference lines for {key}"
+        overage_plan = ln.plan if ln.item in ("dau_overage", "group_overage") else None
+        lines[key] = (ln.quantity, ln.unit_price, ln.amount, overage_plan, ln.evidence)
+    invoices = {
+        i.customer_id: (i.currency, i.pricebook_version, i.subtotal, i.tax, i.total,
+                        i.invoice_number)
+        for i in bill.invoices
+    }
+    return Outcome(lines, invoices)
+
+
+def assert_same_bill(builder: MonthBuilder, month: Month) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = builder.write(Path(tmp) / "in")
+        expected = reference_outcome(folder, month)
+        actual = product_outcome(folder, month)
+    assert actual.lines == expected.lines
+    assert actual.invoices == expected.invoices
+
+
+# --- drawing a month ------------------------------------------------------------------------
+
+MONTHS = [Month(2026, 10), Month(2026, 11), Month(2027, 2), Month(2028, 2), Month(2026, 12)]
+CURRENCIES = ["USD", "EUR", "CNY", "KRW", "JPY"]
+COUNTRIES = ["US", "KR", "DE", "CN", "JP"]
+CUSTOMER_IDS = ["C1", "C10", "C2", "B7", "a1", "c0", "Z", "é1"]  # byte order != length order
+#: Prices by the currency's minor unit: some finer than it, so the one rounding matters.
+PRICES = {
+    2: ["0", "0.01", "0.005", "0.125", "12.345", "149.99", "399.00", "1199"],
+    0: ["0", "1", "0.5", "2.5", "77000.4", "199995", "550000"],
+}
+TAX_RATES = ["0", "0.1", "0.10", "0.075", "0.125", "0.19", "0.333333"]
+#: Tiers a price book may list: some at or below what a plan includes (R5), some above.
+TIERS = {
+    "group_member_limit": [100, 200, 201, 2000, 2001, 3000, 6000],
+    "groups_per_user": [40, 50, 51, 500, 501, 1000, 2000, 3000],
+    "history_retention_days": [7, 8, 30, 31, 60, 90, 360],
+}
+PLANS = ["free", "pro", "flagship"]
+
+
+@dataclass(frozen=True)
+class Overage:
+    quota: int
+    block: int
+    price: str
+
+
+def _money(draw: st.DrawFn, currency: str) -> str:
+    return draw(st.sampled_from(PRICES[ref.MINOR_UNITS[currency]]))
+
+
+def _overage(draw: st.DrawFn, currency: str) -> Overage:
+    quota = draw(st.integers(0, 30) | st.just(10000))
+    block = draw(st.integers(1, 12) | st.just(10000))
+    return Overage(quota, block, _money(draw, currency))
+
+
+def version_toml(draw: st.DrawFn, currency: str, effective_from: date,
+                 tiers: dict[str, list[int]]) -> tuple[str, dict[str, Overage]]:
+    """One [[version]] of the price book with drawn figures and policy, and its
+    overage terms."""
+    policy = draw(st.sampled_from(["month_start", "prorate_daily"]))
+    out = [
+        "[[version]]", f"effective_from = {effective_from.isoformat()}",
+        f'currency = "{currency}"', f'plan_fee_policy = "{policy}"', "",
+        "[version.plan_fee]",
+        f'free = "{draw(st.sampled_from(["0", "0", "5"]))}"',
+        f'pro = "{_money(draw, currency)}"', f'flagship = "{_money(draw, currency)}"', "",
+    ]
+    overage = {}
+    for section in ("dau_overage", "group_overage"):
+        o = overage[section] = _overage(draw, currency)
+        out += [f"[version.{section}]", f"free_quota = {o.quota}", f"block = {o.block}",
+                f'price_per_block = "{o.price}"', ""]
+    out += ["[version.addon.avchatroom_unlimited]", f'price = "{_money(draw, currency)}"', ""]
+    for addon, listed in tiers.items():
+        out += [f"[version.addon.{addon}]"]
+        out += [f'"{tier}" = "{_money(draw, currency)}"' for tier in listed]
+        out += [""]
+    trial_days = draw(st.sampled_from([1, 28, 29, 30, 31, 60]) | st.integers(1, 120))
+    out += ["[version.addon.av_call]", f"trial_days = {trial_days}",
+            f'price = "{_money(draw, currency)}"', ""]
+    taxed = draw(st.dictionaries(st.sampled_from(COUNTRIES), st.sampled_from(TAX_RATES),
+                                 max_size=3))
+    if taxed:
+        out += ["[version.tax]", *(f'{c} = "{r}"' for c, r in sorted(taxed.items())), ""]
+    return "\n".join(out) + "\n", overage
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What usage and events of a currency are drawn from: the tiers its versions list
+    and the overage terms of the version in force."""
+
+    tiers: dict[str, list[int]]
+    overage: dict[str, Overage]
+
+
+def pricebook_for(draw: st.DrawFn, currencies: list[str], month: Month
+                  ) -> tuple[str, dict[str, Terms]]:
+    """Per currency: the version in force on the 1st (effective on the 1st or before),
+    maybe an older one and one from after the 1st that R8 must ignore."""
+    parts = []
+    terms = {}
+    for currency in currencies:
+        tiers = {addon: sorted(draw(st.sets(st.sampled_from(listed), min_size=1, max_size=4)))
+                 for addon, listed in TIERS.items()}
+        in_force = month.start - timedelta(days=draw(st.sampled_from([0, 1, 31, 400])))
+        dates = [in_force]
+        if draw(st.booleans()):
+            dates.append(in_force - timedelta(days=draw(st.integers(1, 300))))
+        if draw(st.booleans()):
+            dates.append(month.start + timedelta(days=draw(st.sampled_from([1, 15, 40]))))
+        for effective_from in draw(st.permutations(dates)):
+            text, overage = version_toml(draw, currency, effective_from, tiers)
+            parts.append(text)
+            if effective_from == in_force:
+                terms[currency] = Terms(tiers, overage)
+    return "\n".join(parts), terms
+
+
+def _day(draw: st.DrawFn, month: Month) -> date:
+    """A day near the month: before it (trials reach back 60 days and more), its first
+    and last days, inside it, or after it (ignored). Few distinct days, so several
+    events often fall on one day."""
+    offsets = [-400, -61, -60, -59, -30, -1, 0, 1, 14, month.days - 1, month.days]
+    offset = draw(st.sampled_from(offsets) | st.integers(-120, month.days + 2))
+    return month.start + timedelta(days=offset)
+
+
+def _metric(draw: st.DrawFn, o: Overage) -> int:
+    """Mostly a value next to a block boundary (quota + k × block ± 1), else anywhere."""
+    near = o.quota + draw(st.integers(0, 3)) * o.block + draw(st.sampled_from([-1, 0, 1]))
+    return draw(st.just(max(0, near)) | st.integers(0, 200))
+
+
+def _app_events(draw: st.DrawFn, app: int, month: Month, tiers: dict[str, list[int]]
+                ) -> list[tuple[Any, ...]]:
+    events = [(app, _day(draw, month), "plan", draw(st.sampled_from(PLANS)))
+              for _ in range(draw(st.integers(0, 4)))]
+    for _ in range(draw(st.integers(0, 3))):
+        addon = draw(st.sampled_from(["avchatroom_unlimited", *TIERS]))
+        values = ["on", "off"] if addon == "avchatroom_unlimited" else [
+            "off", *map(str, tiers[addon])]
+        events.append((app, _day(draw, month), addon, draw(st.sampled_from(values))))
+    for _ in range(draw(st.integers(0, 3))):
+        events.append((app, _day(draw, month), "av_call", draw(st.sampled_from(["on", "off"]))))
+    return events
+
+
+@st.composite
+def months(draw: st.DrawFn) -> tuple[MonthBuilder, Month]:
+    month = draw(st.sampled_from(MONTHS))
+    customer_ids = draw(st.lists(st.sampled_from(CUSTOMER_IDS), min_size=1, max_size=4,
+                                 unique=True))
+    currency_of = {c: draw(st.sampled_from(CURRENCIES)) for c in customer_ids}
+    pricebook, terms = pricebook_for(draw, sorted(set(currency_of.values())), month)
+    b = MonthBuilder(pricebook=pricebook)
+    app_ids = iter(draw(st.lists(st.integers(-1000, 2**40), min_size=12, max_size=12,
+                                 unique=True)))
+    events = []
+    for customer in customer_ids:
+        b.customer(customer, currency=currency_of[customer],
+                   country=draw(st.sampled_from(COUNTRIES)))
+        t = terms[currency_of[customer]]
+        for _ in range(draw(st.integers(1, 3))):
+            app = next(app_ids)
+            b.app(app, customer, plan=None)
+            events += _app_events(draw, app, month, t.tiers)
+            for day in draw(st.lists(st.integers(1, month.days), max_size=6, unique=True)):
+                b.day(app, month.start.replace(day=day), dau=_metric(draw, t.overage["dau_overage"]),
+                      groups=_metric(draw, t.overage["group_overage"]))
+    b.events = draw(st.permutations(events))  # the file order decides same-day events
+    return b, month
+
+
+SETTINGS = settings(max_examples=120, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@given(months())
+@SETTINGS
+def test_product_agrees_with_the_reference_on_random_months(
+        drawn: tuple[MonthBuilder, Month]) -> None:
+    assert_same_bill(*drawn)
