@@ -36,7 +36,7 @@ import calendar
 import tomllib
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -190,9 +190,8 @@ def plan_fee_lines(app: int, customer: str, currency: str, version: dict[str, An
     line; Free: a zero line). `prorate_daily`: one line per plan held during the month,
     fee × days on it / days in the month, rounded once."""
     fees = version["plan_fee"]
-    days = list(plans)
     if version.get("plan_fee_policy", "month_start") == "month_start":
-        plan = plans[days[0]]
+        plan = plans[min(plans)]  # the plan on the 1st
         if plan is None:
             return []
         fee = Decimal(fees[plan])
@@ -202,7 +201,7 @@ def plan_fee_lines(app: int, customer: str, currency: str, version: dict[str, An
         held = sum(1 for p in plans.values() if p == plan)
         if held:
             fee = Decimal(fees[plan])
-            amount = round_half_up(fee * held / len(days), currency)
+            amount = round_half_up(fee * held / len(plans), currency)
             lines.append(Line(customer, app, "plan_fee", plan, held, fee, amount))
     return lines
 
@@ -289,7 +288,18 @@ def av_call_line(app: int, customer: str, currency: str, version: dict[str, Any]
 
 
 def bill_month(inputs: Inputs, year: int, month: int) -> Bill:
-    """Every line and invoice of the month, computed day by day."""
+    """Every line and invoice of the month, computed day by day.
+
+    Decimal arithmetic runs at 60 significant digits: every product of price-book
+    figures and counts is then exact, and the one inexact step (a prorated fee divided
+    by the days of the month) is far closer to its true value than to any rounding tie.
+    """
+    with localcontext() as context:
+        context.prec = 60
+        return _bill_month(inputs, year, month)
+
+
+def _bill_month(inputs: Inputs, year: int, month: int) -> Bill:
     month_days = days_of(year, month)
     first_day = month_days[0]
     versions = {cid: choose_version(inputs.pricebook, c["currency"], first_day)

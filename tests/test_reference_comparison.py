@@ -18,6 +18,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -371,3 +372,70 @@ def test_quota_0_and_blocks_of_1_bill_every_unit(value: int) -> None:
     b.app(1, "C1", plan="pro")
     b.day(1, date(2026, 10, 1), dau=value, groups=value)
     assert_same_bill(b, OCT)
+
+
+# --- the reference itself on hand-worked cases -----------------------------------------------
+
+
+def reference_bill(builder: MonthBuilder, month: Month = OCT) -> ref.Bill:
+    with tempfile.TemporaryDirectory() as tmp:
+        return ref.bill_month(ref.read_inputs(builder.write(Path(tmp) / "in")),
+                              month.year, month.month)
+
+
+def amounts(bill: ref.Bill) -> dict[tuple[int, str, str | None], Decimal]:
+    return {(ln.sdk_app_id, ln.item, ln.plan): ln.amount for ln in bill.lines}
+
+
+def test_reference_blocks_follow_the_spec_example() -> None:
+    """R2: quota 10,000, block 10,000: peak 10,000 -> 0 blocks; 10,001 -> 1; 20,000 -> 1;
+    20,001 -> 2 (at 149.99 a block)."""
+    b = MonthBuilder().customer("C1")
+    for app, peak in enumerate([10_000, 10_001, 20_000, 20_001], start=1):
+        b.app(app, "C1", plan="pro").day(app, date(2026, 10, 9), dau=peak, groups=0)
+    blocks = {ln.sdk_app_id: ln.quantity for ln in reference_bill(b).lines
+              if ln.item == "dau_overage"}
+    assert blocks == {1: 0, 2: 1, 3: 1, 4: 2}
+    assert amounts(reference_bill(b))[(4, "dau_overage", "pro")] == Decimal("299.98")
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("month_start", {(1, "plan_fee", "pro"): Decimal("399.00")}),
+    # 399.00 × 14 / 31 = 180.1935… and 1199.00 × 17 / 31 = 657.5161…
+    ("prorate_daily", {(1, "plan_fee", "pro"): Decimal("180.19"),
+                       (1, "plan_fee", "flagship"): Decimal("657.52")}),
+])
+def test_reference_charges_an_upgrade_on_the_15th_by_the_policy(
+        policy: str, expected: dict[tuple[int, str, str | None], Decimal]) -> None:
+    b = MonthBuilder(pricebook=usd_pricebook(policy)).customer("C1")
+    b.app(1, "C1", plan="pro").event(1, date(2026, 10, 15), "plan", "flagship")
+    assert amounts(reference_bill(b)) == expected
+
+
+def test_reference_ends_the_av_call_trial_after_trial_days() -> None:
+    """Switched on on Aug 15 with a 60-day trial: free until Oct 13. September is
+    inside the trial (a zero line), October has active days after it (59.00)."""
+    b = MonthBuilder().customer("C1").app(1, "C1", plan="free")
+    b.event(1, date(2026, 8, 15), "av_call", "on")
+    sept = [ln for ln in reference_bill(b, Month(2026, 9)).lines if ln.item == "av_call"]
+    octo = [ln for ln in reference_bill(b, OCT).lines if ln.item == "av_call"]
+    assert [(ln.quantity, ln.amount, ln.evidence) for ln in sept] == [
+        (0, Decimal("0.00"), (("trial_end", date(2026, 10, 13)),))]
+    assert [(ln.quantity, ln.amount) for ln in octo] == [(1, Decimal("59.00"))]
+
+
+def test_reference_taxes_the_subtotal_and_numbers_by_byte_order() -> None:
+    """KR pays 10 % of the subtotal; numbers go to non-zero totals in byte order of the
+    customer id ("C10" < "C9" < "c1"); the Free-only customer "B" has none."""
+    b = MonthBuilder()
+    for customer in ("c1", "C9", "C10", "B"):
+        b.customer(customer, country="KR" if customer == "C9" else "US")
+    b.app(1, "c1").app(2, "C9").app(3, "C10").app(4, "B", plan="free")
+    invoices = {i.customer_id: (i.subtotal, i.tax, i.total, i.invoice_number)
+                for i in reference_bill(b).invoices}
+    assert invoices == {
+        "B": (Decimal("0.00"), Decimal("0.00"), Decimal("0.00"), None),
+        "C10": (Decimal("399.00"), Decimal("0.00"), Decimal("399.00"), "IM-202610-000001"),
+        "C9": (Decimal("399.00"), Decimal("39.90"), Decimal("438.90"), "IM-202610-000002"),
+        "c1": (Decimal("399.00"), Decimal("0.00"), Decimal("399.00"), "IM-202610-000003"),
+    }
