@@ -127,10 +127,11 @@ COUNTRIES = ["US", "KR", "DE", "CN", "JP"]
 CUSTOMER_IDS = ["C1", "C10", "C2", "B7", "a1", "c0", "Z", "é1"]  # byte order != length order
 #: Prices by the currency's minor unit: some finer than it, so the one rounding matters.
 PRICES = {
-    2: ["0", "0.01", "0.005", "0.125", "12.345", "149.99", "399.00", "1199"],
-    0: ["0", "1", "0.5", "2.5", "77000.4", "199995", "550000"],
+    2: ["0", "0.01", "0.005", "0.125", "12.345", "149.99", "399.00", "1199", "2.999995",
+        "0.000001"],
+    0: ["0", "1", "0.5", "2.5", "77000.4", "199995", "550000", "0.499999"],
 }
-TAX_RATES = ["0", "0.1", "0.10", "0.075", "0.125", "0.19", "0.333333"]
+TAX_RATES = ["0", "0.1", "0.10", "0.075", "0.125", "0.19", "0.333333", "0.123456"]
 #: Tiers a price book may list: some at or below what a plan includes (R5), some above.
 TIERS = {
     "group_member_limit": [100, 200, 201, 2000, 2001, 3000, 6000],
