@@ -16,8 +16,8 @@ setup: .stamp-system .stamp-venv
 	scripts/install-system-deps.sh $(DEBIAN_PACKAGES)
 	touch $@
 
-.stamp-venv: pyproject.toml requirements.lock
-	$(PYTHON) -m venv $(VENV)
+.stamp-venv: pyproject.toml requirements.lock scripts/make-venv.sh
+	scripts/make-venv.sh $(PYTHON) $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
 	touch $@

@@ -48,6 +48,10 @@ INCLUDED_TIER: dict[str, dict[str, int]] = {
 
 #: Plan limits checked for anomalies (R9). None = unlimited.
 FREE_DAU_CAP = 100
+#: Free peak group count: Pro and Flagship bill the excess (R3); Free has no overage.
+FREE_GROUP_CAP = 100_000
+#: Net new groups per day, every plan.
+NET_NEW_GROUPS_PER_DAY = 10_000
 LIVE_GROUP_LIMIT: dict[str, int | None] = {"free": 10, "pro": 50, "flagship": None}
 NON_LIVE_GROUP_LIMIT: dict[str, int | None] = {"free": 100, "pro": None, "flagship": None}
 

@@ -21,6 +21,7 @@ import click
 
 from invoicing import __version__
 from invoicing.errors import InvoicingError, VerifyMismatchError
+from invoicing.gates import enforce
 from invoicing.money import in_minor_units
 from invoicing.pipeline import RunResult, run_month, totals_per_currency
 from invoicing.render_pool import default_workers, make_renderer
@@ -61,9 +62,17 @@ def _parse_month(ctx: click.Context, param: click.Parameter, value: str | None) 
         raise click.BadParameter(str(exc)) from None
 
 
+def _verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        logging.getLogger().setLevel(logging.INFO)
+
+
 def month_inputs(func: F) -> F:
     """Options shared by every command that reads a month's inputs."""
     options = [
+        # Also accepted after the command (`invoicing run -v …`), as the README shows it.
+        click.option("-v", "--verbose", is_flag=True, expose_value=False, is_eager=True,
+                     callback=_verbose, help="Log each stage and its timing to stderr."),
         click.option("--month", callback=_parse_month, metavar="YYYY-MM",
                      help="Billing month. Default: the previous calendar month."),
         click.option("--input", "input_dir", required=True,
@@ -94,6 +103,15 @@ def load_seller(templates_dir: Path = TEMPLATES_DIR) -> tuple[str, ...]:
     return tuple(line for line in lines if line)
 
 
+def allow_incomplete_option(func: F) -> F:
+    """The override of the month gates, shared by the commands that issue or preview."""
+    return click.option(
+        "--allow-incomplete", is_flag=True,
+        help="Issue the month even if its usage does not look complete (rows mostly outside "
+             "the month, days without usage, paid apps without usage). Recorded in the "
+             "manifest.")(func)
+
+
 def render_options(func: F) -> F:
     """Options shared by every command that renders PDFs."""
     func = click.option(
@@ -112,8 +130,10 @@ def main(verbose: bool) -> None:
     Example:
       invoicing run --month 2026-10 --input sample_data/2026-10 --out out
     """
+    # force: a fresh handler on this invocation's stderr (tests invoke main many times).
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+                        format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr,
+                        force=True)
 
 
 @main.command()
@@ -121,9 +141,10 @@ def main(verbose: bool) -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Output root; the month is written to <out>/<YYYY-MM>/.")
 @render_options
+@allow_incomplete_option
 @reports_errors
 def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-        out_dir: Path, workers: int) -> None:
+        out_dir: Path, workers: int, allow_incomplete: bool) -> None:
     """Compute a month's charges and publish its invoices.
 
     Writes <out>/<YYYY-MM>/ atomically: a PDF per invoiced customer, line_items.parquet,
@@ -139,7 +160,7 @@ def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
     result = run_month(
         input_dir, out_dir, month, pricebook=pricebook,
         on_conflict=on_conflict,  # type: ignore[arg-type]
-        render=make_renderer(workers), seller=load_seller(),
+        render=make_renderer(workers), seller=load_seller(), allow_incomplete=allow_incomplete,
     )
     click.echo(summary(result))
 
@@ -200,9 +221,11 @@ def diff_text(result: MonthDiff) -> str:
 @click.option("--issue-date", type=click.DateTime(formats=["%Y-%m-%d"]),
               help="Date printed on the credit notes and replacements. Default: today (UTC).")
 @render_options
+@allow_incomplete_option
 @reports_errors
 def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-            out_dir: Path, reason: str, issue_date: Any, workers: int) -> None:
+            out_dir: Path, reason: str, issue_date: Any, workers: int,
+            allow_incomplete: bool) -> None:
     """Issue credit notes and replacement invoices for customers whose charges changed.
 
     Writes <out>/<YYYY-MM>/revisions/NNN/ and leaves every issued file untouched. Each
@@ -222,7 +245,7 @@ def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
         input_dir, out_dir, month, reason=reason, render=make_renderer(workers),
         seller=load_seller(), pricebook=pricebook,
         on_conflict=None if on_conflict == "error" else on_conflict,  # type: ignore[arg-type]
-        issue_date=issue_date.date() if issue_date else None,
+        issue_date=issue_date.date() if issue_date else None, allow_incomplete=allow_incomplete,
     )
     if result.path is None:
         click.echo(f"{month.label}: nothing changed since revision {result.diff.revision}; "
@@ -270,13 +293,15 @@ def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: s
 @click.option("--drafts", type=click.Path(path_type=Path, file_okay=False),
               help="Also write draft PDFs, marked DRAFT, into this folder.")
 @render_options
+@allow_incomplete_option
 @reports_errors
 def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-            drafts: Path | None, workers: int) -> None:
+            drafts: Path | None, workers: int, allow_incomplete: bool) -> None:
     """Compute a month's charges without publishing or using up invoice numbers.
 
-    Works for the month in progress too (charges to date). Prints one line per
-    customer with its provisional total; --drafts writes DRAFT-marked PDFs.
+    Works for the month in progress too (charges to date, with --allow-incomplete since
+    the days to come have no usage yet). Prints one line per customer with its
+    provisional total; --drafts writes DRAFT-marked PDFs.
 
     \b
     Example:
@@ -286,6 +311,7 @@ def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
 
     computed = compute_month(input_dir, month, pricebook,
                              on_conflict)  # type: ignore[arg-type]
+    enforce(list(computed.gate_findings), month, allow_incomplete)
     inv = computed.assembled.invoices
     click.echo(f"{month.label} preview (nothing published; numbers are provisional)")
     for cid, number, currency, total in inv.select(
@@ -328,6 +354,10 @@ def summary(result: RunResult) -> str:
         f"{counts['usage_rows_rejected']} rejected (rejected_rows.parquet)"
     )
     lines.append(f"  anomalies: {counts['anomalies']} (anomalies.parquet)")
+    gates = m.get("month_gates", {})
+    if gates.get("accepted_incomplete"):
+        lines.append("  month gates overridden with --allow-incomplete:")
+        lines += [f"    {f['gate']}: {f['message']}" for f in gates["findings"]]
     return "\n".join(lines)
 
 

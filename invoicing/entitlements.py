@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import polars as pl
 
-from invoicing.catalogue import FREE_DAU_CAP, INCLUDED_TIER, LIVE_GROUP_LIMIT, NON_LIVE_GROUP_LIMIT
+from invoicing.catalogue import (
+    FREE_DAU_CAP,
+    FREE_GROUP_CAP,
+    INCLUDED_TIER,
+    LIVE_GROUP_LIMIT,
+    NET_NEW_GROUPS_PER_DAY,
+    NON_LIVE_GROUP_LIMIT,
+    PAID_PLANS,
+)
 from invoicing.pricing.states import Subscriptions, in_force, with_plan_overlaps
 from invoicing.timeframe import Month
 
@@ -64,7 +72,29 @@ def _usage_checks(avchatroom: pl.Expr | None = None
             pl.lit(NON_LIVE_GROUP_LIMIT["free"]), non_live,
             "non-live groups above the Free plan's limit",
         ),
+        "free_group_count_over_limit": (
+            (_PLAN == "free") & (pl.col("group_count") > FREE_GROUP_CAP),
+            pl.lit(FREE_GROUP_CAP), pl.col("group_count"),
+            "group count above the Free plan's 100,000 (Free bills no group overage)",
+        ),
+        "net_new_groups_over_limit": (
+            pl.col("_net_new") > NET_NEW_GROUPS_PER_DAY,
+            pl.lit(NET_NEW_GROUPS_PER_DAY), pl.col("_net_new"),
+            "net new groups in one day (increase of group_count over the day before) above "
+            "the daily limit of every plan",
+        ),
     }
+
+
+def _net_new_groups() -> pl.Expr:
+    """The day-over-day increase of ``group_count``, where the day before has usage.
+
+    The usage is sorted by (app, day), so the day before is the previous row when it
+    is the same app and exactly one day earlier; otherwise the increase is unknown.
+    """
+    follows = ((pl.col("sdk_app_id") == pl.col("sdk_app_id").shift(1))
+               & ((pl.col("date") - pl.col("date").shift(1)).dt.total_days() == 1))
+    return pl.when(follows).then(pl.col("group_count") - pl.col("group_count").shift(1))
 
 
 def _summarise(days: pl.LazyFrame, kind: str, cond: pl.Expr, limit: pl.Expr, observed: pl.Expr,
@@ -85,8 +115,39 @@ def _summarise(days: pl.LazyFrame, kind: str, cond: pl.Expr, limit: pl.Expr, obs
     )
 
 
+def _paid_plan_not_on_first(subs: Subscriptions, month: Month,
+                            month_start_apps: pl.Series | None) -> pl.LazyFrame:
+    """Apps on Pro or Flagship for most of the month but not on its 1st: under the
+    ``month_start`` policy (R1) they pay no plan fee this month, which finance may want
+    to know. `month_start_apps`: the apps billed under that policy (None: all)."""
+    plans = subs.segments.lazy().filter(pl.col("item") == "plan")
+    if month_start_apps is not None:
+        plans = plans.filter(pl.col("sdk_app_id").is_in(month_start_apps.implode()))
+    paid = pl.col("value").is_in(list(PAID_PLANS))
+    on_first = pl.col("start") == pl.lit(month.start)
+    return (
+        plans.group_by("sdk_app_id").agg(
+            _paid_on_first=(paid & on_first).any(),
+            days=pl.col("days").filter(paid).sum().cast(pl.Int64),
+            first_date=pl.col("start").filter(paid).min(),
+            last_date=pl.col("end").filter(paid).max(),
+            plan=pl.col("value").filter(paid).get(pl.col("end").filter(paid).arg_max()),
+        )
+        .filter(~pl.col("_paid_on_first") & (pl.col("days") * 2 > month.days))
+        .drop("_paid_on_first")
+        .with_columns(
+            kind=pl.lit("paid_plan_not_on_first"),
+            limit=pl.lit(None, dtype=pl.Int64),
+            max_observed=pl.lit(None, dtype=pl.Int64),
+            detail=pl.format("on a paid plan {} of {} days but not on {}: no plan fee this "
+                             "month under the month_start policy (R1)", pl.col("days"),
+                             pl.lit(month.days), pl.lit(month.start.isoformat())),
+        )
+    )
+
+
 def find_anomalies(usage_with_plan: pl.DataFrame, subs: Subscriptions, apps: pl.DataFrame,
-                   month: Month) -> pl.DataFrame:
+                   month: Month, month_start_apps: pl.Series | None = None) -> pl.DataFrame:
     """All R9 breaches of the month, one row per (app, kind), sorted.
 
     `usage_with_plan` is the validated usage with the plan of each day (`plan_days`).
@@ -107,7 +168,8 @@ def find_anomalies(usage_with_plan: pl.DataFrame, subs: Subscriptions, apps: pl.
     # Off Pro, the live-group limit does not depend on the add-on: no lookup needed yet.
     no_addon = _usage_checks(pl.lit(None, dtype=pl.String))
     candidates = (
-        usage_with_plan.lazy().filter(needs_addon | breaching(no_addon).fill_null(False))
+        usage_with_plan.lazy().with_columns(_net_new=_net_new_groups())
+        .filter(needs_addon | breaching(no_addon).fill_null(False))
         .with_columns(pl.col("plan").cast(pl.String), avchatroom=pl.lit(None, dtype=pl.String))
         .collect().lazy()
     )
@@ -138,6 +200,7 @@ def find_anomalies(usage_with_plan: pl.DataFrame, subs: Subscriptions, apps: pl.
                              pl.col("item").unique().sort().str.join(", ")),
         ).with_columns(kind=pl.lit("addon_on_free_plan"))
     )
+    parts.append(_paid_plan_not_on_first(subs, month, month_start_apps))
     result = pl.concat([p.select(sorted(p.collect_schema().names())) for p in parts],
                        how="diagonal_relaxed")
     return (

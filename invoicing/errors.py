@@ -7,6 +7,7 @@ find the bad value without a traceback. `cli.py` turns these into
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -22,6 +23,9 @@ class ExitCode(IntEnum):
     ALREADY_PUBLISHED = 5  # the month exists and the inputs differ: use diff / reissue
     LOCKED = 6  # another process holds the month's lock
     VERIFY_MISMATCH = 7  # verify found a difference
+    MONTH_INCOMPLETE = 8  # the usage does not look like the whole month (gates); nothing written
+    OUTPUT_UNAVAILABLE = 9  # --out cannot be created or written
+    NOT_PUBLISHED = 10  # diff / verify / reissue of a month that was never published
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,96 @@ class InputError(InvoicingError):
         self.source = source
         self.message = message
         super().__init__(f"{source}: {message}")
+
+
+#: At most this many input errors are printed; the rest are counted.
+MAX_REPORTED_ERRORS = 50
+
+
+def _file_order(error: InputError) -> tuple[str, int, str]:
+    source = error.source
+    if isinstance(source, Source):
+        return (source.file, source.row or 0, source.column or "")
+    return (str(source), 0, "")
+
+
+class InputErrors(InputError):
+    """Several input errors found in one run, reported together like a compiler does.
+
+    Attributes:
+      errors: every error found, in file order (file, row, column).
+    """
+
+    def __init__(self, errors: Iterable[InputError], uncounted: int = 0):
+        self.errors = sorted(errors, key=_file_order)
+        self.uncounted = uncounted
+        shown = [str(e) for e in self.errors[:MAX_REPORTED_ERRORS]]
+        rest = len(self.errors) - len(shown) + uncounted
+        if rest:
+            shown.append(f"... and {rest} more input error(s) not shown")
+        InvoicingError.__init__(self, "\n".join(shown))
+        self.source = self.errors[0].source
+        self.message = "\n".join(shown)
+
+
+class ErrorLog:
+    """Collects input errors so that one run reports all of them (exit 3).
+
+    A stage calls `add` for every problem it finds and goes on with what it can still
+    check; `raise_if_any` stops the run at the end of the stage.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[InputError] = []
+        #: Errors found in bulk (bad values in a large usage file) beyond those recorded.
+        self.uncounted = 0
+
+    def count_more(self, n: int) -> None:
+        """Count `n` more errors that are not recorded one by one (none if n <= 0)."""
+        self.uncounted += max(0, n)
+
+    def add(self, source: Source | str, message: str) -> None:
+        self.errors.append(InputError(source, message))
+
+    def add_error(self, error: InputError) -> None:
+        if isinstance(error, InputErrors):
+            self.errors.extend(error.errors)
+            self.uncounted += error.uncounted
+        else:
+            self.errors.append(error)
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    def raise_if_any(self) -> None:
+        if len(self.errors) == 1 and not self.uncounted:
+            raise self.errors[0]
+        if self.errors:
+            raise InputErrors(self.errors, self.uncounted)
+
+
+class UsageError(InvoicingError):
+    """A bad command-line value the option parser could not catch (exit 2, like Click)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class MonthIncompleteError(InvoicingError):
+    """The usage does not look like the month being billed (a month gate failed)."""
+
+    exit_code = ExitCode.MONTH_INCOMPLETE
+
+
+class OutputUnavailableError(InvoicingError):
+    """The output folder cannot be created or written."""
+
+    exit_code = ExitCode.OUTPUT_UNAVAILABLE
+
+
+class NotPublishedError(InvoicingError):
+    """A command that needs a published month found none."""
+
+    exit_code = ExitCode.NOT_PUBLISHED
 
 
 class ConflictError(InvoicingError):

@@ -25,7 +25,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from invoicing.errors import InputError, Source
+from invoicing.errors import MAX_REPORTED_ERRORS, ErrorLog, InputError, Source
 from invoicing.pricebook import PriceBook, load_pricebook
 
 #: Expected column types per table; `None` marks an optional column.
@@ -37,6 +37,8 @@ USAGE_COLUMNS: dict[str, pl.DataType] = {
     "live_group_count": pl.Int64(),
 }
 USAGE_OPTIONAL = frozenset({"live_group_count"})
+#: Columns that may be null in every row, and so may arrive with the Arrow type ``null``.
+NULLABLE = frozenset({"live_group_count", "tax_id"})
 APPS_COLUMNS: dict[str, pl.DataType] = {
     "sdk_app_id": pl.Int64(),
     "customer_id": pl.String(),
@@ -143,30 +145,39 @@ def _example(values: pl.Series, row: int) -> str:
 def _check_parquet_schema(
     path: Path, label: str, columns: dict[str, pl.DataType], optional: frozenset[str]
 ) -> list[str]:
-    """Check a Parquet file's columns and types from its footer; return the columns present."""
+    """Check a Parquet file's columns and types from its footer; return the columns present.
+
+    Every missing column and wrong type of the file is reported at once. A nullable
+    column (`NULLABLE`) may have the Arrow type ``null``: pandas and Polars write a
+    column that is null in every row that way.
+    """
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowInvalid, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(Source(label), f"not a readable Parquet file ({reason})") from None
+    errors = ErrorLog()
     present = [c for c in columns if c in schema.names]
     for name in columns:
         if name not in schema.names and name not in optional:
-            raise InputError(Source(label, name), f"missing column (the file has: "
-                             f"{', '.join(schema.names) or 'no columns'})")
+            errors.add(Source(label, name), f"missing column (the file has: "
+                       f"{', '.join(schema.names) or 'no columns'})")
     for name in present:
         arrow_type = schema.field(name).type
         expected = columns[name]
-        if arrow_type not in _ARROW_OK[type(expected)]:
-            example = ""
-            try:
-                col = pq.read_table(path, columns=[name]).column(name)
-                if len(col):
-                    example = f", row 1 has {col[0].as_py()!r}"
-            except (pa.ArrowInvalid, OSError):
-                pass
-            raise InputError(Source(label, name), f"expected {_type_name(expected)}, found "
-                             f"{arrow_type}{example}")
+        if arrow_type in _ARROW_OK[type(expected)] or (
+                name in NULLABLE and arrow_type == pa.null()):
+            continue
+        example = ""
+        try:
+            col = pq.read_table(path, columns=[name]).column(name)
+            if len(col):
+                example = f", row 1 has {col[0].as_py()!r}"
+        except (pa.ArrowInvalid, OSError):
+            pass
+        errors.add(Source(label, name), f"expected {_type_name(expected)}, found "
+                   f"{arrow_type}{example}")
+    errors.raise_if_any()
     return present
 
 
@@ -195,6 +206,7 @@ def _read_csv(
             raise InputError(Source(label, name), f"missing column (the file has: "
                              f"{', '.join(raw.columns) or 'no columns'})")
     out = {}
+    errors = ErrorLog()  # every bad value of the file, not only the first
     for name, dtype in columns.items():
         if name not in raw.columns:
             continue
@@ -208,11 +220,12 @@ def _read_csv(
         else:
             cast = text.cast(dtype, strict=False)
         bad = (cast.is_null() & text.is_not_null()).arg_true()
-        if len(bad):
-            row = int(bad[0]) + 1
-            raise InputError(Source(label, name, row), f"expected {_type_name(dtype)}, "
-                             f"found {text[row - 1]!r}")
+        errors.count_more(bad.len() - MAX_REPORTED_ERRORS)
+        for position in bad.head(MAX_REPORTED_ERRORS).to_list():
+            errors.add(Source(label, name, position + 1),
+                       f"expected {_type_name(dtype)}, found {text[position]!r}")
         out[name] = cast
+    errors.raise_if_any()
     return pl.DataFrame(out)
 
 
@@ -253,7 +266,8 @@ def _read_table(
         return _read_csv(path, label, columns, optional)
     present = _check_parquet_schema(path, label, columns, optional)
     try:
-        return pl.read_parquet(path, columns=present)
+        # A null-typed nullable column becomes the declared type.
+        return pl.read_parquet(path, columns=present).cast({c: columns[c] for c in present})
     except (pl.exceptions.ComputeError, OSError) as exc:
         raise InputError(Source(label), f"not a readable Parquet file ({exc})") from None
 
@@ -267,7 +281,8 @@ def _scan_usage_file(path: Path, label: str, file_id: int) -> tuple[pl.LazyFrame
     else:
         present = _check_parquet_schema(path, label, USAGE_COLUMNS, USAGE_OPTIONAL)
         rows = pq.ParquetFile(path).metadata.num_rows
-        lazy = pl.scan_parquet(path).select(present)
+        lazy = pl.scan_parquet(path).select(present).cast(
+            {c: USAGE_COLUMNS[c] for c in present})
     if "live_group_count" not in lazy.collect_schema().names():
         lazy = lazy.with_columns(live_group_count=pl.lit(None, dtype=pl.Int64))
     lazy = lazy.select(list(USAGE_COLUMNS)).with_row_index("source_row", offset=1).with_columns(
@@ -316,13 +331,19 @@ def load_inputs(input_dir: Path, pricebook_path: Path | None = None) -> Inputs:
         raise InputError(Source("usage/"), "no usage files (*.parquet or *.csv) found; "
                          "an export that produced nothing is refused rather than billed as idle")
 
+    # Every structural problem of every file is collected, so that one run lists them all.
+    errors = ErrorLog()
     files: list[InputFile] = []
     scans: list[pl.LazyFrame] = []
     usage_labels: list[str] = []
     usage_rows = 0
     for file_id, path in enumerate(usage_paths):
         label = path.relative_to(input_dir).as_posix()
-        scan, rows = _scan_usage_file(path, label, file_id)
+        try:
+            scan, rows = _scan_usage_file(path, label, file_id)
+        except InputError as exc:
+            errors.add_error(exc)
+            continue
         scans.append(scan)
         usage_labels.append(label)
         usage_rows += rows
@@ -332,18 +353,29 @@ def load_inputs(input_dir: Path, pricebook_path: Path | None = None) -> Inputs:
     table_paths: dict[str, str] = {}
     for name, columns in (("apps", APPS_COLUMNS), ("customers", CUSTOMERS_COLUMNS),
                           ("subscription_events", EVENTS_COLUMNS)):
-        path = find_table(input_dir, name)
-        label = path.relative_to(input_dir).as_posix()
-        frame = _read_table(path, label, columns)
+        try:
+            path = find_table(input_dir, name)
+            label = path.relative_to(input_dir).as_posix()
+            frame = _read_table(path, label, columns)
+        except InputError as exc:
+            errors.add_error(exc)
+            continue
         tables[name] = frame
         table_paths[name] = label
         files.append(InputFile(label, sha256_file(path), frame.height))
 
     pb_path = pricebook_path if pricebook_path is not None else input_dir / "pricebook.toml"
+    # Errors name the price book as the user typed it; the manifest names it relative to
+    # the input folder (or as @pricebook/<name>), so the run id does not depend on where
+    # it was stored.
     pb_label = _relative(pb_path, input_dir)
-    pricebook = load_pricebook(pb_path, pb_label)
+    table_paths["pricebook"] = str(pricebook_path) if pricebook_path is not None else pb_label
+    try:
+        pricebook = load_pricebook(pb_path, table_paths["pricebook"])
+    except InputError as exc:
+        errors.add_error(exc)
+    errors.raise_if_any()
     files.append(InputFile(pb_label, pricebook.sha256, None))
-    table_paths["pricebook"] = pb_label
 
     return Inputs(
         input_dir=input_dir,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from invoicing.errors import LockedError
+from invoicing.errors import LockedError, OutputUnavailableError
 from invoicing.timeframe import Month
 
 
@@ -24,15 +24,20 @@ def lock_path(out_dir: Path, month: Month) -> Path:
 
 @contextmanager
 def month_lock(out_dir: Path, month: Month) -> Iterator[None]:
-    out_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(lock_path(out_dir, month)), mode=0o640)
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
-    except Timeout:
+    except Timeout:  # before OSError: filelock's Timeout is a TimeoutError, an OSError
         raise LockedError(
             f"{out_dir / month.label}: another invoicing process is working on this month; "
             "try again when it has finished"
         ) from None
+    except OSError as exc:
+        # A read-only folder, a path through a file, a full disk: the environment, not a bug.
+        raise OutputUnavailableError(
+            f"--out {out_dir}: cannot create or write the output folder "
+            f"({exc.strerror or type(exc).__name__}); nothing was written") from None
     try:
         yield
     finally:

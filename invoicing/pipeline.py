@@ -25,10 +25,13 @@ from invoicing import __version__
 from invoicing.assemble import Assembled, assemble, build_documents
 from invoicing.documents import InvoiceDocument
 from invoicing.entitlements import find_anomalies
-from invoicing.errors import AlreadyPublishedError, InputError, Source
+from invoicing.errors import AlreadyPublishedError, ErrorLog, InputError, Source
+from invoicing.gates import Finding, check_month, enforce
+from invoicing.gates import manifest_entry as gates_entry
 from invoicing.issued import IssuedMonth
 from invoicing.load import Inputs, load_inputs
 from invoicing.locking import month_lock
+from invoicing.money import known_currencies
 from invoicing.pricebook import PriceBookVersion
 from invoicing.pricing import price_month
 from invoicing.pricing.states import plan_days, subscriptions
@@ -79,6 +82,8 @@ class Computed:
       run_id: ``<YYYYMM>-<first 12 hex digits of inputs_digest>``: the same inputs give
         the same id, so the documents that print it stay reproducible.
       on_conflict: the conflict policy the month was computed with.
+      gate_findings: the month gates that failed (`gates.check_month`); `run`, `reissue`
+        and `preview` refuse the month on any, unless told ``--allow-incomplete``.
     """
 
     month: Month
@@ -90,6 +95,7 @@ class Computed:
     inputs_digest: str
     run_id: str
     on_conflict: OnConflict
+    gate_findings: tuple[Finding, ...] = ()
 
 
 def inputs_digest(inputs: Inputs) -> str:
@@ -107,30 +113,42 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
     with timer.stage("load"):
         inputs = load_inputs(input_dir, pricebook)
     with timer.stage("validate"):
+        # Every problem of the tables and the usage values is collected and reported
+        # together (exit 3), like a compiler's errors.
+        errors = ErrorLog()
         labels = inputs.table_paths
-        check_customers(inputs.customers, labels["customers"])
-        check_apps(inputs.apps, inputs.customers, labels["apps"])
-        currencies = sorted(inputs.customers["currency"].unique().to_list())
+        check_customers(inputs.customers, labels["customers"], errors)
+        check_apps(inputs.apps, inputs.customers, labels["apps"], errors)
+        # An unknown currency is already reported by check_customers.
+        currencies = sorted(set(inputs.customers["currency"].drop_nulls().unique().to_list())
+                            & known_currencies())
         chosen = {c: inputs.pricebook.select(c, month.start) for c in currencies}
-        check_price_coverage(inputs.customers, chosen, labels["pricebook"], month)
+        check_price_coverage(inputs.customers, chosen, labels["pricebook"], month, errors)
         versions = [v for v in chosen.values() if v is not None]
         events = check_events(inputs.events, inputs.apps, inputs.customers, chosen,
-                              labels["subscription_events"], month)
-        usage = validate_usage(inputs, month, on_conflict)
+                              labels["subscription_events"], month, errors)
+        usage = validate_usage(inputs, month, on_conflict, errors)
+        errors.raise_if_any()
     with timer.stage("pricing"):
         subs = subscriptions(events, month)
         usage_with_plan = plan_days(usage.usage, subs)
         lines = price_month(usage_with_plan, inputs.apps, inputs.customers, subs, versions,
                             month)
     with timer.stage("entitlements"):
-        anomalies = find_anomalies(usage_with_plan, subs, inputs.apps, month)
+        month_start = [v.currency for v in versions if v.plan_fee_policy == "month_start"]
+        month_start_apps = inputs.apps.join(
+            inputs.customers.select("customer_id", "currency"), on="customer_id"
+        ).filter(pl.col("currency").is_in(month_start))["sdk_app_id"]
+        anomalies = find_anomalies(usage_with_plan, subs, inputs.apps, month, month_start_apps)
     with timer.stage("assemble"):
         assembled = assemble(lines, inputs.customers, versions, month)
     digest = inputs_digest(inputs)
+    plan_segments = subs.segments.filter(pl.col("item") == "plan")
     return Computed(
         month=month, inputs=inputs, usage=usage, versions=versions, assembled=assembled,
         anomalies=anomalies, inputs_digest=digest, run_id=f"{month.compact}-{digest[:12]}",
         on_conflict=on_conflict,
+        gate_findings=tuple(check_month(usage, plan_segments, month)),
     )
 
 
@@ -185,8 +203,8 @@ class RunResult:
     timer: StageTimer
 
 
-def manifest_for(computed: Computed, written: dict[str, str], timer: StageTimer
-                 ) -> dict[str, Any]:
+def manifest_for(computed: Computed, written: dict[str, str], timer: StageTimer,
+                 allow_incomplete: bool = False) -> dict[str, Any]:
     inv = computed.assembled.invoices
     counts = computed.usage.counts
     used = computed.assembled.invoices.group_by("pricebook_version").len()
@@ -210,6 +228,7 @@ def manifest_for(computed: Computed, written: dict[str, str], timer: StageTimer
             for v in computed.versions
         ],
         "options": {"on_conflict": computed.on_conflict},
+        "month_gates": gates_entry(list(computed.gate_findings), allow_incomplete),
         "counts": {
             "usage_rows_in": counts.rows_in,
             "usage_rows_billed": counts.billed,
@@ -243,6 +262,7 @@ def run_month(
     on_conflict: OnConflict = "error",
     render: RenderFn,
     seller: tuple[str, ...],
+    allow_incomplete: bool = False,
 ) -> RunResult:
     """Compute, render and publish a month; safe to retry.
 
@@ -272,6 +292,7 @@ def run_month(
                 "credit notes and replacement invoices."
             )
         computed = compute_month(input_dir, month, pricebook, on_conflict, timer)
+        enforce(list(computed.gate_findings), month, allow_incomplete)
         staging = Staging(out_dir, month.label)
         try:
             pdf_hashes: dict[str, str] = {}
@@ -288,7 +309,7 @@ def run_month(
                 staging.write_parquet("invoices.parquet", invoices)
                 staging.write_parquet("rejected_rows.parquet", computed.usage.rejected)
                 staging.write_parquet("anomalies.parquet", computed.anomalies)
-                manifest = manifest_for(computed, dict(staging.hashes), timer)
+                manifest = manifest_for(computed, dict(staging.hashes), timer, allow_incomplete)
                 staging.write_manifest(manifest)
                 final = staging.commit()
         except BaseException:

@@ -7,19 +7,23 @@ a quoted decimal string (a TOML float would already have lost exactness).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn, TypeVar
 
 import polars as pl
 
-from invoicing.catalogue import ADDONS, ON_OFF_ADDONS, PLANS, TIERED_ADDONS
-from invoicing.errors import InputError, Source
+from invoicing.catalogue import ADDONS, ON_OFF_ADDONS, PLANS
+from invoicing.errors import ErrorLog, InputError, Source
 from invoicing.money import MONEY, RATE, minor_units, to_decimal
+
+T = TypeVar("T")
 
 PlanFeePolicy = Literal["month_start", "prorate_daily"]
 POLICIES: tuple[PlanFeePolicy, ...] = ("month_start", "prorate_daily")
@@ -52,8 +56,11 @@ class PriceBookVersion:
       plan_fee: monthly fee per plan (``free``, ``pro``, ``flagship``).
       dau_overage: R2 pricing.
       group_overage: R3 pricing.
-      addon_prices: add-on -> tier -> monthly price; on/off add-ons use the tier ``on``.
-      av_call_trial_days: length of the `av_call` free trial (R6).
+      addon_prices: add-on -> tier -> monthly price; on/off add-ons use the tier ``on``;
+        a tier is written in its canonical form (``"600"``, never ``"0600"``). An add-on
+        the version does not sell has no entry.
+      av_call_trial_days: length of the `av_call` free trial (R6); None when the version
+        does not sell ``av_call``.
       tax: customer country -> rate; a country not listed pays no tax.
     """
 
@@ -65,7 +72,7 @@ class PriceBookVersion:
     dau_overage: Overage
     group_overage: Overage
     addon_prices: dict[str, dict[str, Decimal]]
-    av_call_trial_days: int
+    av_call_trial_days: int | None
     tax: dict[str, Decimal]
 
 
@@ -91,10 +98,20 @@ class PriceBook:
         return max(candidates, key=lambda v: v.effective_from, default=None)
 
 
+#: The largest price the batch accepts (exclusive): every product of a price and a block
+#: count up to `MAX_QUANTITY` then stays exact in the pricing scale (`money.WORK`).
+MAX_PRICE = Decimal(10) ** 9
+#: Quotas, blocks and tiers up to this value are accepted (the usage metrics' limit too).
+MAX_QUANTITY = 10**15
+#: Price-book figures keep at most this many decimals: the scale of `money.MONEY`.
+MAX_DECIMALS = 6
+
+
 def load_pricebook(path: Path, label: str | None = None) -> PriceBook:
     """Read and check a price book file; raise `InputError` naming the bad key.
 
-    `label` is how errors name the file (the input-relative path); default: the path.
+    `label` is how errors name the file (as the user typed it); default: the path.
+    Every bad key of every version is reported at once (`InputErrors`).
     """
     label = label or str(path)
     if not path.is_file():
@@ -107,57 +124,82 @@ def load_pricebook(path: Path, label: str | None = None) -> PriceBook:
     versions_raw = doc.get("version")
     if not isinstance(versions_raw, list) or not versions_raw:
         raise InputError(Source(label), "no [[version]] tables")
-    versions = tuple(
-        sorted(
-            (_parse_version(label, i, v) for i, v in enumerate(versions_raw, start=1)),
-            key=lambda v: (v.currency, v.effective_from),
-        )
-    )
+    errors = ErrorLog()
+    parsed = []
+    for i, table in enumerate(versions_raw, start=1):
+        reader = _Reader(label, i, table, errors)
+        version = reader.attempt(functools.partial(_parse_version, reader))
+        if version is not None and not reader.failed:
+            parsed.append(version)
+    versions = tuple(sorted(parsed, key=lambda v: (v.currency, v.effective_from)))
     seen: set[tuple[str, date]] = set()
     for v in versions:
         if (v.currency, v.effective_from) in seen:
-            raise InputError(
-                Source(label),
-                f"two versions for {v.currency} with effective_from {v.effective_from}",
-            )
+            errors.add(Source(label),
+                       f"two versions for {v.currency} with effective_from {v.effective_from}")
         seen.add((v.currency, v.effective_from))
+    errors.raise_if_any()
     return PriceBook(path=path, sha256=hashlib.sha256(raw).hexdigest(), versions=versions)
 
 
-class _Reader:
-    """Typed access to one [[version]] table that names the key on every error."""
+class _KeyFailed(Exception):
+    """One key of a version is bad (already recorded); the reader skips to the next."""
 
-    def __init__(self, label: str, index: int, table: Any):
+
+class _Reader:
+    """Typed access to one [[version]] table that names the key on every error.
+
+    A bad key is recorded in the shared `ErrorLog` and ends only the `attempt` that
+    read it, so that every bad key of the file is reported in one run.
+    """
+
+    def __init__(self, label: str, index: int, table: Any, errors: ErrorLog):
         self.label = label
         self.index = index
+        self.errors = errors
+        self.failed = False
+        self.table: dict[str, Any] = table if isinstance(table, dict) else {}
         if not isinstance(table, dict):
             self.fail("version", "must be a table")
-        self.table: dict[str, Any] = table
 
-    def fail(self, key: str, message: str) -> None:
-        raise InputError(Source(self.label), f"version #{self.index}, key {key!r}: {message}")
+    def fail(self, key: str, message: str) -> NoReturn:
+        self.failed = True
+        self.errors.add(Source(self.label), f"version #{self.index}, key {key!r}: {message}")
+        raise _KeyFailed
 
-    def get(self, key: str) -> Any:
+    def attempt(self, read: Callable[[], T]) -> T | None:
+        """`read()`, or None when it failed (the error is recorded)."""
+        try:
+            return read()
+        except _KeyFailed:
+            return None
+
+    def has(self, key: str) -> bool:
         node: Any = self.table
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:
-                self.fail(key, "missing")
+                return False
+            node = node[part]
+        return True
+
+    def get(self, key: str) -> Any:
+        if not self.has(key):
+            self.fail(key, "missing")
+        node: Any = self.table
+        for part in key.split("."):
             node = node[part]
         return node
 
     def table_at(self, key: str, optional: bool = False) -> dict[str, Any]:
-        if optional:
-            try:
-                value = self.get(key)
-            except InputError:
-                return {}
-        else:
-            value = self.get(key)
+        if optional and not self.has(key):
+            return {}
+        value = self.get(key)
         if not isinstance(value, dict):
             self.fail(key, "must be a table")
         return value
 
-    def money(self, key: str, value: Any = None) -> Decimal:
+    def decimal(self, key: str, value: Any = None, *, limit: Decimal = MAX_PRICE) -> Decimal:
+        """A figure written as a quoted decimal, kept exactly or refused (never rounded)."""
         value = self.get(key) if value is None else value
         if not isinstance(value, str | int) or isinstance(value, bool):
             self.fail(key, f"must be a quoted decimal string such as \"399.00\", got {value!r}")
@@ -167,6 +209,12 @@ class _Reader:
             self.fail(key, str(exc))
         if amount < 0:
             self.fail(key, f"must not be negative, got {value!r}")
+        exponent = amount.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
+            self.fail(key, f"{value!r} has more than {MAX_DECIMALS} decimals; the batch keeps "
+                      "price-book figures exactly and does not round them")
+        if amount >= limit:
+            self.fail(key, f"{value!r} is too large (the batch accepts figures below {limit:,})")
         return amount
 
     def positive_int(self, key: str, allow_zero: bool = False) -> int:
@@ -174,11 +222,67 @@ class _Reader:
         lowest = 0 if allow_zero else 1
         if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
             self.fail(key, f"must be a {'non-negative' if allow_zero else 'positive'} integer")
+        if value > MAX_QUANTITY:
+            self.fail(key, f"{value} is too large (the batch accepts up to {MAX_QUANTITY:,})")
         return int(value)
 
 
-def _parse_version(label: str, index: int, table: Any) -> PriceBookVersion:
-    r = _Reader(label, index, table)
+def parse_tier(text: str) -> int | None:
+    """A tier key or event value as a number (``"0600"`` and ``"600"`` are one tier);
+    None when it is not a whole number in range."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if value <= MAX_QUANTITY else None
+
+
+def _tiers(r: _Reader, name: str) -> dict[str, Decimal]:
+    """Tier -> price, keyed by the tier's canonical text (``"600"``)."""
+    tiers = r.table_at(f"addon.{name}")
+    if not tiers:
+        r.fail(f"addon.{name}", "must list at least one tier")
+    prices: dict[str, Decimal] = {}
+    written: dict[int, str] = {}
+    for key, price in tiers.items():
+        number = parse_tier(key)
+        if number is None:
+            r.fail(f"addon.{name}.{key}", "a tier must be a whole number such as \"3000\" "
+                   f"(up to {MAX_QUANTITY:,})")
+        if number in written:
+            r.fail(f"addon.{name}.{key}", f"the same tier as {written[number]!r}")
+        written[number] = key
+        prices[str(number)] = r.decimal(f"addon.{name}.{key}", price)
+    return prices
+
+
+def _on_off(r: _Reader, key: str) -> dict[str, Decimal]:
+    return {"on": r.decimal(f"{key}.price")}
+
+
+def _addon_prices(r: _Reader) -> tuple[dict[str, dict[str, Decimal]], int | None]:
+    """Prices of the add-ons the version sells, and the A/V trial length (None if it does
+    not sell ``av_call``). An add-on it does not sell has no entry: an event in force
+    that needs its price is refused by `validate.check_events`."""
+    addon_tables = r.table_at("addon", optional=True)
+    unknown = set(addon_tables) - set(ADDONS)
+    if unknown:
+        r.fail("addon", f"unknown add-on {sorted(unknown)[0]!r}")
+    prices: dict[str, dict[str, Decimal]] = {}
+    for name in ADDONS:
+        if name not in addon_tables:
+            continue
+        key = f"addon.{name}"
+        tiers = r.attempt(functools.partial(_on_off, r, key) if name in ON_OFF_ADDONS
+                          else functools.partial(_tiers, r, name))
+        if tiers is not None:
+            prices[name] = tiers
+    trial_days = None
+    if "av_call" in addon_tables:
+        trial_days = r.attempt(lambda: r.positive_int("addon.av_call.trial_days"))
+    return prices, trial_days
+
+
+def _parse_version(r: _Reader) -> PriceBookVersion:
     effective_from = r.get("effective_from")
     if not isinstance(effective_from, date) or hasattr(effective_from, "hour"):
         r.fail("effective_from", "must be a TOML date such as 2026-01-01")
@@ -191,50 +295,42 @@ def _parse_version(label: str, index: int, table: Any) -> PriceBookVersion:
         r.fail("currency", str(exc))
     policy = r.table.get("plan_fee_policy", "month_start")
     if policy not in POLICIES:
-        r.fail("plan_fee_policy", f"must be one of {', '.join(POLICIES)}, got {policy!r}")
+        r.attempt(lambda: r.fail("plan_fee_policy",
+                                 f"must be one of {', '.join(POLICIES)}, got {policy!r}"))
 
-    fees = {plan: r.money(f"plan_fee.{plan}") for plan in PLANS}
-    extra = set(r.table_at("plan_fee")) - set(PLANS)
+    fees = {plan: r.attempt(functools.partial(r.decimal, f"plan_fee.{plan}")) for plan in PLANS}
+    extra = set(r.attempt(lambda: r.table_at("plan_fee")) or {}) - set(PLANS)
     if extra:
-        r.fail("plan_fee", f"unknown plan {sorted(extra)[0]!r}")
+        r.attempt(lambda: r.fail("plan_fee", f"unknown plan {sorted(extra)[0]!r}"))
 
     def overage(key: str) -> Overage:
         return Overage(
             free_quota=r.positive_int(f"{key}.free_quota", allow_zero=True),
             block=r.positive_int(f"{key}.block"),
-            price_per_block=r.money(f"{key}.price_per_block"),
+            price_per_block=r.decimal(f"{key}.price_per_block"),
         )
 
-    addon_tables = r.table_at("addon")
-    unknown = set(addon_tables) - set(ADDONS)
-    if unknown:
-        r.fail("addon", f"unknown add-on {sorted(unknown)[0]!r}")
-    prices: dict[str, dict[str, Decimal]] = {}
-    for name in ON_OFF_ADDONS:
-        prices[name] = {"on": r.money(f"addon.{name}.price")}
-    for name in TIERED_ADDONS:
-        tiers = r.table_at(f"addon.{name}")
-        if not tiers:
-            r.fail(f"addon.{name}", "must list at least one tier")
-        for tier in tiers:
-            if not tier.isdigit():
-                r.fail(f"addon.{name}.{tier}", "a tier must be a whole number such as \"3000\"")
-        prices[name] = {tier: r.money(f"addon.{name}.{tier}", tiers[tier]) for tier in tiers}
+    dau, groups = r.attempt(lambda: overage("dau_overage")), r.attempt(
+        lambda: overage("group_overage"))
+    prices, trial_days = _addon_prices(r)
+    # Rates are fractions: "0.10" is 10 %. A rate of 1 or more is a typo for a percentage.
     tax = {
-        country: r.money(f"tax.{country}", rate)
-        for country, rate in r.table_at("tax", optional=True).items()
+        country: r.attempt(functools.partial(r.decimal, f"tax.{country}", rate, limit=Decimal(1)))
+        for country, rate in (r.attempt(lambda: r.table_at("tax", optional=True)) or {}).items()
     }
+    if r.failed or dau is None or groups is None:
+        raise _KeyFailed
     return PriceBookVersion(
         version_id=f"{currency}@{effective_from.isoformat()}",
         effective_from=effective_from,
         currency=currency,
         plan_fee_policy=policy,
-        plan_fee=fees,
-        dau_overage=overage("dau_overage"),
-        group_overage=overage("group_overage"),
+        plan_fee={plan: fee for plan, fee in fees.items() if fee is not None},
+        dau_overage=dau,
+        group_overage=groups,
         addon_prices=prices,
-        av_call_trial_days=r.positive_int("addon.av_call.trial_days"),
-        tax=tax,
+        av_call_trial_days=trial_days,
+        tax={country: rate for country, rate in tax.items() if rate is not None},
     )
 
 

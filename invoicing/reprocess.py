@@ -22,7 +22,8 @@ import polars as pl
 
 from invoicing import __version__
 from invoicing.assemble import INVOICE_SCHEMA, Assembled, build_documents
-from invoicing.errors import InvoicingError
+from invoicing.errors import NotPublishedError, UsageError
+from invoicing.gates import enforce
 from invoicing.issued import REVISIONS, IssuedMonth
 from invoicing.locking import month_lock
 from invoicing.money import MONEY, in_minor_units
@@ -44,10 +45,6 @@ CREDIT_NOTE_SCHEMA: dict[str, pl.DataType] = {
     "total": MONEY,
     "pdf_sha256": pl.String(),
 }
-
-
-class NotPublishedError(InvoicingError):
-    """diff/reissue/verify on a month that was never published."""
 
 
 @dataclass(frozen=True)
@@ -247,17 +244,18 @@ def operator() -> str:
 def reissue_month(
     input_dir: Path, out_dir: Path, month: Month, *, reason: str, render: RenderFn,
     seller: tuple[str, ...], pricebook: Path | None = None, on_conflict: OnConflict | None = None,
-    issue_date: date | None = None, now: datetime | None = None,
+    issue_date: date | None = None, now: datetime | None = None, allow_incomplete: bool = False,
 ) -> ReissueResult:
     """Write revision n+1: credit notes and replacement invoices for changed customers."""
     if not reason.strip():
-        raise NotPublishedError("a reissue needs a --reason")
+        raise UsageError("--reason must not be empty: say why the month is reissued")
     with month_lock(out_dir, month):
         issued = issued_month(out_dir, month)
         latest = issued.latest()
         policy = on_conflict or latest.manifest.get("options", {}).get("on_conflict", "error")
         timer = StageTimer()
         computed = compute_month(input_dir, month, pricebook, policy, timer)
+        enforce(list(computed.gate_findings), month, allow_incomplete)
         old_items, old_invoices = issued.current_state()
         changes = compare(old_items, old_invoices, computed.assembled)
         diff = MonthDiff(month, latest.number, tuple(changes),
@@ -369,7 +367,7 @@ def reissue_month(
                 list(old_items.columns)))
             staging.write_parquet("rejected_rows.parquet", computed.usage.rejected)
             staging.write_parquet("anomalies.parquet", computed.anomalies)
-            manifest = manifest_for(computed, dict(staging.hashes), timer)
+            manifest = manifest_for(computed, dict(staging.hashes), timer, allow_incomplete)
             manifest["revision"] = {
                 "number": revision,
                 "reason": reason,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -20,15 +21,12 @@ class Month:
 
     @classmethod
     def parse(cls, text: str) -> Month:
-        """Parse ``YYYY-MM``; raise ValueError with a readable message otherwise."""
-        try:
-            year_s, month_s = text.split("-")
-            value = cls(int(year_s), int(month_s))
-            if len(year_s) != 4 or not 1 <= value.month <= 12:
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"{text!r} is not a month in the form YYYY-MM") from None
-        return value
+        """Parse exactly ``YYYY-MM`` (``2026-1`` or ``2026-10-01`` are refused: a cron line
+        with a typo must not bill another month); raise ValueError otherwise."""
+        match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", text)
+        if match is None or not 1 <= int(match[2]) <= 12 or int(match[1]) < 1:
+            raise ValueError(f"{text!r} is not a month in the form YYYY-MM (for example 2026-10)")
+        return cls(int(match[1]), int(match[2]))
 
     @classmethod
     def previous(cls, today: date) -> Month:

@@ -23,11 +23,11 @@ from typing import Any, Literal
 import polars as pl
 from babel import Locale, UnknownLocaleError
 
-from invoicing.catalogue import EVENT_ITEMS, ON_OFF_ADDONS, PLANS, TIERED_ADDONS
-from invoicing.errors import ConflictError, InputError, Source
+from invoicing.catalogue import ADDONS, EVENT_ITEMS, ON_OFF_ADDONS, PLANS, TIERED_ADDONS
+from invoicing.errors import MAX_REPORTED_ERRORS, ConflictError, ErrorLog, Source
 from invoicing.load import Inputs, find_unreadable_usage
 from invoicing.money import known_currencies
-from invoicing.pricebook import PriceBookVersion
+from invoicing.pricebook import MAX_QUANTITY, PriceBookVersion
 from invoicing.timeframe import Month
 
 OnConflict = Literal["error", "max"]
@@ -89,43 +89,44 @@ class ValidUsage:
 # --- reference checks on the small tables ---------------------------------------------------
 
 
-def _first_bad(frame: pl.DataFrame, mask: pl.Expr) -> dict[str, Any] | None:
-    """The first row matching `mask`, as a dict, or None."""
-    rows = frame.filter(mask).head(1).to_dicts()
-    return rows[0] if rows else None
+def _all_bad(frame: pl.DataFrame, mask: pl.Expr) -> list[dict[str, Any]]:
+    """The rows matching `mask`, as dicts (the tables checked with it are small)."""
+    return frame.filter(mask).to_dicts()
 
 
-def _require_not_null(frame: pl.DataFrame, label: str, columns: list[str]) -> None:
+def _require_not_null(frame: pl.DataFrame, label: str, columns: list[str],
+                      errors: ErrorLog) -> None:
+    indexed = frame if "source_row" in frame.columns else frame.with_row_index(
+        "source_row", offset=1)
     for name in columns:
-        bad = _first_bad(frame.with_row_index("_row", offset=1), pl.col(name).is_null())
-        if bad is not None:
-            raise InputError(Source(label, name, bad["_row"]), "value is missing")
+        for bad in _all_bad(indexed, pl.col(name).is_null()):
+            errors.add(Source(label, name, bad["source_row"]), "value is missing")
 
 
-def check_customers(customers: pl.DataFrame, label: str) -> None:
+def check_customers(customers: pl.DataFrame, label: str, errors: ErrorLog) -> None:
     _require_not_null(customers, label,
-                      ["customer_id", "name", "email", "address", "country", "currency", "locale"])
+                      ["customer_id", "name", "email", "address", "country", "currency", "locale"],
+                      errors)
     indexed = customers.with_row_index("_row", offset=1)
-    dup = _first_bad(indexed, pl.col("customer_id").is_duplicated())
-    if dup is not None:
-        raise InputError(Source(label, "customer_id", dup["_row"]),
-                         f"customer_id {dup['customer_id']!r} appears more than once")
-    bad = _first_bad(indexed, ~pl.col("country").str.contains(r"^[A-Z]{2}$"))
-    if bad is not None:
-        raise InputError(Source(label, "country", bad["_row"]),
-                         f"{bad['country']!r} is not an ISO 3166 alpha-2 code "
-                         f"(customer {bad['customer_id']})")
-    bad = _first_bad(indexed, ~pl.col("currency").is_in(sorted(known_currencies())))
-    if bad is not None:
-        raise InputError(Source(label, "currency", bad["_row"]),
-                         f"unknown currency {bad['currency']!r} (customer {bad['customer_id']})")
+    # Each repeated id once, at its first row.
+    for dup in _all_bad(indexed, pl.col("customer_id").is_duplicated()
+                        & pl.col("customer_id").is_first_distinct()
+                        & pl.col("customer_id").is_not_null()):
+        errors.add(Source(label, "customer_id", dup["_row"]),
+                   f"customer_id {dup['customer_id']!r} appears more than once")
+    for bad in _all_bad(indexed, ~pl.col("country").str.contains(r"^[A-Z]{2}$")):
+        errors.add(Source(label, "country", bad["_row"]),
+                   f"{bad['country']!r} is not an ISO 3166 alpha-2 code "
+                   f"(customer {bad['customer_id']})")
+    for bad in _all_bad(indexed, ~pl.col("currency").is_in(sorted(known_currencies()))):
+        errors.add(Source(label, "currency", bad["_row"]),
+                   f"unknown currency {bad['currency']!r} (customer {bad['customer_id']})")
     # Few distinct locales: each is parsed once by Babel.
-    unknown = [loc for loc in customers["locale"].unique().sort().to_list() if not _is_locale(loc)]
-    if unknown:
-        bad = _first_bad(indexed, pl.col("locale") == unknown[0])
-        assert bad is not None
-        raise InputError(Source(label, "locale", bad["_row"]),
-                         f"unknown locale {unknown[0]!r} (customer {bad['customer_id']})")
+    unknown = [loc for loc in customers["locale"].drop_nulls().unique().sort().to_list()
+               if not _is_locale(loc)]
+    for bad in _all_bad(indexed, pl.col("locale").is_in(unknown)):
+        errors.add(Source(label, "locale", bad["_row"]),
+                   f"unknown locale {bad['locale']!r} (customer {bad['customer_id']})")
 
 
 def _is_locale(identifier: str) -> bool:
@@ -136,86 +137,131 @@ def _is_locale(identifier: str) -> bool:
     return True
 
 
-def check_apps(apps: pl.DataFrame, customers: pl.DataFrame, label: str) -> None:
-    _require_not_null(apps, label, ["sdk_app_id", "customer_id", "app_name"])
+def check_apps(apps: pl.DataFrame, customers: pl.DataFrame, label: str,
+               errors: ErrorLog) -> None:
+    _require_not_null(apps, label, ["sdk_app_id", "customer_id", "app_name"], errors)
     indexed = apps.with_row_index("_row", offset=1)
-    dup = _first_bad(indexed, pl.col("sdk_app_id").is_duplicated())
-    if dup is not None:
-        raise InputError(Source(label, "sdk_app_id", dup["_row"]),
-                         f"sdk_app_id {dup['sdk_app_id']} appears more than once")
-    orphan = _first_bad(indexed, ~pl.col("customer_id").is_in(customers["customer_id"].implode()))
-    if orphan is not None:
-        raise InputError(Source(label, "customer_id", orphan["_row"]),
-                         f"unknown customer {orphan['customer_id']!r} "
-                         f"for app {orphan['sdk_app_id']}")
+    for dup in _all_bad(indexed, pl.col("sdk_app_id").is_duplicated()
+                        & pl.col("sdk_app_id").is_first_distinct()
+                        & pl.col("sdk_app_id").is_not_null()):
+        errors.add(Source(label, "sdk_app_id", dup["_row"]),
+                   f"sdk_app_id {dup['sdk_app_id']} appears more than once")
+    for orphan in _all_bad(indexed, ~pl.col("customer_id").is_in(
+            customers["customer_id"].implode()) & pl.col("customer_id").is_not_null()):
+        errors.add(Source(label, "customer_id", orphan["_row"]),
+                   f"unknown customer {orphan['customer_id']!r} for app {orphan['sdk_app_id']}")
 
 
 def check_price_coverage(
     customers: pl.DataFrame, chosen: dict[str, PriceBookVersion | None], pricebook_label: str,
-    month: Month,
+    month: Month, errors: ErrorLog,
 ) -> None:
     """R8: every customer's currency needs a version effective on the 1st of the month."""
-    missing = sorted(c for c, v in chosen.items() if v is None)
-    if missing:
-        currency = missing[0]
+    for currency in sorted(c for c, v in chosen.items() if v is None):
         who = customers.filter(pl.col("currency") == currency)["customer_id"].sort().to_list()
         shown = ", ".join(who[:10]) + (f" and {len(who) - 10} more" if len(who) > 10 else "")
-        raise InputError(Source(pricebook_label, "currency"),
-                         f"no {currency} version effective on {month.start.isoformat()} for "
-                         f"customers {shown}")
+        errors.add(Source(pricebook_label, "currency"),
+                   f"no {currency} version effective on {month.start.isoformat()} for "
+                   f"customers {shown}")
+
+
+def _check_event_values(events: pl.DataFrame, apps: pl.DataFrame, label: str,
+                        errors: ErrorLog) -> None:
+    """Known apps, items, plans, on/off values and numeric tiers."""
+    for bad in _all_bad(events, ~pl.col("sdk_app_id").is_in(apps["sdk_app_id"].implode())):
+        errors.add(Source(label, "sdk_app_id", bad["source_row"]),
+                   f"unknown app {bad['sdk_app_id']}")
+    for bad in _all_bad(events, ~pl.col("item").is_in(list(EVENT_ITEMS))):
+        errors.add(Source(label, "item", bad["source_row"]),
+                   f"unknown item {bad['item']!r}; expected plan or an add-on: "
+                   f"{', '.join(EVENT_ITEMS[1:])}")
+    for bad in _all_bad(events, (pl.col("item") == "plan") & ~pl.col("value").is_in(list(PLANS))):
+        errors.add(Source(label, "value", bad["source_row"]),
+                   f"unknown plan {bad['value']!r} for app {bad['sdk_app_id']}; expected "
+                   f"{', '.join(PLANS)}")
+    for bad in _all_bad(events, pl.col("item").is_in(list(ON_OFF_ADDONS))
+                        & ~pl.col("value").is_in(["on", "off"])):
+        errors.add(Source(label, "value", bad["source_row"]),
+                   f"{bad['item']} takes on or off, got {bad['value']!r}")
+    tiered = events.filter(pl.col("item").is_in(list(TIERED_ADDONS)) & (pl.col("value") != "off"))
+    for bad in tiered.filter(pl.col("tier").is_null()).head(MAX_REPORTED_ERRORS).to_dicts():
+        errors.add(Source(label, "value", bad["source_row"]),
+                   f"tier {bad['value']!r} of {bad['item']} (app {bad['sdk_app_id']}) is not a "
+                   f"whole number up to {MAX_QUANTITY:,} (or off)")
+
+
+def _in_force(events: pl.DataFrame, month: Month) -> pl.DataFrame:
+    """The events that set an item's state on some day of the month: those inside the
+    month, and the last one on or before its 1st (per app and item)."""
+    before = (events.filter(pl.col("effective_date") <= month.start)
+              .sort("effective_date", "source_row")
+              .group_by("sdk_app_id", "item", maintain_order=True).last()
+              .select(events.columns))
+    inside = events.filter((pl.col("effective_date") > month.start)
+                           & (pl.col("effective_date") <= month.end))
+    return pl.concat([before, inside]).sort("source_row")
+
+
+def _check_event_prices(events: pl.DataFrame, apps: pl.DataFrame, customers: pl.DataFrame,
+                        chosen: dict[str, PriceBookVersion | None], label: str, month: Month,
+                        errors: ErrorLog) -> None:
+    """An add-on event in force in the month needs its price (and tier) in the version of
+    the app's customer; a version that sells no such add-on is fine until one is used."""
+    listed = pl.DataFrame(
+        [(cur, item, tier) for cur, v in chosen.items() if v is not None
+         for item, tiers in v.addon_prices.items() for tier in tiers],
+        schema={"currency": pl.String, "item": pl.String, "tier_key": pl.String}, orient="row",
+    ).with_columns(listed=pl.lit(True))
+    needed = (
+        _in_force(events, month)
+        .filter(pl.col("item").is_in(list(ADDONS)) & (pl.col("value") != "off")
+                & (pl.col("item").is_in(list(ON_OFF_ADDONS)) | pl.col("tier").is_not_null()))
+        .join(apps.select("sdk_app_id", "customer_id"), on="sdk_app_id", how="left")
+        .join(customers.select("customer_id", "currency"), on="customer_id", how="left")
+        .filter(pl.col("currency").is_in([c for c, v in chosen.items() if v is not None]))
+        .with_columns(tier_key=pl.when(pl.col("item").is_in(list(ON_OFF_ADDONS)))
+                      .then(pl.lit("on")).otherwise(pl.col("tier").cast(pl.String)))
+        .join(listed, on=["currency", "item", "tier_key"], how="left")
+        .sort("source_row")
+    )
+    for bad in _all_bad(needed, pl.col("listed").is_null()):
+        what = (f"tier {bad['value']!r} of {bad['item']}" if bad["item"] in TIERED_ADDONS
+                else f"{bad['item']}")
+        errors.add(Source(label, "value", bad["source_row"]),
+                   f"{what} (app {bad['sdk_app_id']}) is not in the {bad['currency']} "
+                   "price book")
 
 
 def check_events(
     events: pl.DataFrame, apps: pl.DataFrame, customers: pl.DataFrame,
-    chosen: dict[str, PriceBookVersion | None], label: str, month: Month,
+    chosen: dict[str, PriceBookVersion | None], label: str, month: Month, errors: ErrorLog,
 ) -> pl.DataFrame:
-    """Check every subscription event; return the events with the app's currency.
+    """Check every subscription event; return the events, tiers in canonical form.
 
-    A tier is checked against the price-book version of the app's customer for this
-    month, because that is the version that would have to price it.
+    A tiered add-on's value is parsed as a number once, here (``"0600"`` is tier 600),
+    and written back canonically, so every later stage compares tiers one way. The
+    price of an add-on is checked against the price-book version of the app's
+    customer for this month, because that is the version that would have to price it.
     """
-    _require_not_null(events, label, ["sdk_app_id", "effective_date", "item", "value"])
-    bad = _first_bad(events, ~pl.col("sdk_app_id").is_in(apps["sdk_app_id"].implode()))
-    if bad is not None:
-        raise InputError(Source(label, "sdk_app_id", bad["source_row"]),
-                         f"unknown app {bad['sdk_app_id']}")
-    bad = _first_bad(events, ~pl.col("item").is_in(list(EVENT_ITEMS)))
-    if bad is not None:
-        raise InputError(Source(label, "item", bad["source_row"]),
-                         f"unknown item {bad['item']!r}; expected plan or an add-on: "
-                         f"{', '.join(EVENT_ITEMS[1:])}")
-    bad = _first_bad(events, (pl.col("item") == "plan") & ~pl.col("value").is_in(list(PLANS)))
-    if bad is not None:
-        raise InputError(Source(label, "value", bad["source_row"]),
-                         f"unknown plan {bad['value']!r} for app {bad['sdk_app_id']}; expected "
-                         f"{', '.join(PLANS)}")
-    bad = _first_bad(events, pl.col("item").is_in(list(ON_OFF_ADDONS))
-                     & ~pl.col("value").is_in(["on", "off"]))
-    if bad is not None:
-        raise InputError(Source(label, "value", bad["source_row"]),
-                         f"{bad['item']} takes on or off, got {bad['value']!r}")
-    with_currency = events.join(
-        apps.select("sdk_app_id", "customer_id"), on="sdk_app_id", how="left"
-    ).join(customers.select("customer_id", "currency"), on="customer_id", how="left")
-    # Tiers are checked against the version that would price them (events in the month).
-    tiers = pl.DataFrame(
-        [(cur, item, tier) for cur, v in chosen.items() if v is not None
-         for item in TIERED_ADDONS for tier in v.addon_prices[item]],
-        schema={"currency": pl.String, "item": pl.String, "value": pl.String}, orient="row",
-    ).with_columns(listed=pl.lit(True))
-    tiered = (
-        with_currency.filter(pl.col("item").is_in(list(TIERED_ADDONS))
-                             & (pl.col("value") != "off")
-                             & (pl.col("effective_date") <= month.end))
-        .join(tiers, on=["currency", "item", "value"], how="left")
-        .sort("source_row")
+    _require_not_null(events, label, ["sdk_app_id", "effective_date", "item", "value"], errors)
+    events = events.with_columns(tier=_tier_expr())
+    _check_event_values(events, apps, label, errors)
+    _check_event_prices(events.drop_nulls(["sdk_app_id", "effective_date", "item", "value"]),
+                        apps, customers, chosen, label, month, errors)
+    return events.with_columns(
+        value=pl.when(pl.col("item").is_in(list(TIERED_ADDONS)) & pl.col("tier").is_not_null())
+        .then(pl.col("tier").cast(pl.String)).otherwise(pl.col("value"))
+    ).drop("tier")
+
+
+def _tier_expr() -> pl.Expr:
+    """`pricebook.parse_tier` as an expression: ASCII digits only, up to MAX_QUANTITY."""
+    value = pl.col("value")
+    number = value.str.strip_chars_start("0").replace("", "0").cast(pl.Int64, strict=False)
+    return (
+        pl.when(value.str.contains(r"^[0-9]{1,40}$") & (number <= MAX_QUANTITY))
+        .then(number).otherwise(pl.lit(None, dtype=pl.Int64))
     )
-    bad = _first_bad(tiered, pl.col("listed").is_null())
-    if bad is not None:
-        raise InputError(Source(label, "value", bad["source_row"]),
-                         f"tier {bad['value']!r} of {bad['item']} (app {bad['sdk_app_id']}) is not "
-                         f"in the {bad['currency']} price book")
-    return events
 
 
 # --- usage rows ------------------------------------------------------------------------------
@@ -264,14 +310,49 @@ def _source_of(positions: pl.Series, inputs: Inputs) -> pl.DataFrame:
     })
 
 
-def validate_usage(
-    inputs: Inputs, month: Month, on_conflict: OnConflict = "error"
-) -> ValidUsage:
-    """Sort every usage row into billed, duplicate, merged or rejected (vectorised)."""
-    known = pl.col("sdk_app_id").is_in(inputs.apps["sdk_app_id"].implode())
-    # One pass over the files reads the usage columns and a cheap "billable" flag; the
-    # reason, source file and row are worked out afterwards for the few rows that need
-    # them (rejected or repeated), from their position in the scan.
+def _check_ranges(frame: pl.DataFrame, inputs: Inputs, errors: ErrorLog) -> None:
+    """Refuse metrics above `MAX_QUANTITY` (exit 3, naming file, column and row): beyond
+    it a block count times a price would no longer be exact in the pricing scale."""
+    for name in USAGE_VALUES:
+        positions = frame.select(
+            (pl.col(name) > MAX_QUANTITY).fill_null(False).arg_true())[:, 0]
+        if not positions.len():
+            continue
+        # Only the rows that can be printed get a source; the rest are counted.
+        errors.count_more(positions.len() - MAX_REPORTED_ERRORS)
+        positions = positions.head(MAX_REPORTED_ERRORS)
+        sources = _source_of(positions, inputs).with_columns(
+            value=frame[name].gather(positions))
+        for file_id, row, value in sources.rows():
+            errors.add(Source(inputs.usage_files[file_id], name, row),
+                       f"{value:,} is above the largest value the batch bills exactly "
+                       f"({MAX_QUANTITY:,})")
+
+
+def _day_key(apps: pl.DataFrame, month: Month) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """One integer per (app, day) that sorts like (sdk_app_id, date), and its decoders.
+
+    ``(sdk_app_id − lowest id) × 64 + day``: Int64 when the apps' ids span less than
+    2^57 (always, in practice), else Int128, so that no id of the int64 range can
+    overflow the key and move usage to another app.
+    """
+    ids = apps["sdk_app_id"].drop_nulls()
+    low = int(ids.min()) if ids.len() else 0  # type: ignore[arg-type]
+    high = int(ids.max()) if ids.len() else 0  # type: ignore[arg-type]
+    dtype = pl.Int64 if high - low < 2**57 else pl.Int128
+    key = ((pl.col("sdk_app_id").cast(dtype) - pl.lit(low, dtype=dtype)) * 64
+           + pl.col("date").dt.day().cast(dtype))
+    app = (pl.col("_key") // 64 + pl.lit(low, dtype=dtype)).cast(pl.Int64)
+    day = (pl.col("_key") % 64).cast(pl.Int32)
+    return key, app, day
+
+
+def _scan(inputs: Inputs, month: Month, known: pl.Expr) -> pl.DataFrame:
+    """One pass over the files: the usage columns and a cheap "billable" flag ``_ok``.
+
+    The reason, source file and row are worked out afterwards for the few rows that
+    need them (rejected or repeated), from their position in the scan.
+    """
     try:
         frame = inputs.usage.select(*USAGE_KEY, *USAGE_VALUES,
                                     _ok=_billable(known, month)).collect()
@@ -284,49 +365,47 @@ def validate_usage(
     if frame.height != inputs.usage_rows:  # pragma: no cover - a reader bug, never input
         raise AssertionError(f"read {frame.height} usage rows, the files hold "
                              f"{inputs.usage_rows}")
-    ok = frame["_ok"]
-    bad_positions = (~ok).arg_true()
-    rejected = (
+    return frame
+
+
+def _rejected(frame: pl.DataFrame, bad_positions: pl.Series, known: pl.Expr, month: Month,
+              inputs: Inputs, files: pl.DataFrame) -> pl.DataFrame:
+    """The rows that cannot be billed, with their reason and source, in `REJECTED_SCHEMA`."""
+    return (
         frame.gather(bad_positions)
         .with_columns(_known=pl.when(known).then(pl.lit(True)))
         .with_columns(reason=_reject_reason(month))
         .hstack(_source_of(bad_positions, inputs))
+        .join(files, on="source_file_id", how="left")
+        .select(list(REJECTED_SCHEMA))
+        .cast(REJECTED_SCHEMA)  # type: ignore[arg-type]
+        .sort("source_file", "source_row")
     )
-    good = frame.filter(pl.col("_ok")) if len(bad_positions) else frame
-    # One int64 key per app and day (days fit in 6 bits). The billable rows are sorted by
-    # it, once: repeated days are then neighbours (far faster than hashing or grouping
-    # tens of millions of rows), and every later stage reads the usage in (app, day)
-    # order, which makes its per-app work cache-friendly (plan of each day by an as-of
-    # join, overage peaks by a group-by over runs of one app). Only the rows of repeated
-    # days go on to the closer look below.
-    key = pl.col("sdk_app_id") * 64 + pl.col("date").dt.day().cast(pl.Int64)
-    # Only the key and the metrics are sorted; app and date are read back from the key.
-    good = good.select(key.alias("_key"), *USAGE_VALUES).sort("_key").select(
-        (pl.col("_key") // 64).alias("sdk_app_id"),
-        (pl.lit(month.start).cast(pl.Int32) + (pl.col("_key") % 64 - 1)).cast(pl.Date)
-        .alias("date"),
-        *USAGE_VALUES, "_key",
-    )
-    repeated_keys = good.select(
-        pl.col("_key").filter(pl.col("_key") == pl.col("_key").shift(1)).unique())["_key"]
-    if repeated_keys.len():
-        # The scan positions of the repeated rows, for their source file and row: a cheap
-        # test on the app first, then the day on those few rows.
-        candidates = frame.select((pl.col("_ok") & pl.col("sdk_app_id").is_in(
-            (repeated_keys // 64).unique().implode())).arg_true())[:, 0]
-        repeated_rows = (
-            frame.gather(candidates).select(*USAGE_KEY, *USAGE_VALUES)
-            .hstack(_source_of(candidates, inputs))
-            .filter(key.is_in(repeated_keys.implode()))
-        )
-    else:
-        repeated_rows = frame.clear().select(*USAGE_KEY, *USAGE_VALUES).hstack(
+
+
+def _repeated_rows(frame: pl.DataFrame, repeated_keys: pl.Series, key: pl.Expr,
+                   app_of_key: pl.Expr, inputs: Inputs) -> pl.DataFrame:
+    """Every billable row of a repeated (app, day), with its source file and row."""
+    if not repeated_keys.len():
+        return frame.clear().select(*USAGE_KEY, *USAGE_VALUES).hstack(
             _source_of(pl.Series(dtype=pl.Int64), inputs))
-    del frame
-    # Per repeated app and day: the row count and each metric's min and max. A day whose
-    # copies all agree (min == max, nulls alike) holds exact duplicates only.
+    # The scan positions of the repeated rows: a cheap test on the app first, then the
+    # day on those few rows.
+    repeated_apps = repeated_keys.to_frame().select(app_of_key.unique())[:, 0]
+    candidates = frame.select((pl.col("_ok") & pl.col("sdk_app_id").is_in(
+        repeated_apps.implode())).arg_true())[:, 0]
+    return (
+        frame.gather(candidates).select(*USAGE_KEY, *USAGE_VALUES)
+        .hstack(_source_of(candidates, inputs))
+        .filter(key.is_in(repeated_keys.implode()))
+    )
+
+
+def _per_repeated_day(repeated_rows: pl.DataFrame) -> pl.DataFrame:
+    """Per repeated app and day: the row count and each metric's maximum; ``_agree`` when
+    every copy has the same values (min == max, nulls alike): exact duplicates only."""
     live = pl.col("live_group_count")
-    per_day = repeated_rows.group_by(USAGE_KEY).agg(
+    return repeated_rows.group_by(USAGE_KEY).agg(
         rows=pl.len(),
         dau=pl.col("dau").max(),
         group_count=pl.col("group_count").max(),
@@ -337,34 +416,72 @@ def validate_usage(
            | ((live.null_count() == 0) & (live.min() == live.max()))),
     )
 
-    files = pl.DataFrame({"source_file": list(inputs.usage_files)}).with_row_index(
-        "source_file_id").with_columns(pl.col("source_file_id").cast(pl.Int32))
-    rejected = (
-        rejected.join(files, on="source_file_id", how="left")
-        .select(list(REJECTED_SCHEMA))
-        .cast(REJECTED_SCHEMA)  # type: ignore[arg-type]
-        .sort("source_file", "source_row")
-    )
 
+def _conflicts(per_day: pl.DataFrame, repeated_rows: pl.DataFrame, inputs: Inputs,
+               files: pl.DataFrame, on_conflict: OnConflict) -> tuple[int, int]:
+    """(duplicates, conflicts merged) among the repeated days; `ConflictError` when two
+    rows of one app and day differ, unless ``on_conflict`` is ``max``."""
     agreeing = per_day.filter(pl.col("_agree"))
     duplicates = int(agreeing["rows"].sum()) - agreeing.height
     conflicting = per_day.filter(~pl.col("_agree")).select(USAGE_KEY)
-    conflicts_merged = 0
-    if conflicting.height:
-        # One key per row that orders rows by (file, row): the first copy of a duplicate
-        # is named as the source.
-        source_key = pl.col("source_file_id").cast(pl.Int64) * (1 << 40) + pl.col("source_row")
-        distinct = (
-            repeated_rows.lazy().join(conflicting.lazy(), on=USAGE_KEY, how="semi")
-            .group_by([*USAGE_KEY, *USAGE_VALUES])
-            .agg(copies=pl.len(), source_key=source_key.min())
-            .collect()
-        )
-        if on_conflict != "max":
-            per_version = distinct.group_by(USAGE_KEY).agg(versions=pl.len())
-            raise ConflictError(_conflict_message(distinct, per_version, files))
-        duplicates += int(distinct["copies"].sum()) - distinct.height
-        conflicts_merged = distinct.height - conflicting.height
+    if not conflicting.height:
+        return duplicates, 0
+    # One key per row that orders rows by (file, row): the first copy of a duplicate is
+    # named as the source. Bounds of the packed key: rows of one file and files both fit.
+    assert max((f.rows or 0) for f in inputs.files) < 1 << 40
+    assert len(inputs.usage_files) < 1 << 22
+    source_key = pl.col("source_file_id").cast(pl.Int64) * (1 << 40) + pl.col("source_row")
+    distinct = (
+        repeated_rows.lazy().join(conflicting.lazy(), on=USAGE_KEY, how="semi")
+        .group_by([*USAGE_KEY, *USAGE_VALUES])
+        .agg(copies=pl.len(), source_key=source_key.min())
+        .collect()
+    )
+    if on_conflict != "max":
+        per_version = distinct.group_by(USAGE_KEY).agg(versions=pl.len())
+        raise ConflictError(_conflict_message(distinct, per_version, files))
+    duplicates += int(distinct["copies"].sum()) - distinct.height
+    return duplicates, distinct.height - conflicting.height
+
+
+def validate_usage(
+    inputs: Inputs, month: Month, on_conflict: OnConflict = "error",
+    errors: ErrorLog | None = None,
+) -> ValidUsage:
+    """Sort every usage row into billed, duplicate, merged or rejected (vectorised).
+
+    A metric above `MAX_QUANTITY` is an input error; it is added to `errors` (which are
+    then raised with the table checks' errors), or raised at once without a log.
+    """
+    errors = ErrorLog() if errors is None else errors
+    known = pl.col("sdk_app_id").is_in(inputs.apps["sdk_app_id"].implode())
+    frame = _scan(inputs, month, known)
+    _check_ranges(frame, inputs, errors)
+    errors.raise_if_any()
+    files = pl.DataFrame({"source_file": list(inputs.usage_files)}).with_row_index(
+        "source_file_id").with_columns(pl.col("source_file_id").cast(pl.Int32))
+    bad_positions = (~frame["_ok"]).arg_true()
+    rejected = _rejected(frame, bad_positions, known, month, inputs, files)
+    good = frame.filter(pl.col("_ok")) if len(bad_positions) else frame
+    # One integer key per app and day. The billable rows are sorted by it, once:
+    # repeated days are then neighbours (far faster than hashing or grouping tens of
+    # millions of rows), and every later stage reads the usage in (app, day) order,
+    # which makes its per-app work cache-friendly (plan of each day by an as-of join,
+    # overage peaks by a group-by over runs of one app). Only the key and the metrics
+    # are sorted; app and date are read back from the key.
+    key, app_of_key, day_of_key = _day_key(inputs.apps, month)
+    good = good.select(key.alias("_key"), *USAGE_VALUES).sort("_key").select(
+        app_of_key.alias("sdk_app_id"),
+        (pl.lit(month.start).cast(pl.Int32) + (day_of_key - 1)).cast(pl.Date).alias("date"),
+        *USAGE_VALUES, "_key",
+    )
+    repeated_keys = good.select(
+        pl.col("_key").filter(pl.col("_key") == pl.col("_key").shift(1)).unique())["_key"]
+    repeated_rows = _repeated_rows(frame, repeated_keys, key, app_of_key, inputs)
+    del frame
+    per_day = _per_repeated_day(repeated_rows)
+    duplicates, conflicts_merged = _conflicts(per_day, repeated_rows, inputs, files,
+                                              on_conflict)
     # One row per app and day, still sorted: the first copy of each repeated day, which
     # holds the day's values when its copies agree; merged conflicts (--on-conflict
     # max) take the maximum of each metric instead.
@@ -375,19 +492,11 @@ def validate_usage(
         # A merged live_group_count is null only when every copy had none.
         usage = usage.update(merged.select(*USAGE_VALUES, _key=key), on="_key", how="left",
                              maintain_order="left")
-    usage = usage.drop("_key")
-    del good
-
-    counts = UsageCounts(
-        rows_in=inputs.usage_rows,
-        billed=usage.height,
-        duplicates=duplicates,
-        conflicts_merged=conflicts_merged,
-        rejected=rejected.height,
-    )
+    counts = UsageCounts(rows_in=inputs.usage_rows, billed=usage.height, duplicates=duplicates,
+                         conflicts_merged=conflicts_merged, rejected=rejected.height)
     if not counts.balanced():  # pragma: no cover - an accounting bug, never bad input
         raise AssertionError(f"usage rows do not balance: {counts}")
-    return ValidUsage(usage=usage, rejected=rejected, counts=counts)
+    return ValidUsage(usage=usage.drop("_key"), rejected=rejected, counts=counts)
 
 
 def _conflict_message(

@@ -69,8 +69,8 @@ def _check_files(rev: Revision, previous: Revision | None, report: VerifyReport)
 def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path | None = None
                  ) -> VerifyReport:
     report = VerifyReport()
+    issued: IssuedMonth = issued_month(out_dir, month)  # before the lock: it creates --out
     with month_lock(out_dir, month):
-        issued: IssuedMonth = issued_month(out_dir, month)
         revisions = issued.revisions()
         report.revisions = len(revisions)
         for i, rev in enumerate(revisions):

@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from invoicing.cli import main
-from tests.builders import MonthBuilder, d
+from tests.builders import INCOMPLETE_OK, MonthBuilder, d
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data" / "2026-10"
@@ -34,7 +34,8 @@ COUNT_KEYS = ("usage_rows_in", "usage_rows_billed", "usage_duplicates_collapsed"
 
 def run(input_dir: Path, out: Path, *extra: str) -> dict[str, Any]:
     result = CliRunner().invoke(main, ["run", "--month", "2026-10", "--input", str(input_dir),
-                                       "--out", str(out), *extra])
+                                       "--out", str(out), "--workers", "1", INCOMPLETE_OK,
+                                       *extra])
     assert result.exit_code == 0, result.output
     manifest: dict[str, Any] = json.loads((out / "2026-10/manifest.json").read_text("utf-8"))
     return manifest

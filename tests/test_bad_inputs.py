@@ -64,7 +64,14 @@ import pytest
 
 from invoicing.errors import ExitCode
 from invoicing.load import load_inputs
-from tests.builders import CUSTOMER_COLUMNS, USAGE_SCHEMA, MonthBuilder, assert_stopped, d
+from tests.builders import (
+    CUSTOMER_COLUMNS,
+    PRICEBOOK_USD,
+    USAGE_SCHEMA,
+    MonthBuilder,
+    assert_stopped,
+    d,
+)
 from tests.builders import run_cli as run
 
 USAGE = "usage/part=0/usage.parquet"
@@ -375,6 +382,38 @@ ERRORS: list[Any] = [
         "customers c3"), id="pricebook-no-version-for-currency"),
     pytest.param(lambda folder: (folder / "pricebook.toml").unlink(), Stop(
         "pricebook.toml: price book not found"), id="pricebook-missing"),
+    # --- value ranges and exactness (issue 10)
+    pytest.param(pricebook('pro = "399.00"', 'pro = "399.0000001"'), Stop(
+        "pricebook.toml: version #1, key 'plan_fee.pro': '399.0000001' has more than 6 "
+        "decimals; the batch keeps price-book figures exactly and does not round them"),
+        id="pricebook-price-beyond-scale"),
+    pytest.param(pricebook('KR = "0.10"', 'KR = "0.1000005"'), Stop(
+        "pricebook.toml: version #1, key 'tax.KR': '0.1000005' has more than 6 decimals; "
+        "the batch keeps price-book figures exactly and does not round them"),
+        id="pricebook-tax-rate-beyond-scale"),
+    pytest.param(pricebook('pro = "399.00"', 'pro = "1000000000"'), Stop(
+        "pricebook.toml: version #1, key 'plan_fee.pro': '1000000000' is too large (the "
+        "batch accepts figures below 1,000,000,000)"), id="pricebook-price-too-large"),
+    pytest.param(pricebook('KR = "0.10"', 'KR = "10"'), Stop(
+        "pricebook.toml: version #1, key 'tax.KR': '10' is too large (the batch accepts "
+        "figures below 1)"), id="pricebook-tax-rate-as-percent"),
+    pytest.param(pricebook('"6000" = "99.00"', '"03000" = "99.00"'), Stop(
+        "pricebook.toml: version #1, key 'addon.group_member_limit.03000': the same tier "
+        "as '3000'"), id="pricebook-duplicate-tier"),
+    pytest.param(pricebook('free_quota = 10000', 'free_quota = 10000000000000000'), Stop(
+        "pricebook.toml: version #1, key 'dau_overage.free_quota': 10000000000000000 is too "
+        "large (the batch accepts up to 1,000,000,000,000,000)"), id="pricebook-quota-too-large"),
+    pytest.param(rebuild(lambda b: b.event(2, d(5), "group_member_limit", "lots")), Stop(
+        "subscription_events.parquet, column 'value', row 3: tier 'lots' of "
+        "group_member_limit (app 2) is not a whole number up to 1,000,000,000,000,000 (or "
+        "off)"), id="non-numeric-tier"),
+    pytest.param(rebuild(lambda b: b.day(1, d(3), dau=10**15 + 1)), Stop(
+        "usage/part=0/usage.parquet, column 'dau', row 4: 1,000,000,000,000,001 is above the "
+        "largest value the batch bills exactly (1,000,000,000,000,000)"), id="dau-too-large"),
+    pytest.param(rebuild(lambda b: b.day(1, d(3), groups=2**63 - 1)), Stop(
+        "usage/part=0/usage.parquet, column 'group_count', row 4: 9,223,372,036,854,775,807 "
+        "is above the largest value the batch bills exactly (1,000,000,000,000,000)"),
+        id="group-count-int64-max"),
 ]
 
 
@@ -512,6 +551,14 @@ ACCEPTED: list[Any] = [
                       lambda folder: pq.write_table(USAGE_SCHEMA.empty_table(),
                                                     folder / "usage/empty.parquet")),
                  id="no-live-group-count-and-an-empty-file"),
+    # A column null in every row, as pandas and Polars write it: Arrow type null.
+    pytest.param(both(parquet(USAGE, set_column("live_group_count", pa.nulls(3))),
+                      parquet("customers.parquet", set_column("tax_id", pa.nulls(2)))),
+                 id="null-typed-nullable-columns"),
+    # A version need not list the add-ons nobody uses in the month.
+    pytest.param(lambda folder: (folder / "pricebook.toml").write_text(
+        PRICEBOOK_USD.format(policy="month_start").split("[version.addon.")[0]
+        + '[version.tax]\nKR = "0.10"\n', encoding="utf-8"), id="pricebook-without-add-ons"),
 ]
 
 
@@ -550,11 +597,3 @@ def test_exact_duplicates_are_collapsed_and_counted(tmp_path: Path,
     assert ("usage rows: 6 read, 3 billed, 3 duplicates collapsed, 0 conflicts merged, "
             "0 rejected") in result.output
     assert_same_tables(published(out), clean)
-
-
-def test_ignoring_extra_columns_is_stated() -> None:
-    import invoicing.load
-
-    assert "Columns beyond those of SPEC §2 are ignored" in (invoicing.load.__doc__ or "")
-    readme = Path(__file__).resolve().parents[1] / "README.md"
-    assert "Extra columns are ignored." in readme.read_text(encoding="utf-8")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from invoicing.cli import main
 from invoicing.render_pool import Progress
-from tests.builders import MonthBuilder, d
+from tests.builders import INCOMPLETE_OK, MonthBuilder, d
 
 
 def five_customers(root: Path) -> Path:
@@ -22,7 +22,7 @@ def five_customers(root: Path) -> Path:
 
 def run(root: Path, out: str, *extra: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, ["run", "--month", "2026-10", "--input", str(root / "in"),
-                                       "--out", str(root / out), *extra])
+                                       "--out", str(root / out), INCOMPLETE_OK, *extra])
     return result.exit_code, result.stdout, result.stderr
 
 

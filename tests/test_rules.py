@@ -286,6 +286,36 @@ def test_r9_breaches_are_reported_not_billed(tmp_path: Path) -> None:
     assert amounts(c, 4) == {"plan_fee": Decimal("0"), "groups_per_user": Decimal("49.00")}
 
 
+def test_r9_rows_of_the_plan_limit_table_that_need_two_days_or_the_plan_log(tmp_path: Path
+                                                                           ) -> None:
+    b = MonthBuilder().customer("c1")
+    # Net new groups per day (every plan): the increase over the day before, only
+    # between consecutive days (Oct 5 -> Oct 7 is not one day).
+    b.app(1, "c1", plan="flagship").day(1, d(3), groups=1_000).day(1, d(4), groups=11_001)
+    b.day(1, d(5), groups=21_001).day(1, d(7), groups=90_000)
+    # Free peak group count (Free bills no group overage) and non-live groups on Free.
+    b.app(2, "c1", plan="free").day(2, d(3), groups=100_001)
+    # On Pro from Oct 10 (22 of 31 days), not on Oct 1: no plan fee under month_start.
+    b.app(3, "c1", plan="free").event(3, d(10), "plan", "pro")
+    # On Pro from Oct 17 (15 days): not most of the month.
+    b.app(4, "c1", plan="free").event(4, d(17), "plan", "pro")
+    c = compute(b, tmp_path)
+    got = {(r["sdk_app_id"], r["kind"]): (r["limit"], r["max_observed"], r["days"],
+                                         r["first_date"], r["last_date"])
+           for r in c.anomalies.to_dicts()}
+    assert got == {
+        (1, "net_new_groups_over_limit"): (10_000, 10_001, 1, d(4), d(4)),
+        (2, "free_group_count_over_limit"): (100_000, 100_001, 1, d(3), d(3)),
+        (2, "free_non_live_groups_over_limit"): (100, 100_001, 1, d(3), d(3)),
+        (3, "paid_plan_not_on_first"): (None, None, 22, d(10), d(31)),
+    }
+    assert amounts(c, 3) == {"plan_fee": Decimal("0")}
+    # Under prorate_daily the paid days are charged: nothing to report.
+    b.pricebook = PRICEBOOK_USD.format(policy="prorate_daily")
+    prorated = compute(b, tmp_path / "prorated")
+    assert "paid_plan_not_on_first" not in prorated.anomalies["kind"].to_list()
+
+
 # --- R10 invoice numbers ---------------------------------------------------------------------
 
 

@@ -210,7 +210,14 @@ EXPECTED_REJECTED_APP_IDS = sorted(
 EXPECTED_DUPLICATES = 3
 # R9: 101 (DAU 25,000 on a Free day), 901 (Free, DAU 180), 902 (Pro, 75 live groups without
 # avchatroom_unlimited), 903 (add-on on a Free app). 604 (av_call on Free) is not one (R6).
-EXPECTED_ANOMALY_APPS = {1400000101, 1400000901, 1400000902, 1400000903}
+EXPECTED_ANOMALY_APPS = {1400000101, 1400000204, 1400000901, 1400000902, 1400000903}
+#: (app, kind) of every R9 row: 1400000101 and 1400000204 moved from Free to Pro on Oct 15
+#: and Oct 10 (USD, month_start: no plan fee this month, reported for finance).
+EXPECTED_ANOMALIES = [
+    (1400000101, "free_dau_over_cap"), (1400000101, "paid_plan_not_on_first"),
+    (1400000204, "paid_plan_not_on_first"), (1400000901, "free_dau_over_cap"),
+    (1400000902, "live_groups_over_limit"), (1400000903, "addon_on_free_plan"),
+]
 
 
 # ----------------------------------------------------------------- running the batch
@@ -319,3 +326,4 @@ def test_manifest_counts_and_totals(month_dir: Path) -> None:
 def test_anomalies(month_dir: Path) -> None:
     anomalies = pl.read_parquet(month_dir / "anomalies.parquet")
     assert set(anomalies["sdk_app_id"].to_list()) == EXPECTED_ANOMALY_APPS
+    assert anomalies.select("sdk_app_id", "kind").rows() == EXPECTED_ANOMALIES

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 
 from invoicing.cli import main
-from tests.builders import MonthBuilder, d
+from tests.builders import INCOMPLETE_OK, MonthBuilder, d
 
 HOSTILE_NAME = '<img src="file:///etc/passwd"><link rel="stylesheet" href="http://e.x/a.css">'
 HOSTILE_ADDRESS = 'x { background: url(http://e.x/bg.png) }\n</style><style>*{display:none}'
@@ -31,7 +31,8 @@ def test_hostile_strings_print_as_text_and_ids_do_not_steer_paths(tmp_path: Path
     hostile_month(tmp_path)
     out = tmp_path / "deep" / "out"
     result = CliRunner().invoke(main, ["run", "--month", "2026-10", "--input",
-                                       str(tmp_path / "in"), "--out", str(out), "--workers", "1"])
+                                       str(tmp_path / "in"), "--out", str(out), "--workers", "1",
+                                       INCOMPLETE_OK])
     assert result.exit_code == 0, result.output
     # Every file is inside <out>/2026-10 and named by our own numbering.
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
@@ -59,7 +60,8 @@ def test_outputs_are_not_world_readable(tmp_path: Path) -> None:
     hostile_month(tmp_path)
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["run", "--month", "2026-10", "--input",
-                                       str(tmp_path / "in"), "--out", str(out), "--workers", "1"])
+                                       str(tmp_path / "in"), "--out", str(out), "--workers", "1",
+                                       INCOMPLETE_OK])
     assert result.exit_code == 0, result.output
     month = out / "2026-10"
     for path in [month, *month.rglob("*")]:

@@ -7,6 +7,7 @@ from datetime import date
 import polars as pl
 
 from invoicing.catalogue import PAID_PLANS
+from invoicing.pricebook import MAX_QUANTITY
 from invoicing.pricing.lines import line_amount
 from invoicing.pricing.states import PLAN_DTYPE
 
@@ -50,6 +51,8 @@ def overage_lines(usage_with_plan: pl.LazyFrame, app_prices: pl.LazyFrame, month
     # integer whose order is (value descending, date ascending), with the day's plan in
     # the lowest bits: key = ((value × 64) + (32 − day)) × 4 + plan code. The maximum
     # key decodes to the peak value, its first day and that day's plan.
+    # Bounds: `validate` refuses metrics above MAX_QUANTITY, so the key fits in an int64.
+    assert MAX_QUANTITY * 64 * 4 + 31 * 4 + 3 < 2**63
     day = pl.col("date").dt.day().cast(pl.Int64)
     plan_code = pl.col("plan").to_physical().cast(pl.Int64)
     peaks = (
