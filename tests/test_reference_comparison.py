@@ -440,3 +440,18 @@ def test_reference_taxes_the_subtotal_and_numbers_by_byte_order() -> None:
         "C9": (Decimal("399.00"), Decimal("39.90"), Decimal("438.90"), "IM-202610-000002"),
         "c1": (Decimal("399.00"), Decimal("0.00"), Decimal("399.00"), "IM-202610-000003"),
     }
+
+
+@pytest.mark.parametrize(("fee", "expected"), [
+    ("399.01", Decimal("199.51")),  # 399.01 × 15 / 30 = 199.505 exactly: a tie, rounded up
+    ("0.01", Decimal("0.01")),      # 0.01 × 15 / 30 = 0.005
+])
+def test_a_prorated_fee_is_rounded_once_on_a_tie(fee: str, expected: Decimal) -> None:
+    """R1 and R7: fee × days / days_in_month, rounded once. Rounding a daily rate first
+    (399.01 / 30 = 13.300333… -> 13.300333, × 15 = 199.504995) would give 199.50."""
+    book = usd_pricebook("prorate_daily").replace('pro = "399.00"', f'pro = "{fee}"')
+    b = MonthBuilder(pricebook=book).customer("C1")
+    b.app(1, "C1", plan="free", since=date(2026, 1, 1)).event(1, date(2026, 11, 16), "plan", "pro")
+    nov = Month(2026, 11)
+    assert amounts(reference_bill(b, nov))[(1, "plan_fee", "pro")] == expected
+    assert_same_bill(b, nov)
