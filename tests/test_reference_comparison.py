@@ -10,7 +10,10 @@ currency's minor unit; 28-, 29-, 30- and 31-day months (2028-02 is a leap Februa
 Every line (quantity, unit price, amount and its evidence) and every invoice (subtotal,
 tax, total, number) must be equal, as Decimals.
 
-The extreme-value tests put sdk_app_id at the ends of int64 and metrics at 10**15.
+The extreme-value tests put sdk_app_id at the ends of int64 and metrics at 10**15. The
+reference itself is checked on hand-worked cases (SPEC's block example, an upgrade on the
+15th under both policies, the end of an A/V trial, tax and numbering, a prorated fee on a
+rounding tie), so that it cannot share a misreading with the product unnoticed.
 """
 
 from __future__ import annotations
