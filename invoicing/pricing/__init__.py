@@ -14,6 +14,7 @@ from __future__ import annotations
 import polars as pl
 
 from invoicing.catalogue import LINE_ORDER, PLANS
+from invoicing.errors import InputError, Source
 from invoicing.pricebook import PriceBookVersion, addon_prices_frame, versions_frame
 from invoicing.pricing.addons import addon_lines
 from invoicing.pricing.av_call import av_call_lines
@@ -75,10 +76,25 @@ def price_month(usage_with_plan: pl.DataFrame, apps: pl.DataFrame, customers: pl
     plans = sorted(PLANS)
     plan_code = (pl.col("plan").cast(pl.Enum(plans)).to_physical().cast(pl.Int64)
                  .fill_null(len(plans)))
+    # Bounds of the packed key: 16 item codes, 4 plan codes, and an app rank below 2^57.
+    assert len(items) <= 16 and len(plans) + 1 <= 4 and apps.height < 2**57
     sort_key = (pl.col("_app_rank") * 16 + item_code) * 4 + plan_code
     lines = (
         pl.concat([conform(p, keep=["_app_rank"]) for p in parts], how="vertical")
         .sort(sort_key)
         .drop("_app_rank")
-    )
-    return lines.collect()
+    ).collect()
+    _require_prices(lines)
+    return lines
+
+
+def _require_prices(lines: pl.DataFrame) -> None:
+    """Every line has its price. Prices are attached with left joins; `validate` refuses
+    the inputs that would miss one, so a null here is a bug, never a zero charge."""
+    missing = lines.filter(pl.col("unit_price").is_null() | pl.col("amount").is_null())
+    if missing.height:
+        first = missing.row(0, named=True)
+        raise InputError(Source("price book", first["item"]),
+                         f"no price for {first['item']} {first['tier'] or ''} of app "
+                         f"{first['sdk_app_id']} in {first['pricebook_version']} "
+                         f"({missing.height} line(s) without a price)")

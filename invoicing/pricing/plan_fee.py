@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import polars as pl
 
+from invoicing.catalogue import PLANS
+from invoicing.money import MONEY
 from invoicing.pricing.lines import line_amount
 from invoicing.timeframe import Month
 
 
-def _fee_of_plan() -> pl.Expr:
-    return (
-        pl.when(pl.col("plan") == "pro").then(pl.col("fee_pro"))
-        .when(pl.col("plan") == "flagship").then(pl.col("fee_flagship"))
-        .otherwise(pl.col("fee_free"))
-    )
+def fee_of_plan() -> pl.Expr:
+    """The monthly fee of the row's ``plan``, from the price columns ``fee_<plan>`` of
+    `pricebook.versions_frame` (one per plan of the catalogue); null for no plan."""
+    fee: pl.Expr = pl.lit(None, dtype=MONEY)
+    for plan in PLANS:
+        fee = pl.when(pl.col("plan") == plan).then(pl.col(f"fee_{plan}")).otherwise(fee)
+    return fee
 
 
 def plan_fee_lines(plan_segments: pl.LazyFrame, app_prices: pl.LazyFrame, month: Month
@@ -31,7 +34,7 @@ def plan_fee_lines(plan_segments: pl.LazyFrame, app_prices: pl.LazyFrame, month:
                     & (pl.col("start") == pl.lit(month.start)))
         .with_columns(
             quantity=pl.lit(1, dtype=pl.Int64),
-            unit_price=_fee_of_plan(),
+            unit_price=fee_of_plan(),
         )
         .with_columns(
             amount=line_amount(pl.col("unit_price"), pl.col("quantity")),
@@ -46,7 +49,7 @@ def plan_fee_lines(plan_segments: pl.LazyFrame, app_prices: pl.LazyFrame, month:
         .with_columns(
             days_in_month=pl.lit(month.days, dtype=pl.Int64),
             quantity=pl.col("days_on_plan"),
-            unit_price=_fee_of_plan(),
+            unit_price=fee_of_plan(),
         )
         .with_columns(
             amount=line_amount(pl.col("unit_price"), pl.col("days_on_plan"),
