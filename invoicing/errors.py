@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     ALREADY_PUBLISHED = 5  # the month exists and the inputs differ: use diff / reissue
     LOCKED = 6  # another process holds the month's lock
     VERIFY_MISMATCH = 7  # verify found a difference
+    STORAGE = 8  # object storage unreachable, refused, missing a bucket or failing
 
 
 @dataclass(frozen=True)
