@@ -11,7 +11,7 @@ Object storage is configured the standard AWS way, read by botocore itself:
 ``AWS_ENDPOINT_URL`` (MinIO, Ceph, R2, a local moto server), ``AWS_ACCESS_KEY_ID`` /
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` or a profile
 (``AWS_PROFILE``). Transient errors (throttling, 5xx, dropped connections) are retried
-a bounded number of times (`MAX_ATTEMPTS`) before the command fails with one line
+a bounded number of times (``AWS_MAX_ATTEMPTS``, default 3) before the command fails with one line
 (`StorageError`, exit 8).
 
 Annotations in the stages say ``Path``: an S3 location is a `UPath`, which offers the
@@ -36,8 +36,6 @@ from upath import UPath
 from invoicing.errors import ExitCode, InvoicingError, LockedError
 
 SCHEME: Final = "s3://"
-#: Attempts per request (the first try included) for transient errors.
-MAX_ATTEMPTS: Final = 4
 CONNECT_TIMEOUT_S: Final = 5
 #: Prefix, under the output root, of objects staged by a run that has not committed.
 STAGING: Final = ".staging"
@@ -62,8 +60,10 @@ def _storage_options() -> dict[str, Any]:
     env = os.environ
     options: dict[str, Any] = {
         "use_listings_cache": False,  # other processes write too: always ask the store
+        # botocore's "standard" retry mode: throttling, 5xx and dropped connections are
+        # retried with jittered backoff, AWS_MAX_ATTEMPTS attempts in all (default 3).
         "config_kwargs": {
-            "retries": {"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+            "retries": {"mode": env.get("AWS_RETRY_MODE", "standard")},
             "connect_timeout": CONNECT_TIMEOUT_S,
         },
     }
@@ -187,7 +187,7 @@ def storage_error(exc: BaseException, where: Path | str | None = None) -> Storag
         return StorageError(f"{place}not found in object storage: bucket {bucket} does not "
                             f"exist at {_endpoint()}, or the object is missing ({text})")
     if isinstance(exc, BotoCoreError | ClientError | OSError):
-        return StorageError(f"{place}object storage failed after {MAX_ATTEMPTS} attempts "
+        return StorageError(f"{place}object storage failed, retries included "
                             f"({type(exc).__name__}: {text})")
     return None
 
