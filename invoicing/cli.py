@@ -54,7 +54,8 @@ def reports_errors(func: F) -> F:
             raise ReportedError(exc) from None
         except Exception as exc:
             # With object storage in play, a failing request is a storage error (exit 8).
-            if remote and (error := storage.storage_error(exc)) is not None:
+            if (remote and storage.raised_by_object_storage(exc)
+                    and (error := storage.storage_error(exc)) is not None):
                 raise ReportedError(error) from None
             raise
 
@@ -77,8 +78,8 @@ def month_inputs(func: F) -> F:
                      help="Billing month. Default: the previous calendar month."),
         click.option("--input", "input_dir", required=True,
                      type=LocationParam(file_okay=False),
-                     help="Folder with the month's exports (usage/, apps, customers, "
-                          "subscription_events, pricebook.toml)."),
+                     help="Folder (or s3://bucket/prefix) with the month's exports (usage/, "
+                          "apps, customers, subscription_events, pricebook.toml)."),
         click.option("--pricebook", type=LocationParam(dir_okay=False),
                      help="Price book to use instead of <input>/pricebook.toml."),
         click.option("--on-conflict", type=click.Choice(["error", "max"]), default="error",
@@ -128,7 +129,8 @@ def main(verbose: bool) -> None:
 @main.command()
 @month_inputs
 @click.option("--out", "out_dir", required=True, type=LocationParam(file_okay=False),
-              help="Output root; the month is written to <out>/<YYYY-MM>/.")
+              help="Output root, a folder or s3://bucket/prefix; the month is written to "
+                   "<out>/<YYYY-MM>/.")
 @render_options
 @reports_errors
 def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,

@@ -162,6 +162,19 @@ def check(path: Path) -> None:
         raise error from None
 
 
+def raised_by_object_storage(exc: BaseException) -> bool:
+    """True when `exc` came out of the S3 client (s3fs, aiobotocore, botocore), so that a
+    local file error in the same command is not mistaken for a storage failure."""
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.split(".")[0] in ("s3fs", "aiobotocore", "botocore"):
+            return True
+        tb = tb.tb_next
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and raised_by_object_storage(cause)
+
+
 def storage_error(exc: BaseException, where: Path | str | None = None) -> StorageError | None:
     """The one-line `StorageError` for an object-storage failure, or None if `exc` is not one."""
     from botocore.exceptions import (
@@ -183,9 +196,12 @@ def storage_error(exc: BaseException, where: Path | str | None = None) -> Storag
     if isinstance(exc, PermissionError):
         return StorageError(f"{place}access refused by object storage ({text}); check the "
                             f"credentials and their rights on {bucket}")
-    if isinstance(exc, FileNotFoundError):
+    if isinstance(exc, FileNotFoundError) and isinstance(where, UPath):
         return StorageError(f"{place}not found in object storage: bucket {bucket} does not "
                             f"exist at {_endpoint()}, or the object is missing ({text})")
+    if isinstance(exc, FileNotFoundError):
+        return StorageError(f"{place}an object vanished from object storage while in use "
+                            f"({text})")
     if isinstance(exc, BotoCoreError | ClientError | OSError):
         return StorageError(f"{place}object storage failed, retries included "
                             f"({type(exc).__name__}: {text})")

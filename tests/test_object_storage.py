@@ -30,7 +30,7 @@ from moto.server import ThreadedMotoServer
 from invoicing.cli import main
 from invoicing.errors import ExitCode
 from invoicing.publish import open_staging
-from invoicing.storage import PublishRaceError, location
+from invoicing.storage import ObjectStaging, PublishRaceError, location
 from tests.builders import MonthBuilder, d
 
 REPO = Path(__file__).resolve().parents[1]
@@ -406,6 +406,26 @@ def test_a_missing_object_names_it_and_nothing_is_committed(
     assert unpublished.output == (f"Error: s3://{bucket}/out/{MONTH}: the month has not been "
                                   "published; use 'invoicing run' first\n")
     assert not fs.exists(f"{bucket}/out")
+
+
+def test_a_request_failing_while_publishing_is_exit_8_and_commits_nothing(
+        fs: s3fs.S3FileSystem, bucket: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The staged objects vanish before the commit (say, a lifecycle rule far too short):
+    the copy fails after its retries, and no manifest is written."""
+    upload_month(fs, bucket, small_month(), tmp_path)
+    commit = ObjectStaging.commit
+
+    def commit_after_expiry(self: ObjectStaging) -> Path:
+        fs.rm(f"{bucket}/out/.staging", recursive=True)
+        return commit(self)
+
+    monkeypatch.setattr(ObjectStaging, "commit", commit_after_expiry)
+    result = cli("run", *s3_args(bucket), "--workers", "1")
+    assert result.exit_code == ExitCode.STORAGE
+    assert result.stderr.splitlines()[-1].startswith(
+        "Error: an object vanished from object storage while in use (")
+    assert not fs.exists(f"{bucket}/out/{MONTH}/manifest.json")
 
 
 def test_only_s3_urls_are_accepted() -> None:
