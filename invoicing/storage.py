@@ -11,8 +11,8 @@ Object storage is configured the standard AWS way, read by botocore itself:
 ``AWS_ENDPOINT_URL`` (MinIO, Ceph, R2, a local moto server), ``AWS_ACCESS_KEY_ID`` /
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` or a profile
 (``AWS_PROFILE``). Transient errors (throttling, 5xx, dropped connections) are retried
-a bounded number of times (``AWS_MAX_ATTEMPTS``, default 3) before the command fails with one line
-(`StorageError`, exit 8).
+a bounded number of times (``AWS_MAX_ATTEMPTS``, default 3) before the command fails
+with one line (`StorageError`, exit 8).
 
 Annotations in the stages say ``Path``: an S3 location is a `UPath`, which offers the
 same methods; only `readable` needs to know the difference, because Polars and PyArrow
