@@ -3,8 +3,9 @@
 One server serves the whole module (started and stopped here); every test works in
 its own bucket. moto 5 honours ``If-None-Match: *`` on PUT (412 when the key exists),
 which is the commit the race tests exercise; with ``INITIAL_NO_AUTH_ACTION_COUNT`` at 0
-it checks credentials, which the refused-credentials test relies on. Commands go through the CLI with their exact exit codes, and the
-published objects are compared byte for byte with a local run of the same month.
+it checks credentials, which the refused-credentials test relies on. Commands go
+through the CLI with their exact exit codes, and the published objects are compared
+byte for byte with a local run of the same month.
 """
 
 from __future__ import annotations
