@@ -19,13 +19,14 @@ from typing import Any, TypeVar
 
 import click
 
-from invoicing import __version__
+from invoicing import __version__, storage
 from invoicing.errors import InvoicingError, VerifyMismatchError
 from invoicing.gates import enforce
 from invoicing.money import in_minor_units
 from invoicing.pipeline import RunResult, run_month, totals_per_currency
 from invoicing.render_pool import default_workers, make_renderer
 from invoicing.reprocess import MonthDiff
+from invoicing.storage import LocationParam
 from invoicing.timeframe import Month
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,10 +46,19 @@ class ReportedError(click.ClickException):
 def reports_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        remote = storage.remote_locations(kwargs.values())
         try:
+            for where in remote:
+                storage.check(where)
             return func(*args, **kwargs)
         except InvoicingError as exc:
             raise ReportedError(exc) from None
+        except Exception as exc:
+            # With object storage in play, a failing request is a storage error (exit 11).
+            if (remote and storage.raised_by_object_storage(exc)
+                    and (error := storage.storage_error(exc)) is not None):
+                raise ReportedError(error) from None
+            raise
 
     return wrapper  # type: ignore[return-value]
 
@@ -76,10 +86,10 @@ def month_inputs(func: F) -> F:
         click.option("--month", callback=_parse_month, metavar="YYYY-MM",
                      help="Billing month. Default: the previous calendar month."),
         click.option("--input", "input_dir", required=True,
-                     type=click.Path(path_type=Path, file_okay=False),
-                     help="Folder with the month's exports (usage/, apps, customers, "
-                          "subscription_events, pricebook.toml)."),
-        click.option("--pricebook", type=click.Path(path_type=Path, dir_okay=False),
+                     type=LocationParam(file_okay=False),
+                     help="Folder (or s3://bucket/prefix) with the month's exports (usage/, "
+                          "apps, customers, subscription_events, pricebook.toml)."),
+        click.option("--pricebook", type=LocationParam(dir_okay=False),
                      help="Price book to use instead of <input>/pricebook.toml."),
         click.option("--on-conflict", type=click.Choice(["error", "max"]), default="error",
                      show_default=True,
@@ -138,8 +148,9 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @month_inputs
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
-              help="Output root; the month is written to <out>/<YYYY-MM>/.")
+@click.option("--out", "out_dir", required=True, type=LocationParam(file_okay=False),
+              help="Output root, a folder or s3://bucket/prefix; the month is written to "
+                   "<out>/<YYYY-MM>/.")
 @render_options
 @allow_incomplete_option
 @reports_errors
@@ -167,7 +178,7 @@ def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
 
 @main.command()
 @month_inputs
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+@click.option("--out", "out_dir", required=True, type=LocationParam(file_okay=False),
               help="Output root holding the published <YYYY-MM>/ folder.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Human-readable text, or JSON for scripts.")
@@ -215,7 +226,7 @@ def diff_text(result: MonthDiff) -> str:
 
 @main.command()
 @month_inputs
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+@click.option("--out", "out_dir", required=True, type=LocationParam(file_okay=False),
               help="Output root holding the published <YYYY-MM>/ folder.")
 @click.option("--reason", required=True, help="Why the month is reissued (kept in the manifest).")
 @click.option("--issue-date", type=click.DateTime(formats=["%Y-%m-%d"]),
@@ -260,7 +271,7 @@ def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
 
 @main.command()
 @month_inputs
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+@click.option("--out", "out_dir", required=True, type=LocationParam(file_okay=False),
               help="Output root holding the published <YYYY-MM>/ folder.")
 @reports_errors
 def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,

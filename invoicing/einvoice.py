@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import IO
 from xml.etree.ElementTree import Element, SubElement, register_namespace, tostring
 
 import polars as pl
@@ -398,7 +399,7 @@ class XmlFigures:
     total: Decimal
 
 
-def read_embedded_xml(pdf: Path) -> bytes | None:
+def read_embedded_xml(pdf: Path | IO[bytes]) -> bytes | None:
     """The ``factur-x.xml`` embedded in a PDF, or None when it has none."""
     from pypdf import PdfReader
 

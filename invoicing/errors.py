@@ -26,6 +26,7 @@ class ExitCode(IntEnum):
     MONTH_INCOMPLETE = 8  # the usage does not look like the whole month (gates); nothing written
     OUTPUT_UNAVAILABLE = 9  # --out cannot be created or written
     NOT_PUBLISHED = 10  # diff / verify / reissue of a month that was never published
+    STORAGE = 11  # object storage unreachable, refused, missing a bucket or failing
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import IO
 
 import polars as pl
 
@@ -41,7 +42,7 @@ def attachment_csv(doc: InvoiceDocument) -> bytes:
     return buffer.getvalue()
 
 
-def read_attachment(pdf: Path) -> pl.DataFrame:
+def read_attachment(pdf: Path | IO[bytes]) -> pl.DataFrame:
     """The embedded line items of a PDF; raises ValueError when there are none."""
     from pypdf import PdfReader
 

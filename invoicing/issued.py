@@ -8,6 +8,10 @@ Layout under ``<out>/<YYYY-MM>/``::
     revisions/001/invoices/IM-….pdf, credit_notes/CN-….pdf
     revisions/002/...
 
+On object storage the layout is the same, except that each revision's files sit under
+``objects/<scope>/`` beside its manifest (`invoicing.storage.files_of`): the manifest
+is the commit, and readers trust only what a committed manifest lists.
+
 No issued file is ever rewritten: a reissue adds a folder under ``revisions/``
 (atomically, by rename) whose manifest names the SHA-256 of the previous revision's
 manifest, so the revisions form a hash chain. Each revision's ``invoices.parquet`` and
@@ -16,6 +20,7 @@ manifest, so the revisions form a hash chain. Each revision's ``invoices.parquet
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +29,8 @@ from typing import Any
 import polars as pl
 
 from invoicing.load import sha256_file
-from invoicing.publish import MANIFEST, read_manifest
+from invoicing.publish import MANIFEST
+from invoicing.storage import files_of, is_committed, readable
 from invoicing.timeframe import Month
 
 REVISIONS = "revisions"
@@ -37,13 +43,15 @@ class Revision:
 
     Attributes:
       number: 0 for `run`, n for the n-th `reissue`.
-      path: the folder holding its files.
+      path: the folder holding its manifest.json.
       manifest: its parsed manifest.json.
+      files: the folder holding the files the manifest lists (`path` on a local disk).
     """
 
     number: int
     path: Path
     manifest: dict[str, Any]
+    files: Path
 
     @property
     def manifest_sha256(self) -> str:
@@ -59,14 +67,16 @@ class IssuedMonth:
         self.root = out_dir / month.label
 
     def exists(self) -> bool:
-        return self.root.exists()
+        return is_committed(self.root)
 
     def revisions(self) -> list[Revision]:
-        found = [Revision(0, self.root, read_manifest(self.root))]
+        found = [_revision(0, self.root)]
         folder = self.root / REVISIONS
         if folder.is_dir():
-            for sub in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()):
-                found.append(Revision(int(sub.name), sub, read_manifest(sub)))
+            for sub in sorted((p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()),
+                              key=lambda p: p.name):
+                if is_committed(sub):  # on object storage, skip a revision never committed
+                    found.append(_revision(int(sub.name), sub))
         return found
 
     def latest(self) -> Revision:
@@ -78,26 +88,32 @@ class IssuedMonth:
     def current_state(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(line_items, invoices) after the latest revision."""
         latest = self.latest()
-        invoices = pl.read_parquet(latest.path / "invoices.parquet")
+        invoices = pl.read_parquet(readable(latest.files / "invoices.parquet"))
         if "issued_in_revision" not in invoices.columns:
             invoices = invoices.with_columns(
                 issued_in_revision=pl.when(pl.col("invoice_number").is_not_null())
                 .then(pl.lit(0, dtype=pl.Int64)),
                 replaces=pl.lit(None, dtype=pl.String),
             )
-        return pl.read_parquet(latest.path / "line_items.parquet"), invoices
+        return pl.read_parquet(readable(latest.files / "line_items.parquet")), invoices
 
     def max_sequences(self) -> tuple[int, int]:
         """Highest invoice and credit-note sequence numbers used over the whole chain."""
         invoice_seq, credit_seq = 0, 0
         for rev in self.revisions():
-            numbers = pl.read_parquet(rev.path / "invoices.parquet", columns=["invoice_number"])
+            numbers = pl.read_parquet(readable(rev.files / "invoices.parquet"),
+                                      columns=["invoice_number"])
             invoice_seq = max([invoice_seq, *_sequences(numbers["invoice_number"])])
-            notes = rev.path / "credit_notes.parquet"
+            notes = rev.files / "credit_notes.parquet"
             if notes.exists():
-                cns = pl.read_parquet(notes, columns=["credit_note_number"])
+                cns = pl.read_parquet(readable(notes), columns=["credit_note_number"])
                 credit_seq = max([credit_seq, *_sequences(cns["credit_note_number"])])
         return invoice_seq, credit_seq
+
+
+def _revision(number: int, folder: Path) -> Revision:
+    raw = (folder / MANIFEST).read_bytes()
+    return Revision(number, folder, json.loads(raw), files_of(folder, raw))
 
 
 def _sequences(numbers: pl.Series) -> list[int]:

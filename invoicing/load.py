@@ -18,6 +18,7 @@ newline; row numbers count data rows, not lines.
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 
 from invoicing.errors import MAX_REPORTED_ERRORS, ErrorLog, InputError, Source
 from invoicing.pricebook import PriceBook, load_pricebook
+from invoicing.storage import is_remote, readable, relative_name
 
 #: Expected column types per table; `None` marks an optional column.
 USAGE_COLUMNS: dict[str, pl.DataType] = {
@@ -120,10 +122,14 @@ def sha256_file(path: Path) -> str:
 def _relative(path: Path, root: Path) -> str:
     """The path relative to the input folder; a file outside it is named by its base name
     under ``@pricebook/`` so the inputs digest does not depend on where it was stored."""
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return f"@pricebook/{path.name}"
+    return relative_name(path, root) or f"@pricebook/{path.name}"
+
+
+def _label(path: Path, input_dir: Path) -> str:
+    """How the manifest and errors name an input: relative to ``--input``, wherever it is."""
+    if is_remote(path):
+        return relative_name(path, input_dir) or str(path)
+    return path.relative_to(input_dir).as_posix()
 
 
 def find_table(input_dir: Path, name: str) -> Path:
@@ -152,7 +158,7 @@ def _check_parquet_schema(
     column that is null in every row that way.
     """
     try:
-        schema = pq.read_schema(path)
+        schema = pq.read_schema(readable(path))
     except (pa.ArrowInvalid, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(Source(label), f"not a readable Parquet file ({reason})") from None
@@ -170,7 +176,7 @@ def _check_parquet_schema(
             continue
         example = ""
         try:
-            col = pq.read_table(path, columns=[name]).column(name)
+            col = pq.read_table(readable(path), columns=[name]).column(name)
             if len(col):
                 example = f", row 1 has {col[0].as_py()!r}"
         except (pa.ArrowInvalid, OSError):
@@ -267,7 +273,8 @@ def _read_table(
     present = _check_parquet_schema(path, label, columns, optional)
     try:
         # A null-typed nullable column becomes the declared type.
-        return pl.read_parquet(path, columns=present).cast({c: columns[c] for c in present})
+        return pl.read_parquet(readable(path), columns=present).cast(
+            {c: columns[c] for c in present})
     except (pl.exceptions.ComputeError, OSError) as exc:
         raise InputError(Source(label), f"not a readable Parquet file ({exc})") from None
 
@@ -280,8 +287,11 @@ def _scan_usage_file(path: Path, label: str, file_id: int) -> tuple[pl.LazyFrame
         lazy = frame.lazy()
     else:
         present = _check_parquet_schema(path, label, USAGE_COLUMNS, USAGE_OPTIONAL)
-        rows = pq.ParquetFile(path).metadata.num_rows
-        lazy = pl.scan_parquet(path).select(present).cast(
+        source = readable(path)
+        rows = pq.ParquetFile(source).metadata.num_rows
+        if isinstance(source, io.BytesIO):  # object storage: scan the bytes read once
+            source = source.getvalue()  # type: ignore[assignment]
+        lazy = pl.scan_parquet(source).select(present).cast(
             {c: USAGE_COLUMNS[c] for c in present})
     if "live_group_count" not in lazy.collect_schema().names():
         lazy = lazy.with_columns(live_group_count=pl.lit(None, dtype=pl.Int64))
@@ -304,10 +314,10 @@ def find_unreadable_usage(inputs: Inputs) -> InputError | None:
         path = inputs.input_dir / label
         if path.suffix != ".parquet":
             continue
-        names = pq.read_schema(path).names
+        names = pq.read_schema(readable(path)).names
         for column in (c for c in USAGE_COLUMNS if c in names):
             try:
-                pl.scan_parquet(path).select(column).collect()
+                pl.scan_parquet(readable(path)).select(column).collect()
             except (pl.exceptions.PolarsError, OSError) as exc:
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 return InputError(Source(label, column), "not a readable Parquet file: the "
@@ -325,7 +335,7 @@ def load_inputs(input_dir: Path, pricebook_path: Path | None = None) -> Inputs:
     usage_paths = sorted(
         (p for p in usage_dir.rglob("*") if p.is_file() and p.suffix in (".parquet", ".csv")
          and not p.name.startswith((".", "_"))),
-        key=lambda p: p.relative_to(input_dir).as_posix(),
+        key=lambda p: _label(p, input_dir),
     )
     if not usage_paths:
         raise InputError(Source("usage/"), "no usage files (*.parquet or *.csv) found; "
@@ -338,7 +348,7 @@ def load_inputs(input_dir: Path, pricebook_path: Path | None = None) -> Inputs:
     usage_labels: list[str] = []
     usage_rows = 0
     for file_id, path in enumerate(usage_paths):
-        label = path.relative_to(input_dir).as_posix()
+        label = _label(path, input_dir)
         try:
             scan, rows = _scan_usage_file(path, label, file_id)
         except InputError as exc:
@@ -355,7 +365,7 @@ def load_inputs(input_dir: Path, pricebook_path: Path | None = None) -> Inputs:
                           ("subscription_events", EVENTS_COLUMNS)):
         try:
             path = find_table(input_dir, name)
-            label = path.relative_to(input_dir).as_posix()
+            label = _label(path, input_dir)
             frame = _read_table(path, label, columns)
         except InputError as exc:
             errors.add_error(exc)

@@ -36,8 +36,9 @@ from invoicing.money import known_currencies
 from invoicing.pricebook import PriceBookVersion
 from invoicing.pricing import price_month
 from invoicing.pricing.states import plan_days, subscriptions
-from invoicing.publish import Staging, remove_stale_staging
+from invoicing.publish import open_staging, remove_stale_staging
 from invoicing.render_pool import RenderFn
+from invoicing.storage import is_committed
 from invoicing.timeframe import Month
 from invoicing.validate import (
     OnConflict,
@@ -274,7 +275,7 @@ def run_month(
     with month_lock(out_dir, month):
         month_dir = out_dir / month.label
         remove_stale_staging(out_dir, month.label)
-        if month_dir.exists():
+        if is_committed(month_dir):
             # A retry only needs the inputs' hashes to know whether anything changed.
             with timer.stage("load"):
                 digest = inputs_digest(load_inputs(input_dir, pricebook))
@@ -296,7 +297,7 @@ def run_month(
         enforce(list(computed.gate_findings), month, allow_incomplete)
         check_einvoices(computed.inputs.customers, computed.assembled.invoices,
                         computed.inputs.table_paths["customers"])
-        staging = Staging(out_dir, month.label)
+        staging = open_staging(out_dir, month.label)
         try:
             pdf_hashes: dict[str, str] = {}
             with timer.stage("render"):

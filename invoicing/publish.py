@@ -23,6 +23,8 @@ from typing import IO, Any, Final
 
 import polars as pl
 
+from invoicing.storage import ObjectStaging, is_remote
+
 #: How the Parquet outputs are written (the benchmark's DuckDB baseline uses the same).
 PARQUET_COMPRESSION: Final = "zstd"
 PARQUET_COMPRESSION_LEVEL: int | None = 1
@@ -37,7 +39,12 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def remove_stale_staging(out_dir: Path, name: str) -> None:
-    """Remove temporary folders a killed run left behind (the caller holds the lock)."""
+    """Remove temporary folders a killed run left behind (the caller holds the lock).
+
+    On object storage there is no lock to make this safe: staged objects are ignored by
+    every reader and expire by the bucket's lifecycle rule (README, "Object storage")."""
+    if is_remote(out_dir):
+        return
     for stale in out_dir.glob(f".{name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
 
@@ -88,8 +95,7 @@ class Staging:
         return self.write_bytes(relative, buffer.getvalue())
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> str:
-        data = (json.dumps(manifest, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
-        return self.write_bytes(MANIFEST, data.encode("utf-8"))
+        return self.write_bytes(MANIFEST, manifest_bytes(manifest))
 
     def commit(self) -> Path:
         """Rename into place; the destination must not exist (callers check first)."""
@@ -110,6 +116,21 @@ class Staging:
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    """The manifest as written, the same bytes on a local disk and in object storage."""
+    return (json.dumps(manifest, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+            ).encode("utf-8")
+
+
+def open_staging(out_dir: Path, name: str, root: Path | None = None) -> Staging | ObjectStaging:
+    """Staging for `<out_dir>/<name>`: a temporary folder renamed into place on a local
+    disk, objects committed by a conditional manifest on object storage (`root`, the
+    output root, is where object storage keeps its staging prefix)."""
+    if is_remote(out_dir):
+        return ObjectStaging(out_dir, name, root)
+    return Staging(out_dir, name)
 
 
 def read_manifest(month_dir: Path) -> dict[str, Any]:

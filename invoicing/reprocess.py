@@ -30,7 +30,7 @@ from invoicing.locking import month_lock
 from invoicing.money import MONEY, in_minor_units
 from invoicing.pipeline import Computed, StageTimer, compute_month, manifest_for
 from invoicing.pricing.lines import LINE_SCHEMA
-from invoicing.publish import Staging
+from invoicing.publish import open_staging
 from invoicing.render_pool import RenderFn
 from invoicing.timeframe import Month
 from invoicing.validate import OnConflict
@@ -332,7 +332,7 @@ def reissue_month(
         credit = Assembled(line_items=cn_lines.select(list(old_items.columns)),
                            invoices=cn_invoices)
 
-        staging = Staging(issued.root / REVISIONS, f"{revision:03d}")
+        staging = open_staging(issued.root / REVISIONS, f"{revision:03d}", root=out_dir)
         try:
             run_id = f"{month.compact}-r{revision}-{computed.inputs_digest[:12]}"
             common: dict[str, Any] = dict(

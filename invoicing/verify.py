@@ -29,6 +29,7 @@ from invoicing.pipeline import compute_month
 from invoicing.pricing.lines import LINE_SCHEMA
 from invoicing.publish import MANIFEST
 from invoicing.reprocess import changed_inputs, compare, issued_month
+from invoicing.storage import readable, relative_name
 from invoicing.timeframe import Month
 
 
@@ -50,14 +51,15 @@ class VerifyReport:
 def _check_files(rev: Revision, previous: Revision | None, report: VerifyReport) -> None:
     listed = rev.manifest.get("outputs", {})
     for relative, expected in sorted(listed.items()):
-        path = rev.path / relative
+        path = rev.files / relative
         report.files += 1
         if not path.is_file():
             report.mismatches.append(f"{path}: missing (listed in {rev.path / MANIFEST})")
         elif sha256_file(path) != expected:
             report.mismatches.append(f"{path}: SHA-256 differs from {rev.path / MANIFEST}")
-    for path in sorted(p for p in rev.path.rglob("*") if p.is_file()):
-        relative = path.relative_to(rev.path).as_posix()
+    for path in sorted((p for p in rev.files.rglob("*") if p.is_file()),
+                       key=lambda p: p.parts):
+        relative = relative_name(path, rev.files) or str(path)
         if relative == MANIFEST or relative.startswith(f"{REVISIONS}/"):
             continue
         if relative not in listed:
@@ -111,10 +113,10 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
         cols = ["invoice_number", *LINE_SCHEMA]
         for number, rev_no in invoices.filter(pl.col("invoice_number").is_not_null()).select(
                 "invoice_number", "issued_in_revision").rows():
-            pdf = by_rev[int(rev_no)].path / "invoices" / f"{number}.pdf"
+            pdf = by_rev[int(rev_no)].files / "invoices" / f"{number}.pdf"
             report.pdfs += 1
             try:
-                embedded = read_attachment(pdf)
+                embedded = read_attachment(readable(pdf))
             except (OSError, ValueError) as exc:
                 report.mismatches.append(f"{pdf}: cannot read embedded line items ({exc})")
                 continue
@@ -152,7 +154,7 @@ def _check_einvoice(pdf: Path, totals: dict[str, object], amounts: list[object],
                     type_code: str = "380", against: str = "the recomputed month") -> list[str]:
     """Check 5 for one PDF; one line per problem."""
     try:
-        xml = einvoice.read_embedded_xml(pdf)
+        xml = einvoice.read_embedded_xml(readable(pdf))
     except (OSError, ValueError) as exc:
         return [f"{pdf}: cannot read attachments ({exc})"]
     if not einvoice.is_eu(str(totals["country"])):

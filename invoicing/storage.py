@@ -1,0 +1,329 @@
+"""Where the month's files live: a local folder or S3-compatible object storage.
+
+Every file the batch reads or publishes goes through a pathlib-style location: a
+`pathlib.Path` for a local folder, a `upath.UPath` (fsspec + s3fs, the same pathlib API)
+for an ``s3://bucket/prefix`` URL. The stages use the one API (``/``, ``is_file``,
+``rglob``, ``open``, ``read_bytes``) whatever the location; what differs is confined
+here and to publishing, because a local disk has an atomic rename and object storage
+has a conditional create instead (`ObjectStaging`).
+
+Object storage is configured the standard AWS way, read by botocore itself:
+``AWS_ENDPOINT_URL`` (MinIO, Ceph, R2, a local moto server), ``AWS_ACCESS_KEY_ID`` /
+``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` or a profile
+(``AWS_PROFILE``). Transient errors (throttling, 5xx, dropped connections) are retried
+a bounded number of times (``AWS_MAX_ATTEMPTS``, default 3) before the command fails
+with one line (`StorageError`, exit 11).
+
+Annotations in the stages say ``Path``: an S3 location is a `UPath`, which offers the
+same methods; only `readable` needs to know the difference, because Polars and PyArrow
+would otherwise open an ``s3://`` string with their own HTTP clients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any, Final
+
+import click
+from upath import UPath
+
+from invoicing.errors import ExitCode, InvoicingError, LockedError
+
+SCHEME: Final = "s3://"
+CONNECT_TIMEOUT_S: Final = 5
+#: Prefix, under the output root, of objects staged by a run that has not committed.
+STAGING: Final = ".staging"
+#: Folder, under a committed month or revision, holding the objects its manifest lists.
+OBJECTS: Final = "objects"
+MANIFEST: Final = "manifest.json"
+
+
+class StorageError(InvoicingError):
+    """Object storage unreachable, refused, missing a bucket or failing: nothing committed."""
+
+    exit_code = ExitCode.STORAGE
+
+
+class PublishRaceError(LockedError):
+    """Another run committed the same month (or revision) first."""
+
+
+def _storage_options() -> dict[str, Any]:
+    """s3fs options. The AWS variables are passed explicitly because s3fs caches one
+    client per set of options: a changed environment must give a new client."""
+    env = os.environ
+    options: dict[str, Any] = {
+        "use_listings_cache": False,  # other processes write too: always ask the store
+        # botocore's "standard" retry mode: throttling, 5xx and dropped connections are
+        # retried with jittered backoff, AWS_MAX_ATTEMPTS attempts in all (default 3).
+        "config_kwargs": {
+            "retries": {"mode": env.get("AWS_RETRY_MODE", "standard")},
+            "connect_timeout": CONNECT_TIMEOUT_S,
+        },
+    }
+    if env.get("AWS_ENDPOINT_URL"):
+        options["endpoint_url"] = env["AWS_ENDPOINT_URL"]
+    if env.get("AWS_ACCESS_KEY_ID"):
+        options["key"] = env["AWS_ACCESS_KEY_ID"]
+        options["secret"] = env.get("AWS_SECRET_ACCESS_KEY")
+        if env.get("AWS_SESSION_TOKEN"):
+            options["token"] = env["AWS_SESSION_TOKEN"]
+    elif env.get("AWS_PROFILE"):
+        options["profile"] = env["AWS_PROFILE"]
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        options["client_kwargs"] = {"region_name": region}
+    return options
+
+
+def location(text: str | os.PathLike[str]) -> Path:
+    """A local `Path`, or a `UPath` for an ``s3://bucket/prefix`` URL."""
+    raw = os.fspath(text)
+    if raw.startswith(SCHEME):
+        bucket = raw[len(SCHEME):].split("/", 1)[0]
+        if not bucket:
+            raise StorageError(f"{raw}: no bucket in the URL (expected s3://bucket/prefix)")
+        return UPath(raw.rstrip("/"), **_storage_options())
+    return Path(raw)
+
+
+def is_remote(path: object) -> bool:
+    """True for an object-storage location (a `UPath` that is not a local `Path`)."""
+    return isinstance(path, UPath) and not isinstance(path, Path)
+
+
+def remote_locations(values: Iterable[Any]) -> list[Path]:
+    """The object-storage locations among a command's arguments."""
+    return [v for v in values if is_remote(v)]
+
+
+def readable(path: Path) -> Path | IO[bytes]:
+    """What to hand to Polars or PyArrow: the local path, or the object's bytes."""
+    if is_remote(path):
+        return io.BytesIO(path.read_bytes())
+    return path
+
+
+def relative_name(path: Path, root: Path) -> str | None:
+    """`path` relative to `root` with ``/`` separators, or None when it is outside."""
+    if is_remote(path) or is_remote(root):
+        prefix = str(root).rstrip("/") + "/"
+        text = str(path)
+        return text[len(prefix):] if is_remote(path) and text.startswith(prefix) else None
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def is_committed(folder: Path) -> bool:
+    """A published month or revision: a local folder exists only once renamed into place;
+    on object storage only its manifest, written last, commits it."""
+    if is_remote(folder):
+        return (folder / MANIFEST).is_file()
+    return folder.exists()
+
+
+def files_of(folder: Path, manifest_bytes: bytes) -> Path:
+    """Where the files a committed manifest lists are: the folder itself on a local disk,
+    ``objects/<first 16 hex of the manifest's SHA-256>/`` under it on object storage."""
+    if is_remote(folder):
+        return folder / OBJECTS / hashlib.sha256(manifest_bytes).hexdigest()[:16]
+    return folder
+
+
+# --- failures -------------------------------------------------------------------------
+
+
+def _bucket(path: Path) -> str:
+    return str(path)[len(SCHEME):].split("/", 1)[0]
+
+
+def _endpoint() -> str:
+    return os.environ.get("AWS_ENDPOINT_URL") or "the default AWS endpoint"
+
+
+def check(path: Path) -> None:
+    """Fail early, with one line, when the bucket of `path` cannot be used."""
+    if not is_remote(path):
+        return
+    try:
+        path.fs.call_s3("head_bucket", Bucket=_bucket(path))  # type: ignore[attr-defined]
+    except Exception as exc:
+        error = storage_error(exc, path)
+        if error is None:
+            raise
+        raise error from None
+
+
+def raised_by_object_storage(exc: BaseException) -> bool:
+    """True when `exc` came out of the S3 client (s3fs, aiobotocore, botocore), so that a
+    local file error in the same command is not mistaken for a storage failure."""
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.split(".")[0] in ("s3fs", "aiobotocore", "botocore"):
+            return True
+        tb = tb.tb_next
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and raised_by_object_storage(cause)
+
+
+def storage_error(exc: BaseException, where: Path | str | None = None) -> StorageError | None:
+    """The one-line `StorageError` for an object-storage failure, or None if `exc` is not one."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+    )
+
+    place = f"{where}: " if where is not None else ""
+    bucket = _bucket(where) if isinstance(where, UPath) else "the bucket"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, EndpointConnectionError) or "connect" in type(exc).__name__.lower():
+        return StorageError(f"{place}cannot reach the object storage endpoint {_endpoint()} "
+                            f"({text}); check AWS_ENDPOINT_URL and the network")
+    if isinstance(exc, NoCredentialsError):
+        return StorageError(f"{place}no credentials for object storage; set "
+                            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
+    if isinstance(exc, PermissionError):
+        return StorageError(f"{place}access refused by object storage ({text}); check the "
+                            f"credentials and their rights on {bucket}")
+    if isinstance(exc, FileNotFoundError) and isinstance(where, UPath):
+        return StorageError(f"{place}not found in object storage: bucket {bucket} does not "
+                            f"exist at {_endpoint()}, or the object is missing ({text})")
+    if isinstance(exc, FileNotFoundError):
+        return StorageError(f"{place}an object vanished from object storage while in use "
+                            f"({text})")
+    if isinstance(exc, BotoCoreError | ClientError | OSError):
+        return StorageError(f"{place}object storage failed, retries included "
+                            f"({type(exc).__name__}: {text})")
+    return None
+
+
+# --- the command line ------------------------------------------------------------------
+
+
+class LocationParam(click.ParamType):
+    """A local path (checked like `click.Path`) or an ``s3://bucket/prefix`` URL."""
+
+    name = "path"
+
+    def __init__(self, **path_options: Any):
+        self._local = click.Path(path_type=Path, **path_options)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        text = os.fspath(value) if isinstance(value, str | os.PathLike) else value
+        if isinstance(text, str) and "://" in text:
+            if not text.startswith(SCHEME):
+                self.fail(f"{text!r}: only local paths and s3://bucket/prefix URLs are supported",
+                          param, ctx)
+            try:
+                return location(text)
+            except StorageError as exc:
+                self.fail(str(exc), param, ctx)
+        return self._local.convert(value, param, ctx)
+
+
+# --- publishing without rename ---------------------------------------------------------
+
+
+class ObjectStaging:
+    """`publish.Staging` for object storage, where there is no atomic rename.
+
+    Objects are staged under ``<root>/.staging/<final, relative to root>/<random>/``,
+    which no reader looks at. `commit` copies them to ``<final>/objects/<scope>/`` (the
+    scope is derived from the manifest's bytes, so two runs with different results never
+    share a key and identical runs write identical bytes) and then creates
+    ``<final>/manifest.json`` with ``If-None-Match: *``: that one request is the commit,
+    and a second run gets `PublishRaceError`. A killed run leaves only staged objects
+    (and at most unreferenced copies), which readers never see; a lifecycle rule on
+    ``<root>/.staging/`` removes them.
+    """
+
+    def __init__(self, out_dir: Path, name: str, root: Path | None = None):
+        self.out_dir = out_dir
+        self.name = name
+        self.final = out_dir / name
+        root = root if root is not None else out_dir
+        below = relative_name(self.final, root) or name
+        self.path = root / STAGING / below / uuid.uuid4().hex
+        self.hashes: dict[str, str] = {}
+        self._manifest: bytes | None = None
+        self._copies: Path | None = None
+
+    def _target(self, relative: str) -> Path:
+        parts = relative.split("/")
+        if relative.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"refusing to write outside the output folder: {relative!r}")
+        return self.path / relative
+
+    def write_bytes(self, relative: str, data: bytes) -> str:
+        target = self._target(relative)
+        target.fs.pipe_file(target.path, data)  # type: ignore[attr-defined]
+        digest = hashlib.sha256(data).hexdigest()
+        self.hashes[relative] = digest
+        return digest
+
+    def write_parquet(self, relative: str, frame: Any) -> str:
+        from invoicing.publish import write_parquet
+
+        buffer = io.BytesIO()
+        write_parquet(frame, buffer)
+        return self.write_bytes(relative, buffer.getvalue())
+
+    def write_manifest(self, manifest: Any) -> str:
+        from invoicing.publish import manifest_bytes
+
+        self._manifest = manifest_bytes(manifest)
+        digest = hashlib.sha256(self._manifest).hexdigest()
+        self.hashes[MANIFEST] = digest
+        return digest
+
+    def commit(self) -> Path:
+        if self._manifest is None:
+            raise RuntimeError("commit before write_manifest")
+        fs = self.final.fs  # type: ignore[attr-defined]
+        self._copies = files_of(self.final, self._manifest)
+        names = sorted(n for n in self.hashes if n != MANIFEST)
+        # One call: s3fs runs the server-side copies concurrently, in batches.
+        fs.copy([(self.path / n).path for n in names],  # type: ignore[attr-defined]
+                [(self._copies / n).path for n in names])  # type: ignore[attr-defined]
+        try:
+            fs.pipe_file((self.final / MANIFEST).path,  # type: ignore[attr-defined]
+                         self._manifest, mode="create")
+        except FileExistsError:
+            self.discard()
+            raise PublishRaceError(
+                f"{self.final}: another invoicing run committed this first; nothing of "
+                "this run is visible. Run again to see whether it matches") from None
+        self._copies = None  # committed: the copies are the published files
+        _remove(self.path)
+        return self.final
+
+    def discard(self) -> None:
+        """Remove what this run staged, and its copies unless a committed manifest with the
+        same bytes (an identical run) lists them. Best effort: a failing store must not hide
+        the error that brought us here; the lifecycle rule catches what is left."""
+        _remove(self.path)
+        if self._copies is None:
+            return
+        try:
+            committed = (self.final / MANIFEST).read_bytes()
+        except Exception:
+            committed = b""
+        if committed != self._manifest:
+            _remove(self._copies)
+
+
+def _remove(prefix: Path) -> None:
+    with contextlib.suppress(Exception):  # best effort, see ObjectStaging.discard
+        prefix.fs.rm(prefix.path, recursive=True)  # type: ignore[attr-defined]
