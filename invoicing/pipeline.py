@@ -31,7 +31,7 @@ from invoicing.load import Inputs, load_inputs
 from invoicing.locking import month_lock
 from invoicing.pricebook import PriceBookVersion
 from invoicing.pricing import price_month
-from invoicing.pricing.states import plan_days, subscriptions
+from invoicing.pricing.states import plan_days, plan_periods_frame, subscriptions
 from invoicing.publish import Staging, remove_stale_staging
 from invoicing.render_pool import RenderFn
 from invoicing.timeframe import Month
@@ -79,6 +79,8 @@ class Computed:
       run_id: ``<YYYYMM>-<first 12 hex digits of inputs_digest>``: the same inputs give
         the same id, so the documents that print it stay reproducible.
       on_conflict: the conflict policy the month was computed with.
+      plan_periods: each app's plans over the month (sdk_app_id, plan, start, end),
+        for the plan story the invoices print.
     """
 
     month: Month
@@ -90,6 +92,7 @@ class Computed:
     inputs_digest: str
     run_id: str
     on_conflict: OnConflict
+    plan_periods: pl.DataFrame
 
 
 def inputs_digest(inputs: Inputs) -> str:
@@ -130,7 +133,7 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
     return Computed(
         month=month, inputs=inputs, usage=usage, versions=versions, assembled=assembled,
         anomalies=anomalies, inputs_digest=digest, run_id=f"{month.compact}-{digest[:12]}",
-        on_conflict=on_conflict,
+        on_conflict=on_conflict, plan_periods=plan_periods_frame(subs),
     )
 
 
@@ -138,7 +141,7 @@ def documents(computed: Computed, seller: tuple[str, ...]) -> Iterator[InvoiceDo
     return build_documents(
         computed.assembled, computed.inputs.customers, computed.inputs.apps, computed.versions,
         computed.month, run_id=computed.run_id, inputs_digest=computed.inputs_digest,
-        software_version=__version__, seller=seller,
+        software_version=__version__, seller=seller, plan_periods=computed.plan_periods,
     )
 
 

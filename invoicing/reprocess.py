@@ -334,7 +334,7 @@ def reissue_month(
             common: dict[str, Any] = dict(
                 run_id=run_id, inputs_digest=computed.inputs_digest,
                 software_version=__version__, seller=seller, issue_date=issue_date,
-                revision=revision,
+                revision=revision, plan_periods=computed.plan_periods,
             )
             pdf_sha: dict[str, str] = {}
             cn_links = {n: {"credits_invoice": inv} for n, inv in
