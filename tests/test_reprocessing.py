@@ -71,15 +71,30 @@ def test_diff_shows_changed_customers_and_lines(published: Path) -> None:
     assert result.output == (
         "2026-10: 1 customer(s) changed (compared with revision 0)\n"
         "  changed inputs: usage/part=0/usage.parquet\n"
-        "  c1  IM-202610-000001  USD total 548.99 -> 848.97\n"
-        "      app 1 dau_overage (pro): 149.99 -> 449.97\n"
+        "\n"
+        "Changed charges:\n"
+        "  invoice           customer  app  charge       before"
+        "                                       after"
+        "                                         amount before  amount after\n"
+        "  IM-202610-000001  c1        1    DAU overage  Pro, peak DAU 15,000 on 2026-10-01, 1 block"
+        "  Pro, peak DAU 35,000 on 2026-10-01, 3 blocks        $149.99       $449.97\n"
+        "\n"
+        "Changed totals:\n"
+        "  invoice           customer  subtotal            tax             total"
+        "               difference\n"
+        "  IM-202610-000001  c1        $548.99 -> $848.97  $0.00 -> $0.00  $548.99 -> $848.97"
+        "    +$299.98\n"
     )
     as_json = json.loads(cli("diff", *month_args(published), "--format", "json").output)
+    evidence = {"plan": "pro", "unit_price": "149.990000", "peak_date": "2026-10-01"}
     assert as_json["customers"] == [{
         "customer_id": "c1", "currency": "USD", "invoice_number": "IM-202610-000001",
-        "old_total": "548.99", "new_total": "848.97",
+        "old_total": "548.99", "new_total": "848.97", "old_subtotal": "548.99",
+        "new_subtotal": "848.97", "old_tax": "0.00", "new_tax": "0.00",
         "lines": [{"sdk_app_id": 1, "item": "dau_overage", "plan": "pro",
-                   "old_amount": "149.99", "new_amount": "449.97"}],
+                   "old_amount": "149.99", "new_amount": "449.97",
+                   "old": {**evidence, "quantity": 1, "peak_value": 15000, "excess": 5000},
+                   "new": {**evidence, "quantity": 3, "peak_value": 35000, "excess": 25000}}],
     }]
     assert not (published / "out/2026-10/revisions").exists()
 
