@@ -56,7 +56,9 @@ def main() -> None:
                         help="folder to write (replaced if it exists)")
     args = parser.parse_args()
     correct(args.out)
-    print(f"wrote {args.out}: app {APP} on {DAY.isoformat()}, dau {WRONG_DAU} -> {CORRECT_DAU} "
+    out = args.out.resolve()
+    shown = out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out
+    print(f"wrote {shown}: app {APP} on {DAY.isoformat()}, dau {WRONG_DAU} -> {CORRECT_DAU} "
           f"({CORRECTED_FILE})")
 
 
