@@ -117,3 +117,18 @@ def test_a_long_invoice_repeats_the_app_name_and_keeps_totals_with_the_notes(
     named = [name for page in heads for name in page]
     assert len(set(named)) == 15 and len(named) > 15
     assert "Subtotal" in texts[-1] and "Postpaid monthly billing" in texts[-1]
+
+
+def test_chinese_bold_is_a_real_bold_face(renderer: InvoiceRenderer,
+                                          sample_docs: dict[str, InvoiceDocument]) -> None:
+    """Bold Chinese comes from InvoiceHans-Bold.otf (CFF outlines), not from WenQuanYi
+    (TrueType) emboldened by Pango."""
+    reader = PdfReader(BytesIO(renderer.render_pdf(sample_docs["IM-202610-000010"])))
+    files = {}
+    for page in reader.pages:
+        for font in page["/Resources"]["/Font"].values():
+            font = font.get_object()
+            descriptor = font["/DescendantFonts"][0].get_object()["/FontDescriptor"]
+            name = str(font["/BaseFont"]).split("+", 1)[1]
+            files[name] = sorted(k for k in descriptor if k.startswith("/FontFile"))
+    assert files == {"Invoice-Hans": ["/FontFile2"], "Invoice-Hans-Bold": ["/FontFile3"]}
