@@ -74,7 +74,7 @@ def test_an_app_that_changed_plan_tells_its_plan_story(
 @pytest.mark.parametrize("number, story", [
     ("IM-202610-000006",
      "플랜: 2026년 10월 14일까지 플래그십 버전 · 2026년 10월 15일부터 프로 버전"),
-    ("IM-202610-000010", "套餐: 2026年10月22日前为专业版 · 2026年10月23日起为旗舰版"),
+    ("IM-202610-000010", "套餐：2026年10月22日前为专业版 · 2026年10月23日起为旗舰版"),
 ])
 def test_plan_story_in_korean_and_chinese(renderer: InvoiceRenderer,
                                           sample_docs: dict[str, InvoiceDocument],
