@@ -1,5 +1,6 @@
 # The two commands a fresh machine needs:  make run   and   make test
 # Both install everything first (Debian packages, a virtualenv with pinned packages).
+# `make help` lists every target with the line of comment above it.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -8,8 +9,13 @@ MONTH  ?= 2026-10
 OUT    ?= out
 DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig poppler-utils
 
-.PHONY: setup run test lint bench sample preview-png clean
+.PHONY: help setup run test lint bench sample sample-fixed preview-png clean-out clean
 
+## List the targets with what each does.
+help:
+	@awk '/^## /{doc=substr($$0, 4); next} /^[a-z][a-z-]*:/{if (doc) {split($$0, t, ":"); printf "  make %-13s %s\n", t[1], doc}; doc=""} !/^## /{if (!/^[a-z][a-z-]*:/) doc=""}' $(MAKEFILE_LIST)
+
+## Install the Debian packages and the virtualenv (.venv/) with the pinned packages.
 setup: .stamp-system .stamp-venv
 
 .stamp-system: scripts/install-system-deps.sh
@@ -30,6 +36,7 @@ run: setup
 test: setup
 	$(BIN)/pytest -q
 
+## ruff and mypy over the package, tests, scripts and benchmarks.
 lint: setup
 	$(BIN)/ruff check invoicing tests sample_data scripts benchmarks
 	$(BIN)/mypy
@@ -38,13 +45,24 @@ lint: setup
 sample: setup
 	$(BIN)/python sample_data/generate.py --out sample_data/$(MONTH)
 
+## Pricing and PDF benchmarks (about 4 minutes; see BENCHMARKS.md).
 bench: setup
 	$(BIN)/python -m benchmarks.run
 
-## Refresh the README's pictures: first pages of two sample invoices, rendered by pdftoppm.
+## Write sample_data/2026-10-fixed, the corrected export of the README's reprocessing walk-through.
+sample-fixed: setup
+	$(BIN)/python sample_data/correct_export.py
+
+## Refresh the README's pictures: first pages of sample invoices in en, ko and zh (prorated), by pdftoppm.
 preview-png: run
 	pdftoppm -png -r 80 -f 1 -l 1 -singlefile $(OUT)/2026-10/invoices/IM-202610-000001.pdf docs/sample-invoice-en
-	pdftoppm -png -r 80 -f 1 -l 1 -singlefile $(OUT)/2026-10/invoices/IM-202610-000007.pdf docs/sample-invoice-ko
+	pdftoppm -png -r 80 -f 1 -l 1 -singlefile $(OUT)/2026-10/invoices/IM-202610-000006.pdf docs/sample-invoice-ko
+	pdftoppm -png -r 80 -f 1 -l 1 -singlefile $(OUT)/2026-10/invoices/IM-202610-000010.pdf docs/sample-invoice-zh
 
-clean:
-	rm -rf $(OUT) .stamp-system .stamp-venv $(VENV) .pytest_cache .mypy_cache .ruff_cache
+## Remove what the batch and the walk-through wrote (out/, out-reprocess/, the corrected export); keeps .venv/.
+clean-out:
+	rm -rf $(OUT) out-reprocess sample_data/2026-10-fixed
+
+## Remove everything built, the virtualenv included (the next make reinstalls it).
+clean: clean-out
+	rm -rf .stamp-system .stamp-venv $(VENV) .pytest_cache .mypy_cache .ruff_cache

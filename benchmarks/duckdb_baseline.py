@@ -9,7 +9,7 @@ customers, subscription events, ``pricebook.toml``) and computes, in SQL:
 * the usage rows that can be billed (known app, date in the month, non-negative
   metrics), exact duplicates and conflicts counted (conflicts merged by maximum);
 * R1 plan fees under both policies (``month_start``: plan in force on the 1st;
-  ``prorate_daily``: ``fee x days_on_plan / days_in_month``);
+  ``prorate_daily``: ``days_on_plan x round(fee / days_in_month, 6)``);
 * R2/R3 overage on the monthly peak over Pro/Flagship days (usage days joined to the
   plan segments by date range), ``ceil(excess / block)`` blocks;
 * R4/R5 add-ons at the highest tier among days whose tier exceeds what that day's plan
@@ -223,10 +223,15 @@ CREATE MACRO round_money(x, mu) AS CASE mu
     WHEN 2 THEN CAST(round(x, 2) AS DECIMAL(38, {MONEY_SCALE}))
     WHEN 3 THEN CAST(round(x, 3) AS DECIMAL(38, {MONEY_SCALE}))
     ELSE CAST(round(x, 4) AS DECIMAL(38, {MONEY_SCALE})) END;
--- fee x days / days_in_month, rounded half-up to the minor unit, in exact integers.
+-- The daily rate fee / days_in_month in millionths, rounded half-up (exact integers).
+CREATE MACRO daily_rate_micro(fee, dim) AS
+    (2 * CAST(fee * 1000000 AS HUGEINT) + dim) // (2 * dim);
+CREATE MACRO daily_rate(fee, dim) AS
+    CAST(CAST(daily_rate_micro(fee, dim) AS DECIMAL(38, 0)) * 0.000001 AS DECIMAL(38, 6));
+-- days x daily rate, rounded half-up to the minor unit, in exact integers.
 CREATE MACRO prorate(fee, days, dim, micro_per_minor, minor_unit) AS
-    CAST((2 * CAST(fee * 1000000 AS HUGEINT) * days + dim * micro_per_minor)
-         // (2 * dim * micro_per_minor) AS DECIMAL(38, 0)) * minor_unit;
+    CAST((2 * daily_rate_micro(fee, dim) * days + micro_per_minor)
+         // (2 * micro_per_minor) AS DECIMAL(38, 0)) * minor_unit;
 """
 
 _COMMON = """
@@ -416,7 +421,7 @@ UNION ALL BY NAME
 -- R1, prorate_daily: each plan for its days.
 SELECT customer_id, sdk_app_id, 'plan_fee' AS item,
        concat(titled(plan), ' plan, ', days, ' of ', {days_in_month}, ' days') AS description,
-       days AS quantity, fee AS unit_price,
+       days AS quantity, daily_rate(fee, {days_in_month}) AS unit_price,
        prorate(fee, days, {days_in_month}, micro_per_minor, minor_unit) AS amount,
        currency, plan, days AS days_on_plan, {days_in_month} AS days_in_month,
        version_id AS pricebook_version

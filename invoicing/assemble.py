@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import polars as pl
 
-from invoicing.documents import AppSection, InvoiceDocument, Line, Party
+from invoicing.documents import AppSection, InvoiceDocument, Line, Party, PlanPeriod
 from invoicing.money import MONEY, RATE, WORK, round_money_expr
 from invoicing.pricebook import PriceBookVersion, tax_frame, versions_frame
 from invoicing.pricing.lines import LINE_SCHEMA
@@ -118,6 +118,7 @@ def build_documents(
     issue_date: date | None = None,
     revision: int = 0,
     links: Mapping[str, Mapping[str, str]] | None = None,
+    plan_periods: pl.DataFrame | None = None,
 ) -> Iterator[InvoiceDocument]:
     """One typed document per numbered invoice, in invoice-number order.
 
@@ -125,7 +126,8 @@ def build_documents(
     yields one document at a time so memory stays flat however many customers there are.
     A reissue passes ``kind="credit_note"`` (numbers in ``invoice_number`` are then
     credit-note numbers), its own `issue_date`, and `links`: number -> fields
-    ``credits_invoice`` / ``replaces_invoice`` of the document.
+    ``credits_invoice`` / ``replaces_invoice`` of the document. `plan_periods`
+    (`plan_periods_frame`) gives each app section its plan story.
     """
     issued = issue_date or month.issue_date
     due = month.due_date if issue_date is None else issue_date + (month.due_date
@@ -140,6 +142,7 @@ def build_documents(
         "invoice_number", as_dict=True, maintain_order=True
     )
     line_fields = [f for f in Line.__dataclass_fields__]
+    periods = _periods_by_app(plan_periods, lines_by_invoice)
     for inv in numbered.to_dicts():
         rows = lines_by_invoice[(inv["invoice_number"],)]
         sections = []
@@ -154,6 +157,7 @@ def build_documents(
                 app_name=str(app_name),
                 lines=app_lines,
                 subtotal=sum((ln.amount for ln in app_lines), start=Decimal(0)),
+                plan_periods=periods.get(int(app_id), ()),
             ))
         version = by_version[inv["pricebook_version"]]
         yield InvoiceDocument(
@@ -181,6 +185,21 @@ def build_documents(
             seller=seller,
             kind=kind,
             revision=revision,
+            plan_fee_policy=version.plan_fee_policy,
             **(links or {}).get(inv["invoice_number"], {}),
         )
 
+
+def _periods_by_app(plan_periods: pl.DataFrame | None,
+                    lines_by_invoice: Mapping[tuple[object, ...], pl.DataFrame]
+                    ) -> dict[int, tuple[PlanPeriod, ...]]:
+    """The plan story of every app that has lines on a document."""
+    if plan_periods is None or not lines_by_invoice:
+        return {}
+    app_ids = pl.concat([f.select("sdk_app_id") for f in lines_by_invoice.values()])
+    wanted = plan_periods.join(app_ids.unique(), on="sdk_app_id", how="semi")
+    story: dict[int, list[PlanPeriod]] = {}
+    for row in wanted.sort("sdk_app_id", "start").iter_rows(named=True):
+        story.setdefault(row["sdk_app_id"], []).append(
+            PlanPeriod(plan=row["plan"], start=row["start"], end=row["end"]))
+    return {app: tuple(p) for app, p in story.items()}

@@ -25,7 +25,6 @@ from invoicing.gates import enforce
 from invoicing.money import in_minor_units
 from invoicing.pipeline import RunResult, run_month, totals_per_currency
 from invoicing.render_pool import default_workers, make_renderer
-from invoicing.reprocess import MonthDiff
 from invoicing.storage import LocationParam
 from invoicing.timeframe import Month
 
@@ -188,8 +187,9 @@ def diff(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str
     """Show what a rerun would change in an issued month. Writes nothing.
 
     Recomputes the month from --input and compares it with the latest issued revision:
-    each customer whose charges changed, with old and new totals and the lines that
-    changed (app, item, old amount, new amount).
+    one row per changed charge with its evidence before and after (plan, peak and its
+    day, blocks, tier, days) and both amounts in the currency's format, then one row
+    per invoice whose totals changed.
 
     \b
     Example:
@@ -203,25 +203,9 @@ def diff(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
         return
+    from invoicing.reports import diff_text
+
     click.echo(diff_text(result))
-
-
-def diff_text(result: MonthDiff) -> str:
-    head = (f"{result.month.label}: {len(result.changes)} customer(s) changed "
-            f"(compared with revision {result.revision})")
-    lines = [head]
-    if result.changed_inputs:
-        lines.append(f"  changed inputs: {', '.join(result.changed_inputs)}")
-    for c in result.changes:
-        lines.append(f"  {c.customer_id}  {c.invoice_number or '(no invoice)'}  {c.currency} "
-                     f"total {in_minor_units(c.old_total, c.currency)} -> "
-                     f"{in_minor_units(c.new_total, c.currency)}")
-        for ln in c.lines:
-            old = "-" if ln.old_amount is None else in_minor_units(ln.old_amount, c.currency)
-            new = "-" if ln.new_amount is None else in_minor_units(ln.new_amount, c.currency)
-            plan = f" ({ln.plan})" if ln.plan else ""
-            lines.append(f"      app {ln.sdk_app_id} {ln.item}{plan}: {old} -> {new}")
-    return "\n".join(lines)
 
 
 @main.command()
@@ -290,8 +274,13 @@ def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: s
 
     report = verify_month(input_dir, out_dir, month, pricebook)
     if report.ok:
+        from invoicing.reports import totals_text
+
         click.echo(f"OK {month.label}: {report.revisions} revision(s), {report.files} files, "
-                   f"{report.pdfs} PDFs, {report.line_items} line items match")
+                   f"{report.line_items} line items match")
+        click.echo(f"  documents: {report.invoices} invoice(s) issued, {report.pdfs} current "
+                   f"(embedded line items match), {report.credit_notes} credit note(s)")
+        click.echo(f"  current totals: {totals_text(report.totals)}")
         return
     for line in report.mismatches:
         click.echo(line)

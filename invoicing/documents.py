@@ -44,7 +44,9 @@ class Line:
       description: canonical English description (also in line_items.parquet).
       quantity: billed quantity: 1 for a monthly fee or add-on, the number of blocks
         for overage; for a prorated plan fee, the days on the plan.
-      unit_price: price of one unit (monthly fee, price per block, add-on price).
+      unit_price: price of one unit (monthly fee, price per block, add-on price; for a
+        prorated plan fee the daily rate, fee / days in the month to 6 places), so that
+        ``amount = round_half_up(quantity × unit_price)``.
       amount: the line amount, rounded once to the currency's minor unit (R7).
       plan: the plan the line was priced under (``free``/``pro``/``flagship``), or
         None where no plan was in effect.
@@ -84,6 +86,21 @@ class Line:
 
 
 @dataclass(frozen=True)
+class PlanPeriod:
+    """A run of days of the billing month on which an app held one plan.
+
+    Attributes:
+      plan: ``free``, ``pro`` or ``flagship``.
+      start: first day of the run (the 1st, or the day the plan took effect).
+      end: last day of the run (the month's last day, or the day before a change).
+    """
+
+    plan: str
+    start: date
+    end: date
+
+
+@dataclass(frozen=True)
 class AppSection:
     """All lines of one app (`SDKAppID`) on an invoice.
 
@@ -92,12 +109,21 @@ class AppSection:
       app_name: the app's name; customer-controlled, printed escaped.
       lines: the app's charges in a fixed order (plan fee, overage, add-ons).
       subtotal: sum of the app's line amounts.
+      plan_periods: the app's plans over the month in day order (its "plan story");
+        empty when it had no plan in the month.
     """
 
     sdk_app_id: int
     app_name: str
     lines: tuple[Line, ...]
     subtotal: Decimal
+    plan_periods: tuple[PlanPeriod, ...] = ()
+
+    @property
+    def plan_changed(self) -> bool:
+        """True when the app held more than one plan, or none on some days."""
+        return len(self.plan_periods) > 1 or any(
+            p.start.day != 1 for p in self.plan_periods)
 
 
 @dataclass(frozen=True)
@@ -130,6 +156,8 @@ class InvoiceDocument:
       replaces_invoice: replacement invoices only: the number of the invoice it
         replaces (which a credit note of the same revision reverses).
       revision: 0 for the month's first run, n for the n-th ``reissue``.
+      plan_fee_policy: the price-book version's R1 policy (``month_start`` or
+        ``prorate_daily``), which the notes explain.
     """
 
     invoice_number: str
@@ -155,3 +183,4 @@ class InvoiceDocument:
     credits_invoice: str | None = None
     replaces_invoice: str | None = None
     revision: int = 0
+    plan_fee_policy: str = "month_start"

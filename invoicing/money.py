@@ -18,8 +18,10 @@ from functools import cache
 import polars as pl
 from babel.numbers import get_currency_precision, list_currencies
 
+#: Digits after the point of prices and amounts in frames and Parquet files.
+MONEY_SCALE = 6
 #: Type of prices and amounts in frames and Parquet files.
-MONEY = pl.Decimal(38, 6)
+MONEY = pl.Decimal(38, MONEY_SCALE)
 #: Type of intermediate products before rounding (exact for price-book figures).
 WORK = pl.Decimal(38, 12)
 #: Type of tax rates.

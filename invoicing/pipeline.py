@@ -35,7 +35,7 @@ from invoicing.locking import month_lock
 from invoicing.money import known_currencies
 from invoicing.pricebook import PriceBookVersion
 from invoicing.pricing import price_month
-from invoicing.pricing.states import plan_days, subscriptions
+from invoicing.pricing.states import plan_days, plan_periods_frame, subscriptions
 from invoicing.publish import open_staging, remove_stale_staging
 from invoicing.render_pool import RenderFn
 from invoicing.storage import is_committed
@@ -84,6 +84,8 @@ class Computed:
       run_id: ``<YYYYMM>-<first 12 hex digits of inputs_digest>``: the same inputs give
         the same id, so the documents that print it stay reproducible.
       on_conflict: the conflict policy the month was computed with.
+      plan_periods: each app's plans over the month (sdk_app_id, plan, start, end),
+        for the plan story the invoices print.
       gate_findings: the month gates that failed (`gates.check_month`); `run`, `reissue`
         and `preview` refuse the month on any, unless told ``--allow-incomplete``.
     """
@@ -97,6 +99,7 @@ class Computed:
     inputs_digest: str
     run_id: str
     on_conflict: OnConflict
+    plan_periods: pl.DataFrame
     gate_findings: tuple[Finding, ...] = ()
 
 
@@ -149,7 +152,7 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
     return Computed(
         month=month, inputs=inputs, usage=usage, versions=versions, assembled=assembled,
         anomalies=anomalies, inputs_digest=digest, run_id=f"{month.compact}-{digest[:12]}",
-        on_conflict=on_conflict,
+        on_conflict=on_conflict, plan_periods=plan_periods_frame(subs),
         gate_findings=tuple(check_month(usage, plan_segments, month)),
     )
 
@@ -158,7 +161,7 @@ def documents(computed: Computed, seller: tuple[str, ...]) -> Iterator[InvoiceDo
     return build_documents(
         computed.assembled, computed.inputs.customers, computed.inputs.apps, computed.versions,
         computed.month, run_id=computed.run_id, inputs_digest=computed.inputs_digest,
-        software_version=__version__, seller=seller,
+        software_version=__version__, seller=seller, plan_periods=computed.plan_periods,
     )
 
 

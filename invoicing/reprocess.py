@@ -35,7 +35,13 @@ from invoicing.render_pool import RenderFn
 from invoicing.timeframe import Month
 from invoicing.validate import OnConflict
 
-LINE_KEY = ["customer_id", "sdk_app_id", "item", "plan"]
+#: What makes one charge of a month: a customer's app and item, and for a prorated plan
+#: fee (one line per plan) the plan. An overage line whose peak moved to a day on another
+#: plan is the same charge with other evidence, not a removed and an added line.
+LINE_KEY = ["customer_id", "sdk_app_id", "item", "slot"]
+#: The evidence `diff` shows next to the amounts of a changed charge.
+EVIDENCE = ["plan", "quantity", "unit_price", "tier", "peak_value", "peak_date", "excess",
+            "days_on_plan", "days_in_month", "active_days", "trial_end"]
 CREDIT_NOTE_SCHEMA: dict[str, pl.DataType] = {
     "credit_note_number": pl.String(),
     "credits_invoice": pl.String(),
@@ -50,13 +56,23 @@ CREDIT_NOTE_SCHEMA: dict[str, pl.DataType] = {
 
 @dataclass(frozen=True)
 class LineChange:
-    """One line that differs. Amounts are None where the line exists on one side only."""
+    """One charge that differs, with its evidence before and after.
+
+    Attributes:
+      sdk_app_id, item: the charge.
+      plan: the plan of the new line (of the old one if the charge disappeared).
+      old_amount, new_amount: None where the charge exists on one side only.
+      old, new: the evidence columns of `EVIDENCE` (plan, blocks, peak and its day, ...)
+        of each side, or None where the charge exists on one side only.
+    """
 
     sdk_app_id: int
     item: str
     plan: str | None
     old_amount: Decimal | None
     new_amount: Decimal | None
+    old: dict[str, Any] | None = None
+    new: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +84,8 @@ class CustomerChange:
       currency: its currency now.
       invoice_number: the number currently issued, or None (zero total until now).
       old_total, new_total: totals as issued and as recomputed.
-      lines: the lines that differ, by app and item.
+      lines: the charges that differ, by app and item.
+      old_subtotal, new_subtotal, old_tax, new_tax: the other totals, the same way.
     """
 
     customer_id: str
@@ -77,6 +94,10 @@ class CustomerChange:
     old_total: Decimal
     new_total: Decimal
     lines: tuple[LineChange, ...]
+    old_subtotal: Decimal = Decimal(0)
+    new_subtotal: Decimal = Decimal(0)
+    old_tax: Decimal = Decimal(0)
+    new_tax: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -106,6 +127,10 @@ class MonthDiff:
                     "invoice_number": c.invoice_number,
                     "old_total": str(in_minor_units(c.old_total, c.currency)),
                     "new_total": str(in_minor_units(c.new_total, c.currency)),
+                    "old_subtotal": str(in_minor_units(c.old_subtotal, c.currency)),
+                    "new_subtotal": str(in_minor_units(c.new_subtotal, c.currency)),
+                    "old_tax": str(in_minor_units(c.old_tax, c.currency)),
+                    "new_tax": str(in_minor_units(c.new_tax, c.currency)),
                     "lines": [
                         {
                             "sdk_app_id": ln.sdk_app_id,
@@ -113,6 +138,8 @@ class MonthDiff:
                             "plan": ln.plan,
                             "old_amount": _shown(ln.old_amount, c.currency),
                             "new_amount": _shown(ln.new_amount, c.currency),
+                            "old": _evidence_json(ln.old),
+                            "new": _evidence_json(ln.new),
                         }
                         for ln in c.lines
                     ],
@@ -120,6 +147,14 @@ class MonthDiff:
                 for c in self.changes
             ],
         }
+
+
+def _evidence_json(evidence: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Evidence as JSON values: dates ISO, prices as exact decimal strings, nulls left out."""
+    if evidence is None:
+        return None
+    return {k: (v.isoformat() if isinstance(v, date) else str(v) if isinstance(v, Decimal)
+                else v) for k, v in evidence.items() if v is not None}
 
 
 def _shown(amount: Decimal | None, currency: str) -> str | None:
@@ -136,9 +171,15 @@ def _money(value: Any) -> Decimal:
     return Decimal(0) if value is None else Decimal(value)
 
 
+def _slot() -> pl.Expr:
+    """The plan of a prorated plan fee (one line per plan), else null (see `LINE_KEY`)."""
+    return (pl.when((pl.col("item") == "plan_fee") & pl.col("days_on_plan").is_not_null())
+            .then(pl.col("plan")))
+
+
 def compare(old_items: pl.DataFrame, old_invoices: pl.DataFrame, new: Assembled
             ) -> list[CustomerChange]:
-    """Customers whose lines or totals differ, with the differing lines (vectorised)."""
+    """Customers whose lines or totals differ, with the differing charges (vectorised)."""
     cols = list(LINE_SCHEMA)
     old_lines = old_items.select(cols)
     new_lines = new.line_items.select(cols)
@@ -156,24 +197,30 @@ def compare(old_items: pl.DataFrame, old_invoices: pl.DataFrame, new: Assembled
     changed_ids = sorted(set(differing["customer_id"]) | set(moved["customer_id"]))
     if not changed_ids:
         return []
+
+    def side(lines: pl.DataFrame, name: str) -> pl.DataFrame:
+        return lines.filter(pl.col("customer_id").is_in(changed_ids)).select(
+            "customer_id", "sdk_app_id", "item", _slot().alias("slot"),
+            pl.col("amount").alias(f"{name}_amount"),
+            pl.struct(EVIDENCE).alias(f"{name}_evidence"))
+
     line_diff = (
-        old_lines.filter(pl.col("customer_id").is_in(changed_ids))
-        .select(*LINE_KEY, old_amount=pl.col("amount"))
-        .join(
-            new_lines.filter(pl.col("customer_id").is_in(changed_ids))
-            .select(*LINE_KEY, new_amount=pl.col("amount")),
-            on=LINE_KEY, how="full", coalesce=True, nulls_equal=True,
-        )
-        .join(differing.select(LINE_KEY).unique().with_columns(_differs=pl.lit(True)),
+        side(old_lines, "old")
+        .join(side(new_lines, "new"), on=LINE_KEY, how="full", coalesce=True, nulls_equal=True)
+        .join(differing.select("customer_id", "sdk_app_id", "item", _slot().alias("slot"))
+              .unique().with_columns(_differs=pl.lit(True)),
               on=LINE_KEY, how="left", nulls_equal=True)
         .filter(pl.col("_differs").fill_null(False))
         .sort(LINE_KEY, nulls_last=True)
     )
     lines_by_customer: dict[str, list[LineChange]] = {}
     for r in line_diff.to_dicts():
+        old_ev = r["old_evidence"] if r["old_amount"] is not None else None
+        new_ev = r["new_evidence"] if r["new_amount"] is not None else None
         lines_by_customer.setdefault(r["customer_id"], []).append(LineChange(
-            sdk_app_id=r["sdk_app_id"], item=r["item"], plan=r["plan"],
-            old_amount=r["old_amount"], new_amount=r["new_amount"],
+            sdk_app_id=r["sdk_app_id"], item=r["item"],
+            plan=(new_ev or old_ev or {}).get("plan"),
+            old_amount=r["old_amount"], new_amount=r["new_amount"], old=old_ev, new=new_ev,
         ))
     old_by_id = {r["customer_id"]: r for r in old_invoices.to_dicts()}
     new_by_id = {r["customer_id"]: r for r in new.invoices.to_dicts()}
@@ -187,6 +234,10 @@ def compare(old_items: pl.DataFrame, old_invoices: pl.DataFrame, new: Assembled
             old_total=_money(old.get("total")),
             new_total=_money(nw.get("total")),
             lines=tuple(lines_by_customer.get(cid, [])),
+            old_subtotal=_money(old.get("subtotal")),
+            new_subtotal=_money(nw.get("subtotal")),
+            old_tax=_money(old.get("tax")),
+            new_tax=_money(nw.get("tax")),
         ))
     return changes
 
@@ -338,7 +389,7 @@ def reissue_month(
             common: dict[str, Any] = dict(
                 run_id=run_id, inputs_digest=computed.inputs_digest,
                 software_version=__version__, seller=seller, issue_date=issue_date,
-                revision=revision,
+                revision=revision, plan_periods=computed.plan_periods,
             )
             pdf_sha: dict[str, str] = {}
             cn_links = {n: {"credits_invoice": inv} for n, inv in

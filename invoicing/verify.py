@@ -16,6 +16,7 @@ Four checks, each reported as one line naming the file:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -28,6 +29,7 @@ from invoicing.locking import month_lock
 from invoicing.pipeline import compute_month
 from invoicing.pricing.lines import LINE_SCHEMA
 from invoicing.publish import MANIFEST
+from invoicing.reports import evidence_text, money
 from invoicing.reprocess import changed_inputs, compare, issued_month
 from invoicing.storage import readable, relative_name
 from invoicing.timeframe import Month
@@ -35,12 +37,26 @@ from invoicing.timeframe import Month
 
 @dataclass
 class VerifyReport:
-    """Counts of what was checked, and one line per mismatch."""
+    """Counts of what was checked, and one line per mismatch.
+
+    Attributes:
+      files: published files checked against their manifest's SHA-256.
+      invoices: invoice PDFs issued over all revisions (replaced ones included).
+      credit_notes: credit-note PDFs issued over all revisions.
+      pdfs: current invoices whose embedded line items were compared.
+      line_items: current line items compared with the recomputation.
+      revisions: revisions in the chain.
+      totals: current totals per currency: (sum of totals, number of invoices).
+      mismatches: one line per mismatch, naming the file.
+    """
 
     files: int = 0
+    invoices: int = 0
+    credit_notes: int = 0
     pdfs: int = 0
     line_items: int = 0
     revisions: int = 0
+    totals: dict[str, tuple[Decimal, int]] = field(default_factory=dict)
     mismatches: list[str] = field(default_factory=list)
 
     @property
@@ -53,6 +69,8 @@ def _check_files(rev: Revision, previous: Revision | None, report: VerifyReport)
     for relative, expected in sorted(listed.items()):
         path = rev.files / relative
         report.files += 1
+        report.invoices += relative.startswith("invoices/") and relative.endswith(".pdf")
+        report.credit_notes += relative.startswith("credit_notes/") and relative.endswith(".pdf")
         if not path.is_file():
             report.mismatches.append(f"{path}: missing (listed in {rev.path / MANIFEST})")
         elif sha256_file(path) != expected:
@@ -91,16 +109,22 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
 
         items, invoices = issued.current_state()
         report.line_items = items.height
+        for cur, total, count in invoices.filter(pl.col("invoice_number").is_not_null()).group_by(
+                "currency").agg(pl.col("total").sum(), pl.len()).rows():
+            report.totals[cur] = (total, count)
         for change in compare(items, invoices, computed.assembled):
+            cur = change.currency
             for ln in change.lines:
                 report.mismatches.append(
                     f"{latest.path / 'line_items.parquet'}: customer {change.customer_id} app "
-                    f"{ln.sdk_app_id} {ln.item}: published {ln.old_amount}, recomputed "
-                    f"{ln.new_amount}")
+                    f"{ln.sdk_app_id} {ln.item}: published {money(ln.old_amount, cur)} "
+                    f"({evidence_text(ln.item, ln.old)}), recomputed "
+                    f"{money(ln.new_amount, cur)} ({evidence_text(ln.item, ln.new)})")
             if not change.lines:
                 report.mismatches.append(
                     f"{latest.path / 'invoices.parquet'}: customer {change.customer_id}: "
-                    f"published total {change.old_total}, recomputed {change.new_total}")
+                    f"published total {money(change.old_total, cur)}, recomputed "
+                    f"{money(change.new_total, cur)}")
 
         # Each current PDF carries its own copy of the lines; compare it with the
         # recomputation for that invoice number.

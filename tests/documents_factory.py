@@ -15,6 +15,7 @@ from typing import Any
 from babel.numbers import get_currency_precision
 
 from invoicing.documents import AppSection, InvoiceDocument, Line, Party
+from invoicing.money import round_half_up
 
 PERIOD_START = date(2026, 10, 1)
 PERIOD_END = date(2026, 10, 31)
@@ -155,15 +156,16 @@ def evidence_lines(currency: str) -> tuple[Line, ...]:
 
 
 def prorated_lines(currency: str) -> tuple[Line, ...]:
-    """A `prorate_daily` plan fee: 10 of 31 days on Flagship."""
+    """A `prorate_daily` plan fee: 10 of 31 days on Flagship, at the daily rate."""
     p = PRICES[currency]
+    daily_rate = round_half_up(p["flagship"] / 31, 6)
     return (
         Line(
             item="plan_fee",
             description="Plan fee (Flagship, 10/31 days)",
             quantity=10,
-            unit_price=p["flagship"],
-            amount=money(p["flagship"] * 10 / 31, currency),
+            unit_price=daily_rate,
+            amount=money(daily_rate * 10, currency),
             plan="flagship",
             days_on_plan=10,
             days_in_month=31,

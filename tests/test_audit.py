@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import pikepdf
@@ -83,7 +84,12 @@ def test_two_runs_give_identical_bytes(published: Path, tmp_path: Path) -> None:
 def test_verify_passes_on_a_fresh_run(published: Path) -> None:
     code, output = verify(published)
     assert code == 0, output
-    assert output == "OK 2026-10: 1 revision(s), 19 files, 15 PDFs, 158 line items match\n"
+    assert output == (
+        "OK 2026-10: 1 revision(s), 19 files, 158 line items match\n"
+        "  documents: 15 invoice(s) issued, 15 current (embedded line items match), "
+        "0 credit note(s)\n"
+        "  current totals: CNY CN¥24,024.44 (4 invoices) · KRW ₩7,141,096 (4 invoices) · "
+        "USD $14,970.42 (5 invoices)\n")
 
 
 def test_verify_names_a_pdf_with_one_flipped_byte(copy: Path) -> None:
@@ -111,8 +117,10 @@ def test_verify_names_line_items_with_one_changed_amount(copy: Path) -> None:
     code, output = verify(copy)
     assert code == ExitCode.VERIFY_MISMATCH
     assert f"{path}: SHA-256 differs from" in output
-    assert (f"{path}: customer {target['customer_id']} app {target['sdk_app_id']} plan_fee: "
-            f"published {target['amount'] + 1}, recomputed {target['amount']}") in output
+    assert (target["customer_id"], target["sdk_app_id"], target["amount"]) == (
+        "C1001", 1400000102, Decimal("1199"))
+    assert (f"{path}: customer C1001 app 1400000102 plan_fee: published $1,200.00 "
+            "(Flagship), recomputed $1,199.00 (Flagship)") in output
 
 
 def test_verify_names_an_edited_usage_file(copy: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pypdf import PdfReader
 
 from invoicing.cli import main
 from invoicing.errors import ExitCode
+from sample_data import correct_export
 from tests.builders import INCOMPLETE_OK, MonthBuilder, d
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "2026-10"
@@ -73,15 +73,31 @@ def test_diff_shows_changed_customers_and_lines(published: Path) -> None:
     assert result.output == (
         "2026-10: 1 customer(s) changed (compared with revision 0)\n"
         "  changed inputs: usage/part=0/usage.parquet\n"
-        "  c1  IM-202610-000001  USD total 548.99 -> 848.97\n"
-        "      app 1 dau_overage (pro): 149.99 -> 449.97\n"
+        "\n"
+        "Changed charges:\n"
+        "  invoice           customer  app  charge       before"
+        "                                       after"
+        "                                         amount before  amount after\n"
+        "  IM-202610-000001  c1        1    DAU overage"
+        "  Pro, peak DAU 15,000 on 2026-10-01, 1 block"
+        "  Pro, peak DAU 35,000 on 2026-10-01, 3 blocks        $149.99       $449.97\n"
+        "\n"
+        "Changed totals:\n"
+        "  invoice           customer  subtotal            tax             total"
+        "               difference\n"
+        "  IM-202610-000001  c1        $548.99 -> $848.97  $0.00 -> $0.00  $548.99 -> $848.97"
+        "    +$299.98\n"
     )
     as_json = json.loads(cli("diff", *month_args(published), "--format", "json").output)
+    evidence = {"plan": "pro", "unit_price": "149.990000", "peak_date": "2026-10-01"}
     assert as_json["customers"] == [{
         "customer_id": "c1", "currency": "USD", "invoice_number": "IM-202610-000001",
-        "old_total": "548.99", "new_total": "848.97",
+        "old_total": "548.99", "new_total": "848.97", "old_subtotal": "548.99",
+        "new_subtotal": "848.97", "old_tax": "0.00", "new_tax": "0.00",
         "lines": [{"sdk_app_id": 1, "item": "dau_overage", "plan": "pro",
-                   "old_amount": "149.99", "new_amount": "449.97"}],
+                   "old_amount": "149.99", "new_amount": "449.97",
+                   "old": {**evidence, "quantity": 1, "peak_value": 15000, "excess": 5000},
+                   "new": {**evidence, "quantity": 3, "peak_value": 35000, "excess": 25000}}],
     }]
     assert not (published / "out/2026-10/revisions").exists()
 
@@ -237,33 +253,16 @@ def test_a_killed_lock_holder_does_not_block(published: Path) -> None:
     assert code == 0
 
 
-def test_readme_reprocessing_example(tmp_path: Path) -> None:
-    """The README's "Reprocessing a month" walk-through, on the sample month."""
-    shutil.copytree(SAMPLE, tmp_path / "in")
-    assert cli("run", *month_args(tmp_path)).exit_code == 0
-    path = tmp_path / "in/usage/region=us/2026-10-a.parquet"
-    usage = pl.read_parquet(path).with_row_index()
-    first = usage.filter(pl.col("sdk_app_id") == 1400000202)["index"][0]
-    usage = usage.with_columns(
-        dau=pl.when(pl.col("index") == first).then(pl.lit(45_000, dtype=pl.Int64))
-        .otherwise(pl.col("dau"))).drop("index")
-    pq.write_table(usage.to_arrow(), path)
-    refused = cli("run", *month_args(tmp_path))
+def test_run_on_a_corrected_export_is_refused(tmp_path: Path) -> None:
+    """The README's walk-through (tests/test_readme_walkthrough.py): `run` on the
+    corrected export of an issued month stops with exit 5 and points to diff/reissue."""
+    assert cli("run", *month_args_of(SAMPLE, tmp_path), "--workers", "1").exit_code == 0
+    correct_export.correct(tmp_path / "fixed")
+    refused = cli("run", *month_args_of(tmp_path / "fixed", tmp_path))
     assert refused.exit_code == ExitCode.ALREADY_PUBLISHED
-    diff = cli("diff", *month_args(tmp_path))
-    assert diff.output == (
-        "2026-10: 1 customer(s) changed (compared with revision 0)\n"
-        "  changed inputs: usage/region=us/2026-10-a.parquet\n"
-        "  C1002  IM-202610-000002  USD total 2596.96 -> 3046.93\n"
-        "      app 1400000202 dau_overage (flagship): 149.99 -> 599.96\n"
-    )
-    reissue = cli("reissue", *month_args(tmp_path), "--reason", "usage export corrected")
-    assert reissue.stdout == (
-        f"2026-10: wrote revision 1 to {tmp_path / 'out/2026-10/revisions/001'}\n"
-        "  credit note CN-202610-000001 reverses IM-202610-000002\n"
-        "  invoice IM-202610-000016 replaces IM-202610-000002\n"
-    )
-    verify = cli("verify", *month_args(tmp_path))
-    assert verify.exit_code == 0, verify.output
-    assert verify.output == ("OK 2026-10: 2 revision(s), 27 files, 15 PDFs, 158 line items "
-                             "match\n")
+    assert "Use 'invoicing diff'" in refused.output
+    assert not (tmp_path / "out/2026-10/revisions").exists()
+
+
+def month_args_of(input_dir: Path, root: Path) -> list[str]:
+    return ["--month", "2026-10", "--input", str(input_dir), "--out", str(root / "out")]

@@ -170,3 +170,20 @@ def plan_days(usage: pl.DataFrame, subs: Subscriptions) -> pl.DataFrame:
         .with_columns(pl.col("sdk_app_id").set_sorted())
         .collect()
     )
+
+
+def plan_periods_frame(subs: Subscriptions) -> pl.DataFrame:
+    """Each app's plans over the month: one row per run of days on one plan.
+
+    Columns: sdk_app_id, plan, start, end, sorted by app and start. Two events that set
+    the same plan one after the other make one run (the invoice tells the plan story,
+    not the change log).
+    """
+    plans = subs.segments.filter(pl.col("item") == "plan").sort("sdk_app_id", "start")
+    return (
+        plans.with_columns(run=pl.struct("sdk_app_id", "value").rle_id())
+        .group_by("sdk_app_id", "run", maintain_order=True)
+        .agg(plan=pl.col("value").first(), start=pl.col("start").min(),
+             end=pl.col("end").max())
+        .select("sdk_app_id", "plan", "start", "end")
+    )

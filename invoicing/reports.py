@@ -1,0 +1,121 @@
+"""Text reports for finance: what `diff` and `verify` print.
+
+Written for a reader who knows the invoices, not the code: one row per changed charge
+with its evidence before and after (plan, peak and its day, blocks, tier, days) and the
+amounts in the currency's own format (Babel, through `invoicing.i18n`), then one row per
+invoice whose totals changed. Columns are aligned so the report reads as a table in a
+terminal or a ticket. `diff --format json` is the machine-readable form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from invoicing import i18n
+from invoicing.reprocess import CustomerChange, LineChange, MonthDiff
+
+#: Locale of the reports (labels are English; amounts and counts use its formats).
+REPORT_LOCALE = "en_US"
+NONE = "-"
+
+PLAN_LABELS = {"free": "Free trial", "pro": "Pro", "flagship": "Flagship"}
+ITEM_LABELS = {
+    "plan_fee": "Plan fee",
+    "dau_overage": "DAU overage",
+    "group_overage": "Group overage",
+    "avchatroom_unlimited": "Unlimited live-broadcast groups",
+    "group_member_limit": "Members per group",
+    "groups_per_user": "Groups per user",
+    "history_retention_days": "Message history retention",
+    "av_call": "Audio/video call",
+}
+
+
+def money(amount: Decimal | None, currency: str) -> str:
+    """An amount in the currency's format (``$1,199.00``, ``₩550,000``), or ``-``."""
+    return NONE if amount is None else i18n.format_money(amount, currency, REPORT_LOCALE)
+
+
+def _count(n: int) -> str:
+    return i18n.format_int(n, REPORT_LOCALE)
+
+
+def evidence_text(item: str, ev: dict[str, Any] | None) -> str:
+    """The figures behind one charge, as a customer's invoice prints them."""
+    if ev is None:
+        return "(no charge)"
+    parts = [PLAN_LABELS.get(ev.get("plan") or "", "no plan")]
+    if item in ("dau_overage", "group_overage"):
+        what = "DAU" if item == "dau_overage" else "groups"
+        peak_day = ev["peak_date"].isoformat() if isinstance(ev["peak_date"], date) else "-"
+        blocks = ev["quantity"]
+        parts += [f"peak {what} {_count(ev['peak_value'])} on {peak_day}",
+                  f"{_count(blocks)} block{'' if blocks == 1 else 's'}"]
+    elif item == "plan_fee" and ev.get("days_on_plan") is not None:
+        parts.append(f"{ev['days_on_plan']} of {ev['days_in_month']} days")
+    elif item == "av_call" and ev.get("trial_end") is not None:
+        parts.append(f"trial until {ev['trial_end'].isoformat()}")
+    elif ev.get("tier") not in (None, "on"):
+        parts.append(f"tier {_count(int(ev['tier']))}")
+    if ev.get("active_days") is not None:
+        parts.append(f"active {ev['active_days']} days")
+    return ", ".join(parts)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ",
+          right: Sequence[int] = ()) -> list[str]:
+    """Rows under a header, each column as wide as its widest cell; `right`: columns of
+    figures, aligned to the right."""
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [c.rjust(w) if i in right else c.ljust(w)
+                  for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return (indent + "  ".join(padded)).rstrip()
+
+    return [line(header), *(line(r) for r in rows)]
+
+
+def _charge_row(change: CustomerChange, ln: LineChange) -> list[str]:
+    return [change.invoice_number or "(none)", change.customer_id, str(ln.sdk_app_id),
+            ITEM_LABELS.get(ln.item, ln.item), evidence_text(ln.item, ln.old),
+            evidence_text(ln.item, ln.new), money(ln.old_amount, change.currency),
+            money(ln.new_amount, change.currency)]
+
+
+def _totals_row(c: CustomerChange) -> list[str]:
+    difference = c.new_total - c.old_total
+    sign = "+" if difference > 0 else ""
+    return [c.invoice_number or "(none)", c.customer_id,
+            f"{money(c.old_subtotal, c.currency)} -> {money(c.new_subtotal, c.currency)}",
+            f"{money(c.old_tax, c.currency)} -> {money(c.new_tax, c.currency)}",
+            f"{money(c.old_total, c.currency)} -> {money(c.new_total, c.currency)}",
+            sign + money(difference, c.currency)]
+
+
+def diff_text(result: MonthDiff) -> str:
+    """`invoicing diff`: the changed charges, then the changed totals per invoice."""
+    lines = [f"{result.month.label}: {len(result.changes)} customer(s) changed "
+             f"(compared with revision {result.revision})"]
+    if result.changed_inputs:
+        lines.append(f"  changed inputs: {', '.join(result.changed_inputs)}")
+    charges = [_charge_row(c, ln) for c in result.changes for ln in c.lines]
+    if charges:
+        lines += ["", "Changed charges:"]
+        lines += table(["invoice", "customer", "app", "charge", "before", "after",
+                        "amount before", "amount after"], charges, right=(6, 7))
+    if result.changes:
+        lines += ["", "Changed totals:"]
+        lines += table(["invoice", "customer", "subtotal", "tax", "total", "difference"],
+                       [_totals_row(c) for c in result.changes], right=(5,))
+    return "\n".join(lines)
+
+
+def totals_text(totals: dict[str, tuple[Decimal, int]]) -> str:
+    """``USD $15,420.39 (5 invoices)`` per currency, in currency order."""
+    return " · ".join(
+        f"{cur} {money(total, cur)} ({n} invoice{'' if n == 1 else 's'})"
+        for cur, (total, n) in sorted(totals.items()))
