@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import mimetypes
 import os
 import re
 import threading
@@ -39,23 +38,39 @@ from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 from xml.etree import ElementTree
 
 import cssselect2
 import pydyf
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup, escape
 from weasyprint import CSS, HTML, Attachment
 from weasyprint import html as weasyprint_html
 from weasyprint.css.counters import CounterStyle
 from weasyprint.text.fonts import FontConfiguration
-from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
+from weasyprint.urls import FatalURLFetchingError, URLFetcher
 
 from invoicing import i18n, render_engine
 from invoicing.documents import InvoiceDocument
 from invoicing.evidence import ATTACHMENT_NAME, attachment_csv
+from invoicing.render_filters import (
+    FILTERS,
+    PAGE_TOKEN,
+    PAGES_TOKEN,
+    WORD_JOINER,
+    css_string,
+    format_tier,
+    keep_words,
+    page_counter_css,
+)
+from invoicing.render_security import ResourceRefusedError, TemplatesOnlyFetcher
+
+#: Names importable from here (the renderer, and the filters and fetcher it uses).
+__all__ = [
+    "DEFAULT_TEMPLATES_DIR", "PAGES_TOKEN", "PAGE_TOKEN", "PDF_VARIANT", "STYLESHEET_NAME",
+    "TEMPLATE_NAME", "WORD_JOINER", "InvoiceRenderer", "RenderError", "ResourceRefusedError",
+    "TemplatesOnlyFetcher", "css_string", "format_tier", "keep_words", "page_counter_css",
+    "parse_as_xml",
+]
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 #: Archival PDF that may carry attachments (ISO 19005-3, level B).
@@ -63,61 +78,12 @@ PDF_VARIANT = "pdf/a-3b"
 TEMPLATE_NAME = "invoice.html"
 STYLESHEET_NAME = "invoice.css"
 
-#: Placeholders the template passes through gettext for the page counter; the
-#: translated text around them becomes CSS strings (see `page_counter_css`).
-PAGE_TOKEN = "{page}"
-PAGES_TOKEN = "{pages}"
-
-
 class RenderError(Exception):
     """A document could not be rendered (missing template resource, refused URL, ...).
 
     WeasyPrint reports a fatal fetch failure as a ``BaseException``; it is turned
     into this ordinary exception so the CLI can print one line and exit non-zero.
     """
-
-
-class ResourceRefusedError(ValueError):
-    """WeasyPrint asked for a resource outside the templates folder."""
-
-
-class TemplatesOnlyFetcher(URLFetcher):
-    """A WeasyPrint URL fetcher that serves only files inside one folder.
-
-    WeasyPrint 70 expects a `URLFetcher` instance (it reads ``_fail_on_errors``
-    from it), so this subclasses it and replaces `fetch`. Everything that is not
-    a ``file:`` URL resolving, after symlinks and ``..`` are resolved, to a file
-    under ``root`` is refused: ``http(s):``, ``data:``, ``file:///etc/passwd``,
-    ``fonts/../../secret``. ``fail_on_errors`` makes a refused or missing
-    resource stop the rendering instead of printing a PDF with a fallback font
-    or a missing logo.
-    """
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(allowed_protocols=("file",), fail_on_errors=True)
-        self.root = root.resolve()
-
-    def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
-        """Return the file behind ``url`` or raise `ResourceRefusedError`."""
-        path = self.resolve(url)
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return URLFetcherResponse(
-            url=path.as_uri(), body=path.read_bytes(), headers={"Content-Type": content_type}
-        )
-
-    def resolve(self, url: str) -> Path:
-        """Map an allowed ``file:`` URL to its real path inside the root, or raise."""
-        parts = urlsplit(url)
-        if parts.scheme.lower() != "file":
-            raise ResourceRefusedError(f"refused non-file URL: {url}")
-        if parts.netloc not in ("", "localhost"):
-            raise ResourceRefusedError(f"refused file URL on another host: {url}")
-        path = Path(url2pathname(parts.path)).resolve()  # url2pathname percent-decodes
-        if not path.is_relative_to(self.root):
-            raise ResourceRefusedError(f"refused file outside {self.root}: {url}")
-        if not path.is_file():
-            raise ResourceRefusedError(f"no such template resource: {url}")
-        return path
 
 
 class InvoiceRenderer:
@@ -144,18 +110,7 @@ class InvoiceRenderer:
         # `{% trans %}` blocks span lines in the template; trimming keeps the
         # msgids in the catalogue on one line.
         self.env.policies["ext.i18n.trimmed"] = True
-        self.env.filters.update(
-            format_money=i18n.format_money,
-            format_unit_price=i18n.format_unit_price,
-            format_date=i18n.format_date,
-            format_date_range=i18n.format_date_range,
-            format_int=i18n.format_int,
-            format_rate=i18n.format_rate,
-            format_tier=format_tier,
-            keep_words=keep_words,
-            page_counter_css=page_counter_css,
-            css_string=css_string,
-        )
+        self.env.filters.update(FILTERS)
         # The i18n extension compiles `{% trans %}` differently for new-style
         # gettext (variables substituted and escaped by the gettext wrapper), so
         # that style must be switched on before the template is compiled.
@@ -394,85 +349,3 @@ def _source_date_epoch(day: date) -> Iterator[None]:
             del os.environ["SOURCE_DATE_EPOCH"]
         else:
             os.environ["SOURCE_DATE_EPOCH"] = previous
-
-
-def format_tier(tier: str, locale: str) -> str:
-    """Format an add-on tier: numeric tiers (``"3000"``) get the locale's grouping."""
-    return i18n.format_int(int(tier), locale) if tier.isdigit() else tier
-
-
-#: U+2060 WORD JOINER: zero width, no glyph, forbids a line break on either side (UAX 14).
-WORD_JOINER = "\u2060"
-
-
-def keep_words(text: str, locale: str) -> Markup:
-    """Keep each space-separated word of a Korean label on one line.
-
-    Korean separates words with spaces, but line breaking (UAX 14) may split a
-    word between any two syllables, and WeasyPrint 70 ignores ``word-break:
-    keep-all``. A word joiner between the characters of each word forbids those
-    breaks: the label prints and extracts exactly as before, and lines still break
-    at the spaces. (A no-wrap ``<span>`` per word did the same at the cost of an
-    inline box per word, about a tenth of the render time of a Korean invoice.)
-    Other languages are returned escaped and unchanged: Chinese has no spaces, so
-    joining its characters would stop its lines from breaking at all.
-    """
-    if not locale.startswith("ko"):
-        return escape(text)
-    # Join the characters of the plain text (not of its escaped form, whose entities
-    # such as "&amp;" must stay whole), escaping each character.
-    plain = _plain(text)
-    return Markup(" ").join(
-        Markup(WORD_JOINER).join(escape(char) for char in word)
-        for word in plain.split(" ") if word
-    )
-
-
-_TOKEN_RE = re.compile("(" + re.escape(PAGE_TOKEN) + "|" + re.escape(PAGES_TOKEN) + ")")
-
-
-def page_counter_css(label: str) -> Markup:
-    """Turn a translated "Page {page} of {pages}" into a CSS ``content`` value.
-
-    Page numbers only exist in CSS (``counter(page)``), and word order differs
-    between languages ("3페이지 중 1페이지"), so the translated sentence is
-    split at the placeholders and each piece becomes an escaped CSS string.
-    Characters that could end a string or the ``<style>`` element are written as
-    CSS hex escapes; the result is safe inside ``<style>``.
-    """
-    pieces: list[str] = []
-    for token in _TOKEN_RE.split(str(label)):
-        if token == PAGE_TOKEN:
-            pieces.append("counter(page)")
-        elif token == PAGES_TOKEN:
-            pieces.append("counter(pages)")
-        elif token:
-            pieces.append(_css_string(token))
-    return Markup(" ".join(pieces) or '""')
-
-
-def css_string(text: str) -> Markup:
-    """Jinja2 filter: ``text`` as a quoted CSS string, safe inside ``<style>``.
-
-    Markup (what autoescaped concatenation returns) is unescaped first: CSS strings
-    are not HTML, and `_css_string` escapes every character that could end them.
-    """
-    return Markup(_css_string(_plain(text)))
-
-
-def _plain(text: str) -> str:
-    """The text itself: Markup (what gettext and autoescaped joins return) unescaped."""
-    return text.unescape() if isinstance(text, Markup) else str(text)
-
-
-def _css_string(text: str) -> str:
-    """Quote ``text`` as a CSS string, hex-escaping anything that is not plain text."""
-    out = []
-    for char in text:
-        if char.isalnum() or char in " .,:;()/-" or (ord(char) > 0x7F and char.isprintable()):
-            out.append(char)
-        else:
-            # Six hex digits and a space: CSS takes one whitespace after an escape
-            # as its end, so the space keeps a real space that follows.
-            out.append(f"\\{ord(char):06x} ")
-    return '"' + "".join(out) + '"'
