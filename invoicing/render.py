@@ -5,18 +5,24 @@ start-up, parsing the stylesheet and registering the big CJK fonts cost about a 
 so the Jinja2 environment, the parsed `CSS` and the `FontConfiguration` live as long as
 the renderer does (STYLE.md, "keep one renderer alive across many documents"). What
 remains per invoice (~100 ms of CPU for one page) is mostly WeasyPrint's layout and
-drawing, in Python; `InvoiceHTML`, `_compress_streams_once` and `render_engine` trim
-what can be trimmed without changing a byte (parser, user-agent stylesheet, double
-compression, font subsetting, computed styles), and the template avoids what makes
+drawing, in Python; `compress_streams_once` and the guarded changes of `render_engine`
+trim what can be trimmed without changing a byte, and the template avoids what makes
 WeasyPrint measure boxes more than once: flex and grid, automatic table layout, floats
 without a width (see invoice.css).
+
+The stage is split by job:
+
+* this module: the renderer (Jinja2 environment, HTML, PDF bytes);
+* `invoicing.render_security`: what WeasyPrint may fetch (`TemplatesOnlyFetcher`);
+* `invoicing.render_filters`: the template's Jinja2 filters;
+* `invoicing.render_engine`: speed-ups inside WeasyPrint 70.0, guarded (stock WeasyPrint
+  otherwise);
+* `invoicing.render_pool`: many documents on all cores.
 
 Three properties matter more than looks:
 
 * Customer data is untrusted. Every template is autoescaped, and WeasyPrint may
-  read nothing but files inside the templates folder (`TemplatesOnlyFetcher`),
-  so an address holding ``<img src="file:///etc/passwd">`` prints as text and a
-  stylesheet can never reach the network.
+  read nothing but files inside the templates folder (`TemplatesOnlyFetcher`).
 * The output is byte-reproducible. Dates in the PDF come from the invoice's
   issue date, and the PDF ``/ID`` is a hash of the rendered HTML, so rerunning
   a month gives the same ``pdf_sha256`` in ``invoices.parquet``.
@@ -35,19 +41,14 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree
 
-import cssselect2
 import pydyf
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from weasyprint import CSS, HTML, Attachment
-from weasyprint import html as weasyprint_html
-from weasyprint.css.counters import CounterStyle
+from weasyprint import CSS, Attachment
 from weasyprint.text.fonts import FontConfiguration
-from weasyprint.urls import FatalURLFetchingError, URLFetcher
+from weasyprint.urls import FatalURLFetchingError
 
 from invoicing import i18n, render_engine
 from invoicing.documents import InvoiceDocument
@@ -68,8 +69,8 @@ from invoicing.render_security import ResourceRefusedError, TemplatesOnlyFetcher
 __all__ = [
     "DEFAULT_TEMPLATES_DIR", "PAGES_TOKEN", "PAGE_TOKEN", "PDF_VARIANT", "STYLESHEET_NAME",
     "TEMPLATE_NAME", "WORD_JOINER", "InvoiceRenderer", "RenderError", "ResourceRefusedError",
-    "TemplatesOnlyFetcher", "css_string", "format_tier", "keep_words", "page_counter_css",
-    "parse_as_xml",
+    "TemplatesOnlyFetcher", "compress_streams_once", "css_string", "format_tier",
+    "keep_words", "page_counter_css",
 ]
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -77,6 +78,7 @@ DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 PDF_VARIANT = "pdf/a-3b"
 TEMPLATE_NAME = "invoice.html"
 STYLESHEET_NAME = "invoice.css"
+
 
 class RenderError(Exception):
     """A document could not be rendered (missing template resource, refused URL, ...).
@@ -116,7 +118,7 @@ class InvoiceRenderer:
         # that style must be switched on before the template is compiled.
         self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
         self.template = self.env.get_template(TEMPLATE_NAME)
-        render_engine.install()
+        render_engine.install()  # logs a warning and leaves WeasyPrint stock if it cannot
         self.font_config = FontConfiguration()
         try:
             self.css = CSS(
@@ -177,13 +179,14 @@ class InvoiceRenderer:
         )
         try:
             with self._lock, _source_date_epoch(doc.issue_date):
-                pdf = InvoiceHTML.from_markup(html, self.base_url, self.url_fetcher).write_pdf(
+                page = render_engine.html_page(html, self.base_url, self.url_fetcher)
+                pdf = page.write_pdf(
                     stylesheets=[self.css],
                     font_config=self.font_config,
                     pdf_identifier=identifier,
                     pdf_variant=PDF_VARIANT,
                     attachments=[line_items],
-                    finisher=_compress_streams_once,
+                    finisher=compress_streams_once,
                 )
         except FatalURLFetchingError as exc:
             raise RenderError(
@@ -211,122 +214,37 @@ def _drop_indentation(html: str) -> str:
     return _INDENTATION.sub(">", html)
 
 
-#: Rules of WeasyPrint's HTML user-agent stylesheet that start with a bare pseudo-element
-#: (``::marker``, ``::footnote-call``, ``::note-call`` ...). See `user_agent_stylesheet`.
-_UNIVERSAL_PSEUDO_ELEMENT_RULE = re.compile(r"^::[a-z-]+\s*\{[^}]*\}\s*$", re.MULTILINE)
-
-
-@cache
-def user_agent_stylesheet() -> CSS:
-    """WeasyPrint's own HTML user-agent stylesheet, less its universal pseudo-element rules.
-
-    ``::marker {...}``, ``::footnote-call {...}`` and the four other rules like them
-    match every element, so WeasyPrint computes six pseudo-element styles for each
-    element of every invoice, and throws them away: they only matter for list items,
-    footnotes and notes, which the invoice has none of. Leaving them out saves about a
-    twentieth of the render time and changes no byte of the PDF (tests/test_render.py
-    compares against the stock stylesheet). ``::marker`` is kept for ``li``.
-    """
-    rules = _UNIVERSAL_PSEUDO_ELEMENT_RULE.findall(weasyprint_html.UA)
-    text = _UNIVERSAL_PSEUDO_ELEMENT_RULE.sub("", weasyprint_html.UA)
-    text += "".join("\nli" + rule for rule in rules if rule.startswith("::marker"))
-    return CSS(string=text, counter_style=CounterStyle())
-
-
-#: A start tag with a tab, CR or LF inside (an attribute value holding one, say): an XML
-#: parser would turn it into a space where an HTML parser keeps it.
-_WHITESPACE_IN_TAG = re.compile(r"<[^<>]*[\t\r\n][^<>]*>")
-
-
-def parse_as_xml(html: str) -> ElementTree.Element | None:
-    """The element tree of an invoice page, read by expat, or None if it cannot be.
-
-    The template writes well-formed XHTML-compatible markup (void elements closed
-    with ``/>``, every value escaped), so the C XML parser builds the same tree as
-    WeasyPrint's pure-Python HTML5 parser (tinyhtml5) in about a twentieth of the
-    time; parsing was 7% of the render time. Markup the two parsers could read
-    differently is left to tinyhtml5: anything expat rejects (a control character
-    in a customer name, an HTML entity) and tags with a tab or line break inside.
-    tests/test_render.py checks that both give byte-identical PDFs.
-    """
-    if _WHITESPACE_IN_TAG.search(html):
-        return None
-    try:
-        return ElementTree.fromstring(html)
-    except (ElementTree.ParseError, ValueError):
-        return None
-
-
-class InvoiceHTML(HTML):
-    """`weasyprint.HTML` read by `parse_as_xml` and styled with `user_agent_stylesheet`.
-
-    Both shortcuts rely on WeasyPrint 70 internals (the attributes ``HTML.__init__``
-    sets, the ``_ua_stylesheets`` hook); the same-bytes tests in tests/test_render.py
-    fail if an upgrade changes them.
-    """
-
-    @classmethod
-    def from_markup(cls, html: str, base_url: str, url_fetcher: URLFetcher) -> InvoiceHTML:
-        """Like ``InvoiceHTML(string=html, ...)``, parsed by `parse_as_xml` when it can be.
-
-        Sets what ``HTML.__init__`` (WeasyPrint 70) sets after parsing. The page has no
-        ``<base>`` element (customer data is escaped), so ``base_url`` is used as is.
-        """
-        root = parse_as_xml(html)
-        if root is None:
-            return cls(string=html, base_url=base_url, url_fetcher=url_fetcher)
-        page = cls.__new__(cls)
-        page.base_url = base_url
-        page.url_fetcher = url_fetcher
-        page.media_type = "print"
-        page.wrapper_element = cssselect2.ElementWrapper.from_html_root(
-            root, content_language=None)
-        page.etree_element = page.wrapper_element.etree_element
-        return page
-
-    def _ua_stylesheets(self, forms: bool = False) -> list[CSS]:
-        stock: list[CSS] = super()._ua_stylesheets(forms)
-        return [user_agent_stylesheet(), *stock[1:]]
-
-
 #: zlib level of the PDF streams. pydyf uses 9; 6 deflates the font subsets and page
 #: content of an invoice 2-3 times faster for files 0.5-1% larger (8 ms less per
 #: Chinese invoice, whose two font subsets are ~200 KB before compression).
 FLATE_LEVEL = 6
 
 
-class _OnceCompressedStream(pydyf.Stream):
-    """A `pydyf.Stream` that is deflated once, at `FLATE_LEVEL`.
+def compress_streams_once(document: object, pdf: pydyf.PDF) -> None:
+    """`write_pdf` finisher: deflate each compressible stream once, at `FLATE_LEVEL`.
 
-    ``pydyf.Stream.data`` deflates (level 9) on every access, and `pydyf.PDF.write`
-    reads every object's data twice when the PDF has an identifier, which ours must
-    have (PDF/A): once to write it, once more to hash the whole file for the second
-    ``/ID`` entry. Compressing the font subsets and page content twice was about a
-    tenth of the render time of a Chinese invoice.
+    A `pydyf.Stream` made with ``compress=True`` deflates (level 9) every time its
+    ``data`` is read, and `pydyf.PDF.write` reads every object's data twice when the PDF
+    has an identifier, which ours must have (PDF/A): once to write it, once more to
+    hash the whole file for the second ``/ID`` entry. Nothing changes the streams after
+    the finisher, so each is deflated here, through pydyf's public attributes
+    (``stream``, ``extra``, ``compress``), and then written as it is.
     """
-
-    stream: list[Any]
-    extra: Any
-    compress: bool
-
-    @property
-    def data(self) -> bytes:
-        cached: bytes | None = self.__dict__.get("_data")
-        if cached is None:
-            if self.compress:
-                content = b"\n".join(pydyf._to_bytes(item) for item in self.stream)
-                self.stream = [zlib.compress(content, FLATE_LEVEL)]
-                self.extra["Filter"] = "/FlateDecode"
-                self.compress = False  # already done: pydyf writes it as it is
-            cached = self.__dict__["_data"] = super().data
-        return cached
-
-
-def _compress_streams_once(document: object, pdf: pydyf.PDF) -> None:
-    """`write_pdf` finisher: nothing changes the streams any more; deflate each once."""
     for obj in pdf.objects:
-        if type(obj) is pydyf.Stream:
-            obj.__class__ = _OnceCompressedStream
+        if type(obj) is pydyf.Stream and obj.compress:
+            content = b"\n".join(_stream_item_bytes(item) for item in obj.stream)
+            obj.stream = [zlib.compress(content, FLATE_LEVEL)]
+            obj.extra["Filter"] = "/FlateDecode"
+            obj.compress = False
+
+
+def _stream_item_bytes(item: Any) -> bytes:
+    """A stream item as pydyf writes it: bytes as they are; anything else as the one
+    element of a `pydyf.Array`, whose brackets are dropped."""
+    if isinstance(item, bytes):
+        return item
+    data: bytes = pydyf.Array((item,)).data
+    return data[1:-1]
 
 
 @contextmanager
