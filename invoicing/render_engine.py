@@ -52,7 +52,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 from xml.etree import ElementTree
@@ -78,14 +78,23 @@ _patched: list[tuple[Any, str, Any]] = []
 _outcome: bool | None = None
 
 
-def install() -> bool:
-    """Apply the changes to this process; True if they are in place.
+#: The changes by name, for ``install(without=...)`` (benchmarks/render_instructions.py
+#: measures each one by leaving it out).
+CHANGES = ("fonts", "computed_values", "page")
 
-    Idempotent and thread-safe; after a failure it returns False without trying (or
-    warning) again until `uninstall`. The font caches live as long as the process (a
-    handful of bundled fonts: ~35 MB with their prepared faces).
+
+def install(without: Collection[str] = ()) -> bool:
+    """Apply the changes (all but those named in ``without``); True if they are in place.
+
+    Idempotent and thread-safe: the first call decides, later ones return its outcome;
+    after a failure they return False without trying (or warning) again until
+    `uninstall`. The font caches live as long as the process (a handful of bundled
+    fonts: ~35 MB with their prepared faces).
     """
     global _outcome, _page_class
+    unknown = set(without) - set(CHANGES)
+    if unknown:
+        raise ValueError(f"unknown render_engine changes: {sorted(unknown)}")
     with _lock:
         if _outcome is not None:
             return _outcome
@@ -95,8 +104,11 @@ def install() -> bool:
                        f"not the {WEASYPRINT_VERSION} they were written for")
             return False
         try:
-            patches = [*_computed_value_patches(), *_font_patches()]
-            page_class = _page_class_for_version()
+            patches = [
+                *(_computed_value_patches() if "computed_values" not in without else []),
+                *(_font_patches() if "fonts" not in without else []),
+            ]
+            page_class = _page_class_for_version() if "page" not in without else None
         except (ImportError, AttributeError, TypeError, ValueError) as exc:
             _fall_back(f"WeasyPrint {WEASYPRINT_VERSION} internals differ ({exc})")
             return False

@@ -190,3 +190,14 @@ def test_faces_beyond_max_faces_are_evicted_least_recently_used_first(
     for loc in ("en_US", "ko_KR", "zh_CN"):
         assert first.render_pdf(make_document(loc)) == stock_pdfs[loc]
     assert len(render_engine._faces) == 8
+
+
+def test_install_without_names_the_changes_left_out(fresh_engine: None) -> None:
+    """How benchmarks/render_instructions.py measures one change: leave it out."""
+    with pytest.raises(ValueError, match="unknown render_engine changes"):
+        render_engine.install(without=["descriptions"])
+    stock_subset = pdf_fonts.Font._harfbuzz_subset
+    assert render_engine.install(without=["page", "fonts"])
+    assert render_engine._page_class is None
+    assert pdf_fonts.Font._harfbuzz_subset is stock_subset
+    assert ComputedStyle.__missing__ is not STOCK_MISSING
