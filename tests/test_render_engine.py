@@ -7,8 +7,10 @@ faces evicted beyond `MAX_FACES`) run here on real renders.
 
 from __future__ import annotations
 
+import ast
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import weasyprint
@@ -21,6 +23,16 @@ from invoicing.render import InvoiceRenderer
 from tests.documents_factory import make_document
 
 STOCK_MISSING = ComputedStyle.__missing__
+PACKAGE = Path(__file__).resolve().parent.parent / "invoicing"
+
+#: What invoicing/ may import from WeasyPrint and pydyf at module level: their documented
+#: public API (module -> names; "*" for ``import module``).
+PUBLIC_IMPORTS = {
+    "weasyprint": {"*", "CSS", "HTML", "Attachment"},
+    "weasyprint.text.fonts": {"FontConfiguration"},
+    "weasyprint.urls": {"URLFetcher", "URLFetcherResponse", "FatalURLFetchingError"},
+    "pydyf": {"*"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +70,32 @@ def assert_stock(caplog: pytest.LogCaptureFixture, reason: str) -> None:
     message = warnings[0].getMessage()
     assert message.startswith("render shortcuts off, rendering with stock WeasyPrint")
     assert reason in message
+
+
+def _module_level_imports(path: Path) -> Iterator[tuple[str, str]]:
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, "*") for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield from ((node.module, alias.name) for alias in node.names)
+
+
+def test_no_private_weasyprint_name_is_imported_at_module_level() -> None:
+    """Private names are imported inside `render_engine.install` only, so a WeasyPrint
+    that renamed one cannot fail an import (after the month was priced)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for module, name in _module_level_imports(path):
+            if module.split(".")[0] in ("weasyprint", "pydyf") and (
+                    name not in PUBLIC_IMPORTS.get(module, set())):
+                found.append(f"{path.name}: {module}.{name}")
+        text = path.read_text(encoding="utf-8")
+        found += [f"{path.name}: pydyf._" for _ in range(text.count("pydyf._"))]
+    assert found == []
+    engine_imports = [module for module, _ in
+                      _module_level_imports(PACKAGE / "render_engine.py")
+                      if module.split(".")[0] in ("weasyprint", "pydyf", "cssselect2")]
+    assert engine_imports == ["weasyprint"]
 
 
 def test_install_patches_and_uninstall_restores(fresh_engine: None) -> None:
