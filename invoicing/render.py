@@ -5,18 +5,24 @@ start-up, parsing the stylesheet and registering the big CJK fonts cost about a 
 so the Jinja2 environment, the parsed `CSS` and the `FontConfiguration` live as long as
 the renderer does (STYLE.md, "keep one renderer alive across many documents"). What
 remains per invoice (~100 ms of CPU for one page) is mostly WeasyPrint's layout and
-drawing, in Python; `InvoiceHTML`, `_compress_streams_once` and `render_engine` trim
-what can be trimmed without changing a byte (parser, user-agent stylesheet, double
-compression, font subsetting, computed styles), and the template avoids what makes
+drawing, in Python; `compress_streams_once` and the guarded changes of `render_engine`
+trim what can be trimmed without changing a byte, and the template avoids what makes
 WeasyPrint measure boxes more than once: flex and grid, automatic table layout, floats
 without a width (see invoice.css).
+
+The stage is split by job:
+
+* this module: the renderer (Jinja2 environment, HTML, PDF bytes);
+* `invoicing.render_security`: what WeasyPrint may fetch (`TemplatesOnlyFetcher`);
+* `invoicing.render_filters`: the template's Jinja2 filters;
+* `invoicing.render_engine`: speed-ups inside WeasyPrint 70.0, guarded (stock WeasyPrint
+  otherwise);
+* `invoicing.render_pool`: many documents on all cores.
 
 Three properties matter more than looks:
 
 * Customer data is untrusted. Every template is autoescaped, and WeasyPrint may
-  read nothing but files inside the templates folder (`TemplatesOnlyFetcher`),
-  so an address holding ``<img src="file:///etc/passwd">`` prints as text and a
-  stylesheet can never reach the network.
+  read nothing but files inside the templates folder (`TemplatesOnlyFetcher`).
 * The output is byte-reproducible. Dates in the PDF come from the invoice's
   issue date, and the PDF ``/ID`` is a hash of the rendered HTML, so rerunning
   a month gives the same ``pdf_sha256`` in ``invoices.parquet``.
@@ -28,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import mimetypes
 import os
 import re
 import threading
@@ -39,34 +44,41 @@ from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
-from xml.etree import ElementTree
 
-import cssselect2
 import pydyf
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup, escape
-from weasyprint import CSS, HTML, Attachment
-from weasyprint import html as weasyprint_html
-from weasyprint.css.counters import CounterStyle
+from weasyprint import CSS, Attachment
 from weasyprint.text.fonts import FontConfiguration
-from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
+from weasyprint.urls import FatalURLFetchingError
 
 from invoicing import einvoice, i18n, render_engine
 from invoicing.documents import InvoiceDocument
 from invoicing.evidence import ATTACHMENT_NAME, attachment_csv
+from invoicing.render_filters import (
+    FILTERS,
+    PAGE_TOKEN,
+    PAGES_TOKEN,
+    WORD_JOINER,
+    css_string,
+    format_tier,
+    keep_words,
+    page_counter_css,
+)
+from invoicing.render_security import ResourceRefusedError, TemplatesOnlyFetcher
+
+#: Names importable from here (the renderer, and the filters and fetcher it uses).
+__all__ = [
+    "DEFAULT_TEMPLATES_DIR", "PAGES_TOKEN", "PAGE_TOKEN", "PDF_VARIANT", "STYLESHEET_NAME",
+    "TEMPLATE_NAME", "WORD_JOINER", "InvoiceRenderer", "RenderError", "ResourceRefusedError",
+    "TemplatesOnlyFetcher", "compress_streams_once", "css_string", "format_tier",
+    "keep_words", "page_counter_css",
+]
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 #: Archival PDF that may carry attachments (ISO 19005-3, level B).
 PDF_VARIANT = "pdf/a-3b"
 TEMPLATE_NAME = "invoice.html"
 STYLESHEET_NAME = "invoice.css"
-
-#: Placeholders the template passes through gettext for the page counter; the
-#: translated text around them becomes CSS strings (see `page_counter_css`).
-PAGE_TOKEN = "{page}"
-PAGES_TOKEN = "{pages}"
 
 
 class RenderError(Exception):
@@ -75,49 +87,6 @@ class RenderError(Exception):
     WeasyPrint reports a fatal fetch failure as a ``BaseException``; it is turned
     into this ordinary exception so the CLI can print one line and exit non-zero.
     """
-
-
-class ResourceRefusedError(ValueError):
-    """WeasyPrint asked for a resource outside the templates folder."""
-
-
-class TemplatesOnlyFetcher(URLFetcher):
-    """A WeasyPrint URL fetcher that serves only files inside one folder.
-
-    WeasyPrint 70 expects a `URLFetcher` instance (it reads ``_fail_on_errors``
-    from it), so this subclasses it and replaces `fetch`. Everything that is not
-    a ``file:`` URL resolving, after symlinks and ``..`` are resolved, to a file
-    under ``root`` is refused: ``http(s):``, ``data:``, ``file:///etc/passwd``,
-    ``fonts/../../secret``. ``fail_on_errors`` makes a refused or missing
-    resource stop the rendering instead of printing a PDF with a fallback font
-    or a missing logo.
-    """
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(allowed_protocols=("file",), fail_on_errors=True)
-        self.root = root.resolve()
-
-    def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
-        """Return the file behind ``url`` or raise `ResourceRefusedError`."""
-        path = self.resolve(url)
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return URLFetcherResponse(
-            url=path.as_uri(), body=path.read_bytes(), headers={"Content-Type": content_type}
-        )
-
-    def resolve(self, url: str) -> Path:
-        """Map an allowed ``file:`` URL to its real path inside the root, or raise."""
-        parts = urlsplit(url)
-        if parts.scheme.lower() != "file":
-            raise ResourceRefusedError(f"refused non-file URL: {url}")
-        if parts.netloc not in ("", "localhost"):
-            raise ResourceRefusedError(f"refused file URL on another host: {url}")
-        path = Path(url2pathname(parts.path)).resolve()  # url2pathname percent-decodes
-        if not path.is_relative_to(self.root):
-            raise ResourceRefusedError(f"refused file outside {self.root}: {url}")
-        if not path.is_file():
-            raise ResourceRefusedError(f"no such template resource: {url}")
-        return path
 
 
 class InvoiceRenderer:
@@ -144,24 +113,13 @@ class InvoiceRenderer:
         # `{% trans %}` blocks span lines in the template; trimming keeps the
         # msgids in the catalogue on one line.
         self.env.policies["ext.i18n.trimmed"] = True
-        self.env.filters.update(
-            format_money=i18n.format_money,
-            format_unit_price=i18n.format_unit_price,
-            format_date=i18n.format_date,
-            format_date_range=i18n.format_date_range,
-            format_int=i18n.format_int,
-            format_rate=i18n.format_rate,
-            format_tier=format_tier,
-            keep_words=keep_words,
-            page_counter_css=page_counter_css,
-            css_string=css_string,
-        )
+        self.env.filters.update(FILTERS)
         # The i18n extension compiles `{% trans %}` differently for new-style
         # gettext (variables substituted and escaped by the gettext wrapper), so
         # that style must be switched on before the template is compiled.
         self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
         self.template = self.env.get_template(TEMPLATE_NAME)
-        render_engine.install()
+        render_engine.install()  # logs a warning and leaves WeasyPrint stock if it cannot
         self.font_config = FontConfiguration()
         try:
             self.css = CSS(
@@ -224,7 +182,8 @@ class InvoiceRenderer:
                                                draft)
         try:
             with self._lock, _source_date_epoch(doc.issue_date):
-                pdf = InvoiceHTML.from_markup(html, self.base_url, self.url_fetcher).write_pdf(
+                page = render_engine.html_page(html, self.base_url, self.url_fetcher)
+                pdf = page.write_pdf(
                     stylesheets=[self.css],
                     font_config=self.font_config,
                     pdf_identifier=identifier,
@@ -258,122 +217,37 @@ def _drop_indentation(html: str) -> str:
     return _INDENTATION.sub(">", html)
 
 
-#: Rules of WeasyPrint's HTML user-agent stylesheet that start with a bare pseudo-element
-#: (``::marker``, ``::footnote-call``, ``::note-call`` ...). See `user_agent_stylesheet`.
-_UNIVERSAL_PSEUDO_ELEMENT_RULE = re.compile(r"^::[a-z-]+\s*\{[^}]*\}\s*$", re.MULTILINE)
-
-
-@cache
-def user_agent_stylesheet() -> CSS:
-    """WeasyPrint's own HTML user-agent stylesheet, less its universal pseudo-element rules.
-
-    ``::marker {...}``, ``::footnote-call {...}`` and the four other rules like them
-    match every element, so WeasyPrint computes six pseudo-element styles for each
-    element of every invoice, and throws them away: they only matter for list items,
-    footnotes and notes, which the invoice has none of. Leaving them out saves about a
-    twentieth of the render time and changes no byte of the PDF (tests/test_render.py
-    compares against the stock stylesheet). ``::marker`` is kept for ``li``.
-    """
-    rules = _UNIVERSAL_PSEUDO_ELEMENT_RULE.findall(weasyprint_html.UA)
-    text = _UNIVERSAL_PSEUDO_ELEMENT_RULE.sub("", weasyprint_html.UA)
-    text += "".join("\nli" + rule for rule in rules if rule.startswith("::marker"))
-    return CSS(string=text, counter_style=CounterStyle())
-
-
-#: A start tag with a tab, CR or LF inside (an attribute value holding one, say): an XML
-#: parser would turn it into a space where an HTML parser keeps it.
-_WHITESPACE_IN_TAG = re.compile(r"<[^<>]*[\t\r\n][^<>]*>")
-
-
-def parse_as_xml(html: str) -> ElementTree.Element | None:
-    """The element tree of an invoice page, read by expat, or None if it cannot be.
-
-    The template writes well-formed XHTML-compatible markup (void elements closed
-    with ``/>``, every value escaped), so the C XML parser builds the same tree as
-    WeasyPrint's pure-Python HTML5 parser (tinyhtml5) in about a twentieth of the
-    time; parsing was 7% of the render time. Markup the two parsers could read
-    differently is left to tinyhtml5: anything expat rejects (a control character
-    in a customer name, an HTML entity) and tags with a tab or line break inside.
-    tests/test_render.py checks that both give byte-identical PDFs.
-    """
-    if _WHITESPACE_IN_TAG.search(html):
-        return None
-    try:
-        return ElementTree.fromstring(html)
-    except (ElementTree.ParseError, ValueError):
-        return None
-
-
-class InvoiceHTML(HTML):
-    """`weasyprint.HTML` read by `parse_as_xml` and styled with `user_agent_stylesheet`.
-
-    Both shortcuts rely on WeasyPrint 70 internals (the attributes ``HTML.__init__``
-    sets, the ``_ua_stylesheets`` hook); the same-bytes tests in tests/test_render.py
-    fail if an upgrade changes them.
-    """
-
-    @classmethod
-    def from_markup(cls, html: str, base_url: str, url_fetcher: URLFetcher) -> InvoiceHTML:
-        """Like ``InvoiceHTML(string=html, ...)``, parsed by `parse_as_xml` when it can be.
-
-        Sets what ``HTML.__init__`` (WeasyPrint 70) sets after parsing. The page has no
-        ``<base>`` element (customer data is escaped), so ``base_url`` is used as is.
-        """
-        root = parse_as_xml(html)
-        if root is None:
-            return cls(string=html, base_url=base_url, url_fetcher=url_fetcher)
-        page = cls.__new__(cls)
-        page.base_url = base_url
-        page.url_fetcher = url_fetcher
-        page.media_type = "print"
-        page.wrapper_element = cssselect2.ElementWrapper.from_html_root(
-            root, content_language=None)
-        page.etree_element = page.wrapper_element.etree_element
-        return page
-
-    def _ua_stylesheets(self, forms: bool = False) -> list[CSS]:
-        stock: list[CSS] = super()._ua_stylesheets(forms)
-        return [user_agent_stylesheet(), *stock[1:]]
-
-
 #: zlib level of the PDF streams. pydyf uses 9; 6 deflates the font subsets and page
 #: content of an invoice 2-3 times faster for files 0.5-1% larger (8 ms less per
 #: Chinese invoice, whose two font subsets are ~200 KB before compression).
 FLATE_LEVEL = 6
 
 
-class _OnceCompressedStream(pydyf.Stream):
-    """A `pydyf.Stream` that is deflated once, at `FLATE_LEVEL`.
+def compress_streams_once(document: object, pdf: pydyf.PDF) -> None:
+    """`write_pdf` finisher: deflate each compressible stream once, at `FLATE_LEVEL`.
 
-    ``pydyf.Stream.data`` deflates (level 9) on every access, and `pydyf.PDF.write`
-    reads every object's data twice when the PDF has an identifier, which ours must
-    have (PDF/A): once to write it, once more to hash the whole file for the second
-    ``/ID`` entry. Compressing the font subsets and page content twice was about a
-    tenth of the render time of a Chinese invoice.
+    A `pydyf.Stream` made with ``compress=True`` deflates (level 9) every time its
+    ``data`` is read, and `pydyf.PDF.write` reads every object's data twice when the PDF
+    has an identifier, which ours must have (PDF/A): once to write it, once more to
+    hash the whole file for the second ``/ID`` entry. Nothing changes the streams after
+    the finisher, so each is deflated here, through pydyf's public attributes
+    (``stream``, ``extra``, ``compress``), and then written as it is.
     """
-
-    stream: list[Any]
-    extra: Any
-    compress: bool
-
-    @property
-    def data(self) -> bytes:
-        cached: bytes | None = self.__dict__.get("_data")
-        if cached is None:
-            if self.compress:
-                content = b"\n".join(pydyf._to_bytes(item) for item in self.stream)
-                self.stream = [zlib.compress(content, FLATE_LEVEL)]
-                self.extra["Filter"] = "/FlateDecode"
-                self.compress = False  # already done: pydyf writes it as it is
-            cached = self.__dict__["_data"] = super().data
-        return cached
-
-
-def _compress_streams_once(document: object, pdf: pydyf.PDF) -> None:
-    """`write_pdf` finisher: nothing changes the streams any more; deflate each once."""
     for obj in pdf.objects:
-        if type(obj) is pydyf.Stream:
-            obj.__class__ = _OnceCompressedStream
+        if type(obj) is pydyf.Stream and obj.compress:
+            content = b"\n".join(_stream_item_bytes(item) for item in obj.stream)
+            obj.stream = [zlib.compress(content, FLATE_LEVEL)]
+            obj.extra["Filter"] = "/FlateDecode"
+            obj.compress = False
+
+
+def _stream_item_bytes(item: Any) -> bytes:
+    """A stream item as pydyf writes it: bytes as they are; anything else as the one
+    element of a `pydyf.Array`, whose brackets are dropped."""
+    if isinstance(item, bytes):
+        return item
+    data: bytes = pydyf.Array((item,)).data
+    return data[1:-1]
 
 
 @contextmanager
@@ -396,90 +270,6 @@ def _source_date_epoch(day: date) -> Iterator[None]:
             del os.environ["SOURCE_DATE_EPOCH"]
         else:
             os.environ["SOURCE_DATE_EPOCH"] = previous
-
-
-def format_tier(tier: str, locale: str) -> str:
-    """Format an add-on tier: numeric tiers (``"3000"``) get the locale's grouping."""
-    return i18n.format_int(int(tier), locale) if tier.isdigit() else tier
-
-
-#: U+2060 WORD JOINER: zero width, no glyph, forbids a line break on either side (UAX 14).
-WORD_JOINER = "\u2060"
-
-
-def keep_words(text: str, locale: str) -> Markup:
-    """Keep each space-separated word of a Korean label on one line.
-
-    Korean separates words with spaces, but line breaking (UAX 14) may split a
-    word between any two syllables, and WeasyPrint 70 ignores ``word-break:
-    keep-all``. A word joiner between the characters of each word forbids those
-    breaks: the label prints and extracts exactly as before, and lines still break
-    at the spaces. (A no-wrap ``<span>`` per word did the same at the cost of an
-    inline box per word, about a tenth of the render time of a Korean invoice.)
-    Other languages are returned escaped and unchanged: Chinese has no spaces, so
-    joining its characters would stop its lines from breaking at all.
-    """
-    if not locale.startswith("ko"):
-        return escape(text)
-    # Join the characters of the plain text (not of its escaped form, whose entities
-    # such as "&amp;" must stay whole), escaping each character.
-    plain = _plain(text)
-    return Markup(" ").join(
-        Markup(WORD_JOINER).join(escape(char) for char in word)
-        for word in plain.split(" ") if word
-    )
-
-
-_TOKEN_RE = re.compile("(" + re.escape(PAGE_TOKEN) + "|" + re.escape(PAGES_TOKEN) + ")")
-
-
-def page_counter_css(label: str) -> Markup:
-    """Turn a translated "Page {page} of {pages}" into a CSS ``content`` value.
-
-    Page numbers only exist in CSS (``counter(page)``), and word order differs
-    between languages ("3페이지 중 1페이지"), so the translated sentence is
-    split at the placeholders and each piece becomes an escaped CSS string.
-    Characters that could end a string or the ``<style>`` element are written as
-    CSS hex escapes; the result is safe inside ``<style>``.
-    """
-    pieces: list[str] = []
-    for token in _TOKEN_RE.split(str(label)):
-        if token == PAGE_TOKEN:
-            pieces.append("counter(page)")
-        elif token == PAGES_TOKEN:
-            pieces.append("counter(pages)")
-        elif token:
-            pieces.append(_css_string(token))
-    return Markup(" ".join(pieces) or '""')
-
-
-def css_string(text: str) -> Markup:
-    """Jinja2 filter: ``text`` as a quoted CSS string, safe inside ``<style>``.
-
-    Markup (what autoescaped concatenation returns) is unescaped first: CSS strings
-    are not HTML, and `_css_string` escapes every character that could end them.
-    """
-    return Markup(_css_string(_plain(text)))
-
-
-def _plain(text: str) -> str:
-    """The text itself: Markup (what gettext and autoescaped joins return) unescaped."""
-    return text.unescape() if isinstance(text, Markup) else str(text)
-
-
-def _css_string(text: str) -> str:
-    """Quote ``text`` as a CSS string, hex-escaping anything that is not plain text."""
-    out = []
-    for char in text:
-        if char.isalnum() or char in " .,:;()/-" or (ord(char) > 0x7F and char.isprintable()):
-            out.append(char)
-        else:
-            # Six hex digits and a space: CSS takes one whitespace after an escape
-            # as its end, so the space keeps a real space that follows.
-            out.append(f"\\{ord(char):06x} ")
-    return '"' + "".join(out) + '"'
-
-
 # --- EN 16931 e-invoices (Factur-X) for EU customers ------------------------------------------
 
 
@@ -500,7 +290,7 @@ def einvoice_parts(doc: InvoiceDocument, line_items: Attachment, stamp: datetime
     an accounting system could book.
     """
     if draft or not einvoice.is_eu(doc.customer.country):
-        return [line_items], _compress_streams_once
+        return [line_items], compress_streams_once
     seller = _einvoice_seller(templates_dir / "seller.toml")
     xml = Attachment(
         file_obj=io.BytesIO(einvoice.cii_xml(doc, seller)),
@@ -528,4 +318,4 @@ def _finish_facturx(document: object, pdf: pydyf.PDF) -> None:
         if isinstance(obj, dict) and obj.get("Type") == "/Filespec" and \
                 obj.get("UF") == einvoice.XML_NAME:
             pdf.objects[int(obj["EF"]["F"].split()[0])].extra["Subtype"] = "/text#2Fxml"
-    _compress_streams_once(document, pdf)
+    compress_streams_once(document, pdf)

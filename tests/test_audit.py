@@ -88,7 +88,8 @@ def test_verify_passes_on_a_fresh_run(published: Path) -> None:
         "OK 2026-10: 1 revision(s), 19 files, 158 line items match\n"
         "  documents: 15 invoice(s) issued, 15 current (embedded line items match), "
         "0 credit note(s)\n"
-        "  current totals: CNY CN¥24,024.44 (4 invoices) · KRW ₩7,141,096 (4 invoices) · "
+        "  current totals: CNY CN¥24,024.44 (4 invoices) · EUR €2,901.95 (2 invoices) · "
+        "KRW ₩7,141,096 (4 invoices) · "
         "USD $14,970.42 (5 invoices)\n")
 
 

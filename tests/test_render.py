@@ -23,7 +23,7 @@ from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 from pypdf import PdfReader
 
-from invoicing import i18n, render, render_engine
+from invoicing import i18n, render_engine
 from invoicing.documents import InvoiceDocument, Line, Party
 from invoicing.render import (
     DEFAULT_TEMPLATES_DIR,
@@ -35,8 +35,8 @@ from invoicing.render import (
     css_string,
     keep_words,
     page_counter_css,
-    parse_as_xml,
 )
+from invoicing.render_engine import parse_as_xml
 from tests.documents_factory import CUSTOMERS, evidence_lines, make_app, make_document, money
 
 REPO = Path(__file__).resolve().parent.parent
@@ -534,24 +534,19 @@ def _shortcut_documents() -> list[tuple[InvoiceDocument, bool]]:
 def test_shortcuts_give_the_bytes_of_stock_weasyprint(
     renderer: InvoiceRenderer, monkeypatch: pytest.MonkeyPatch, index: int
 ) -> None:
-    """`InvoiceHTML` parses with expat and drops unused user-agent rules; neither may
-    change a byte of the PDF compared with ``weasyprint.HTML(string=...)``."""
-    from weasyprint import HTML
-
+    """`render_engine.html_page` parses with expat and drops unused user-agent rules;
+    neither may change a byte of the PDF compared with ``weasyprint.HTML(string=...)``."""
     doc, draft = _shortcut_documents()[index]
     fast = renderer.render_pdf(doc, draft=draft)
     assert parse_as_xml(renderer.render_html(doc, draft=draft)) is not None
-    monkeypatch.setattr(
-        render.InvoiceHTML, "from_markup",
-        lambda html, base_url, url_fetcher: HTML(
-            string=html, base_url=base_url, url_fetcher=url_fetcher),
-    )
+    monkeypatch.setattr(render_engine, "_page_class", None)  # stock weasyprint.HTML
     assert renderer.render_pdf(doc, draft=draft) == fast
 
 
 def test_render_engine_changes_no_byte(renderer: InvoiceRenderer) -> None:
-    """Prepared font faces, shared font bytes and the computed-value shortcut: the same
-    PDFs as stock WeasyPrint 70, including a glyph no bundled font has (.notdef)."""
+    """Prepared font faces, shared font bytes, the computed-value shortcut, expat parsing
+    and the lighter user-agent stylesheet: the same PDFs as stock WeasyPrint 70, including
+    a glyph no bundled font has (.notdef)."""
     assert render_engine.install()
     missing_glyph = replace(CUSTOMERS["en_US"], name="Acme \U0001F600 Chat")
     docs = [*_shortcut_documents(), (make_document("en_US", customer=missing_glyph), False)]
@@ -578,14 +573,15 @@ def test_markup_expat_cannot_read_goes_to_the_html5_parser(renderer: InvoiceRend
 
 
 def test_user_agent_stylesheet_leaves_out_only_universal_pseudo_element_rules() -> None:
-    """Guard for a WeasyPrint upgrade: the six rules are still there to leave out."""
-    from weasyprint import html as weasyprint_html
-
-    dropped = render._UNIVERSAL_PSEUDO_ELEMENT_RULE.findall(weasyprint_html.UA)
-    assert sorted(rule.split("{")[0].strip() for rule in dropped) == [
-        "::footnote-call", "::footnote-marker", "::marker",
-        "::note-call", "::note-callback", "::note-marker",
-    ]
+    """The six universal rules go (``::marker`` comes back for ``li`` only); any other
+    rule of WeasyPrint's stylesheet stays as it is."""
+    stock = "p { a: b }\n::marker { c: d }\n::footnote-call { e: f }\n" + "".join(
+        f"::{name} {{ }}\n" for name in
+        ("footnote-marker", "note-call", "note-callback", "note-marker"))
+    trimmed = render_engine.user_agent_css(stock)
+    assert " ".join(trimmed.split()) == "p { a: b } li::marker { c: d }"
+    with pytest.raises(ValueError, match="user-agent pseudo-element rules"):
+        render_engine.user_agent_css(stock.replace("::note-call { }", "::x { }"))
 
 
 def test_keep_words_joins_korean_words_only() -> None:
