@@ -223,15 +223,17 @@ CREATE MACRO round_money(x, mu) AS CASE mu
     WHEN 2 THEN CAST(round(x, 2) AS DECIMAL(38, {MONEY_SCALE}))
     WHEN 3 THEN CAST(round(x, 3) AS DECIMAL(38, {MONEY_SCALE}))
     ELSE CAST(round(x, 4) AS DECIMAL(38, {MONEY_SCALE})) END;
--- The daily rate fee / days_in_month in millionths, rounded half-up (exact integers).
-CREATE MACRO daily_rate_micro(fee, dim) AS
-    (2 * CAST(fee * 1000000 AS HUGEINT) + dim) // (2 * dim);
-CREATE MACRO daily_rate(fee, dim) AS
-    CAST(CAST(daily_rate_micro(fee, dim) AS DECIMAL(38, 0)) * 0.000001 AS DECIMAL(38, 6));
--- days x daily rate, rounded half-up to the minor unit, in exact integers.
+-- fee x days / days_in_month, rounded half-up to the minor unit, in exact integers.
 CREATE MACRO prorate(fee, days, dim, micro_per_minor, minor_unit) AS
-    CAST((2 * daily_rate_micro(fee, dim) * days + micro_per_minor)
-         // (2 * micro_per_minor) AS DECIMAL(38, 0)) * minor_unit;
+    CAST((2 * CAST(fee * 1000000 AS HUGEINT) * days + dim * micro_per_minor)
+         // (2 * dim * micro_per_minor) AS DECIMAL(38, 0)) * minor_unit;
+-- days / days_in_month rounded up at 21 decimals (the product's month_share), built as
+-- text from exact integers so that no division of decimals is involved.
+CREATE MACRO month_share(days, dim) AS CAST(
+    CAST((CAST(days AS HUGEINT) * 1000000000000000000000 + dim - 1) // dim
+         // 1000000000000000000000 AS VARCHAR) || '.' ||
+    lpad(CAST((CAST(days AS HUGEINT) * 1000000000000000000000 + dim - 1) // dim
+              % 1000000000000000000000 AS VARCHAR), 21, '0') AS DECIMAL(38, 21));
 """
 
 _COMMON = """
@@ -421,7 +423,7 @@ UNION ALL BY NAME
 -- R1, prorate_daily: each plan for its days.
 SELECT customer_id, sdk_app_id, 'plan_fee' AS item,
        concat(titled(plan), ' plan, ', days, ' of ', {days_in_month}, ' days') AS description,
-       days AS quantity, daily_rate(fee, {days_in_month}) AS unit_price,
+       month_share(days, {days_in_month}) AS quantity, fee AS unit_price,
        prorate(fee, days, {days_in_month}, micro_per_minor, minor_unit) AS amount,
        currency, plan, days AS days_on_plan, {days_in_month} AS days_in_month,
        version_id AS pricebook_version
@@ -587,7 +589,7 @@ ORDER BY i.customer_id;
 
 COPY (
     SELECT n.invoice_number, l.customer_id, CAST(l.sdk_app_id AS BIGINT) AS sdk_app_id,
-           l.item, l.description, CAST(l.quantity AS BIGINT) AS quantity,
+           l.item, l.description, CAST(l.quantity AS DECIMAL(38, 21)) AS quantity,
            CAST(l.unit_price AS DECIMAL(38, 6)) AS unit_price,
            CAST(l.amount AS DECIMAL(38, 6)) AS amount, l.currency, l.plan, l.tier,
            CAST(l.peak_value AS BIGINT) AS peak_value, l.peak_date,

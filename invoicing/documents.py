@@ -42,11 +42,11 @@ class Line:
         (``avchatroom_unlimited``, ``group_member_limit``, ``groups_per_user``,
         ``history_retention_days``, ``av_call``).
       description: canonical English description (also in line_items.parquet).
-      quantity: billed quantity: 1 for a monthly fee or add-on, the number of blocks
-        for overage; for a prorated plan fee, the days on the plan.
-      unit_price: price of one unit (monthly fee, price per block, add-on price; for a
-        prorated plan fee the daily rate, fee / days in the month to 6 places), so that
-        ``amount = round_half_up(quantity × unit_price)``.
+      quantity: billed quantity (a decimal): 1 for a monthly fee or add-on, the number
+        of blocks for overage; for a prorated plan fee the share of the month,
+        days_on_plan / days_in_month rounded up at 21 decimals (printed as ``22/31``).
+      unit_price: price of one unit (monthly fee, price per block, add-on price), so
+        that ``amount = round_half_up(quantity × unit_price)``.
       amount: the line amount, rounded once to the currency's minor unit (R7).
       plan: the plan the line was priced under (``free``/``pro``/``flagship``), or
         None where no plan was in effect.
@@ -67,7 +67,7 @@ class Line:
 
     item: str
     description: str
-    quantity: int
+    quantity: Decimal
     unit_price: Decimal
     amount: Decimal
     plan: str | None = None

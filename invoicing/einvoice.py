@@ -274,13 +274,13 @@ def _line(tx: Element, number: int, app: str, line: Line, sign: int, currency: s
     _el(product, "ram:Name", f"{app}: {line.description}")
     price = _el(_el(item, "ram:SpecifiedLineTradeAgreement"), "ram:NetPriceProductTradePrice")
     _el(price, "ram:ChargeAmount", _number(line.unit_price))
-    unit = "C62"
-    if line.days_in_month is not None:
+    unit, quantity = "C62", int(line.quantity)
+    if line.days_in_month is not None and line.days_on_plan is not None:
         # A prorated plan fee: the monthly fee is the price of days_in_month days, and the
         # quantity is the days on the plan, so quantity x price = the (rounded) amount.
-        unit = "DAY"
+        unit, quantity = "DAY", line.days_on_plan
         _el(price, "ram:BasisQuantity", line.days_in_month, unitCode=unit)
-    _el(_el(item, "ram:SpecifiedLineTradeDelivery"), "ram:BilledQuantity", line.quantity,
+    _el(_el(item, "ram:SpecifiedLineTradeDelivery"), "ram:BilledQuantity", quantity,
         unitCode=unit)
     settlement = _el(item, "ram:SpecifiedLineTradeSettlement")
     tax = _el(settlement, "ram:ApplicableTradeTax")

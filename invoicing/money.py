@@ -12,7 +12,7 @@ products of price-book figures are exact, and rounds once at the end.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from functools import cache
 
 import polars as pl
@@ -22,6 +22,12 @@ from babel.numbers import get_currency_precision, list_currencies
 MONEY_SCALE = 6
 #: Type of prices and amounts in frames and Parquet files.
 MONEY = pl.Decimal(38, MONEY_SCALE)
+#: Scale of `QUANTITY`: a prorated share of a month such as 22/31 is stored rounded up at
+#: 21 decimals, so that ``round_half_up(quantity × unit_price)`` equals the exactly
+#: prorated amount for every price the price book accepts (see `month_share`).
+QUANTITY_SCALE = 21
+#: Type of line quantities: whole numbers of blocks or months, or a share of a month.
+QUANTITY = pl.Decimal(38, QUANTITY_SCALE)
 #: Type of intermediate products before rounding (exact for price-book figures).
 WORK = pl.Decimal(38, 12)
 #: Type of tax rates.
@@ -56,6 +62,22 @@ def minor_units(currency: str) -> int:
 def round_half_up(value: Decimal, digits: int) -> Decimal:
     """Round a Python Decimal half-up (ties away from zero) to `digits` places."""
     return value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+
+
+def month_share(days: int, days_in_month: int) -> Decimal:
+    """``days / days_in_month`` rounded up at `QUANTITY_SCALE` decimals: the quantity of a
+    prorated plan fee.
+
+    Why it multiplies out at any price: for a price p < 10^9 with at most 6 decimals, the
+    exact amount ``p × days / days_in_month`` is either exactly a tie of the minor unit or
+    at least ``1 / (2 × 10^(minor+6) × days_in_month)`` (> 1.6e-11) away from one, and
+    the share rounded up adds less than ``p × 10^-21`` (< 1e-12), upwards: the one
+    half-up rounding gives the same amount.
+    """
+    with localcontext() as ctx:
+        ctx.prec = 60
+        share = Decimal(days) / Decimal(days_in_month)
+        return share.quantize(Decimal(1).scaleb(-QUANTITY_SCALE), rounding=ROUND_CEILING)
 
 
 def in_minor_units(amount: Decimal, currency: str) -> Decimal:

@@ -51,7 +51,7 @@ def evidence_text(item: str, ev: dict[str, Any] | None) -> str:
     if item in ("dau_overage", "group_overage"):
         what = "DAU" if item == "dau_overage" else "groups"
         peak_day = ev["peak_date"].isoformat() if isinstance(ev["peak_date"], date) else "-"
-        blocks = ev["quantity"]
+        blocks = int(ev["quantity"])
         parts += [f"peak {what} {_count(ev['peak_value'])} on {peak_day}",
                   f"{_count(blocks)} block{'' if blocks == 1 else 's'}"]
     elif item == "plan_fee" and ev.get("days_on_plan") is not None:

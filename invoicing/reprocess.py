@@ -150,11 +150,19 @@ class MonthDiff:
 
 
 def _evidence_json(evidence: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Evidence as JSON values: dates ISO, prices as exact decimal strings, nulls left out."""
+    """Evidence as JSON values: dates ISO, prices as exact decimal strings, nulls left out;
+    a whole quantity (blocks, months) as an integer, a share of a month as its decimal."""
     if evidence is None:
         return None
-    return {k: (v.isoformat() if isinstance(v, date) else str(v) if isinstance(v, Decimal)
-                else v) for k, v in evidence.items() if v is not None}
+
+    def value(key: str, v: Any) -> Any:
+        if isinstance(v, date):
+            return v.isoformat()
+        if key == "quantity" and isinstance(v, Decimal) and v == v.to_integral_value():
+            return int(v)
+        return str(v) if isinstance(v, Decimal) else v
+
+    return {k: value(k, v) for k, v in evidence.items() if v is not None}
 
 
 def _shown(amount: Decimal | None, currency: str) -> str | None:

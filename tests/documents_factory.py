@@ -15,7 +15,7 @@ from typing import Any
 from babel.numbers import get_currency_precision
 
 from invoicing.documents import AppSection, InvoiceDocument, Line, Party
-from invoicing.money import round_half_up
+from invoicing.money import month_share
 
 PERIOD_START = date(2026, 10, 1)
 PERIOD_END = date(2026, 10, 31)
@@ -96,7 +96,7 @@ def evidence_lines(currency: str) -> tuple[Line, ...]:
         Line(
             item="plan_fee",
             description="Plan fee (Pro)",
-            quantity=1,
+            quantity=Decimal(1),
             unit_price=p["pro"],
             amount=money(p["pro"], currency),
             plan="pro",
@@ -104,7 +104,7 @@ def evidence_lines(currency: str) -> tuple[Line, ...]:
         Line(
             item="dau_overage",
             description="DAU overage",
-            quantity=2,
+            quantity=Decimal(2),
             unit_price=p["block"],
             amount=money(p["block"] * 2, currency),
             plan="pro",
@@ -117,7 +117,7 @@ def evidence_lines(currency: str) -> tuple[Line, ...]:
         Line(
             item="group_overage",
             description="Group overage",
-            quantity=1,
+            quantity=Decimal(1),
             unit_price=p["block"],
             amount=money(p["block"], currency),
             plan="pro",
@@ -130,7 +130,7 @@ def evidence_lines(currency: str) -> tuple[Line, ...]:
         Line(
             item="group_member_limit",
             description="Members per group: 3000",
-            quantity=1,
+            quantity=Decimal(1),
             unit_price=p["addon"],
             amount=money(p["addon"], currency),
             plan="pro",
@@ -142,7 +142,7 @@ def evidence_lines(currency: str) -> tuple[Line, ...]:
         Line(
             item="av_call",
             description="Audio/video call (free trial)",
-            quantity=1,
+            quantity=Decimal(1),
             unit_price=p["av_call"],
             amount=money(0, currency),
             plan="pro",
@@ -156,16 +156,15 @@ def evidence_lines(currency: str) -> tuple[Line, ...]:
 
 
 def prorated_lines(currency: str) -> tuple[Line, ...]:
-    """A `prorate_daily` plan fee: 10 of 31 days on Flagship, at the daily rate."""
+    """A `prorate_daily` plan fee: 10 of 31 days on Flagship, at the monthly fee."""
     p = PRICES[currency]
-    daily_rate = round_half_up(p["flagship"] / 31, 6)
     return (
         Line(
             item="plan_fee",
             description="Plan fee (Flagship, 10/31 days)",
-            quantity=10,
-            unit_price=daily_rate,
-            amount=money(daily_rate * 10, currency),
+            quantity=month_share(10, 31),
+            unit_price=p["flagship"],
+            amount=money(p["flagship"] * 10 / 31, currency),
             plan="flagship",
             days_on_plan=10,
             days_in_month=31,

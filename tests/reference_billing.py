@@ -36,7 +36,7 @@ import calendar
 import tomllib
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,7 @@ class Line:
     sdk_app_id: int
     item: str
     plan: str | None
-    quantity: int
+    quantity: int | Decimal
     unit_price: Decimal
     amount: Decimal
     evidence: tuple[tuple[str, Any], ...] = ()
@@ -202,7 +202,10 @@ def plan_fee_lines(app: int, customer: str, currency: str, version: dict[str, An
         if held:
             fee = Decimal(fees[plan])
             amount = round_half_up(fee * held / len(plans), currency)
-            lines.append(Line(customer, app, "plan_fee", plan, held, fee, amount))
+            # The README's quantity of a prorated fee: the share of the month, rounded up
+            # at 21 decimals, at the monthly fee.
+            share = (Decimal(held) / len(plans)).quantize(Decimal("1e-21"), ROUND_CEILING)
+            lines.append(Line(customer, app, "plan_fee", plan, share, fee, amount))
     return lines
 
 

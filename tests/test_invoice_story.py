@@ -2,7 +2,7 @@
 
 * the plan story of each app: when its plan changed during the month, its section says
   so, and every line whose price depends on the plan names that plan;
-* prorated plan fees print days × daily rate = amount, and the notes explain the
+* prorated plan fees print share of the month × monthly fee = amount, and the notes explain the
   price book's plan-fee policy (not the other one);
 * an overage within the free quota is one evidence row without an amount;
 * a continued app repeats its name on the next page.
@@ -85,10 +85,10 @@ def test_plan_story_in_korean_and_chinese(renderer: InvoiceRenderer,
 def test_a_prorated_invoice_multiplies_out_and_explains_its_policy(
         renderer: InvoiceRenderer, sample_docs: dict[str, InvoiceDocument]) -> None:
     text = " ".join(pages(renderer, sample_docs["IM-202610-000010"]))
-    # 云帆IM under prorate_daily: 22 days × ¥32.225806 = ¥708.97; 9 × ¥96.741935 = ¥870.68.
-    assert "22 ¥32.225806 ¥708.97" in text
-    assert "9 ¥96.741935 ¥870.68" in text
-    assert "单价：日费率（月费 / 31）" in text
+    # 云帆IM under prorate_daily: 22/31 × ¥999.00 = ¥708.97; 9/31 × ¥2,999.00 = ¥870.68.
+    assert "22/31 ¥999.00 ¥708.97" in text
+    assert "9/31 ¥2,999.00 ¥870.68" in text
+    assert "数量：按月费计 22/31 个月" in text
     assert "套餐费按天计算" in text
     assert "套餐费按当月 1 日生效的套餐收取" not in text
 

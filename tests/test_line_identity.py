@@ -2,14 +2,14 @@
 
 A customer checks a line with a pocket calculator; an auditor does the same for every
 row of ``line_items.parquet``. The identity must hold at the currency's minor unit for
-every kind of line, prorated plan fees included (their unit price is the daily rate,
-their quantity the days on the plan), on the shipped sample month, on prorated months
-built for the purpose and on a generated month.
+every kind of line, prorated plan fees included (their unit price is the monthly fee,
+their quantity the share of the month rounded up at 21 decimals), on the shipped sample
+month, on prorated months built for the purpose and on a generated month.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import polars as pl
@@ -28,8 +28,10 @@ SAMPLE = REPO / "sample_data" / "2026-10"
 def _lines_that_do_not_multiply_out(line_items: pl.DataFrame) -> list[str]:
     bad = []
     for row in line_items.to_dicts():
-        expected = round_half_up(Decimal(row["quantity"]) * row["unit_price"],
-                                 minor_units(row["currency"]))
+        with localcontext() as ctx:  # the exact product: 21 + 15 digits, and more
+            ctx.prec = 80
+            expected = round_half_up(row["quantity"] * row["unit_price"],
+                                     minor_units(row["currency"]))
         if expected != row["amount"]:
             bad.append(f"{row['sdk_app_id']} {row['item']} {row['plan']}: {row['quantity']} × "
                        f"{row['unit_price']} = {expected}, line says {row['amount']}")
@@ -38,14 +40,15 @@ def _lines_that_do_not_multiply_out(line_items: pl.DataFrame) -> list[str]:
 
 def test_every_line_of_the_sample_month_multiplies_out() -> None:
     line_items = compute_month(SAMPLE, Month(2026, 10)).assembled.line_items
-    assert line_items.height == 144
+    assert line_items.height == 158
     assert _lines_that_do_not_multiply_out(line_items) == []
     # The sample's CNY price book prorates: 云帆IM was on Flagship 9 days, Pro 22 days.
     prorated = line_items.filter((pl.col("sdk_app_id") == 1400001101)
                                  & (pl.col("item") == "plan_fee"))
     assert prorated.select("plan", "quantity", "unit_price", "amount").rows() == [
-        ("flagship", 9, Decimal("96.741935"), Decimal("870.68")),  # 2999 / 31
-        ("pro", 22, Decimal("32.225806"), Decimal("708.97")),      # 999 / 31
+        # 9/31 and 22/31 of the month, rounded up at 21 decimals, at the monthly fee
+        ("flagship", Decimal("0.290322580645161290323"), Decimal("2999"), Decimal("870.68")),
+        ("pro", Decimal("0.709677419354838709678"), Decimal("999"), Decimal("708.97")),
     ]
 
 

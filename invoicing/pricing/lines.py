@@ -10,14 +10,14 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from invoicing.money import MONEY, WORK, round_money_expr
+from invoicing.money import MONEY, QUANTITY, WORK, round_money_expr
 
 LINE_SCHEMA: dict[str, pl.DataType] = {
     "customer_id": pl.String(),
     "sdk_app_id": pl.Int64(),
     "item": pl.String(),
     "description": pl.String(),
-    "quantity": pl.Int64(),
+    "quantity": QUANTITY,
     "unit_price": MONEY,
     "amount": MONEY,
     "currency": pl.String(),

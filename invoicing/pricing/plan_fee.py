@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from invoicing.catalogue import PLANS
-from invoicing.money import MONEY, MONEY_SCALE, WORK
+from invoicing.money import MONEY, QUANTITY, month_share
 from invoicing.pricing.lines import line_amount
 from invoicing.timeframe import Month
 
@@ -19,25 +19,16 @@ def fee_of_plan() -> pl.Expr:
     return fee
 
 
-def _daily_rate(days_in_month: pl.Expr) -> pl.Expr:
-    """The plan's monthly fee / days in the month, rounded half-up to the money scale."""
-    return (
-        (fee_of_plan().cast(WORK) / days_in_month.cast(WORK))
-        .round(MONEY_SCALE, mode="half_away_from_zero").cast(MONEY)
-    )
-
-
 def plan_fee_lines(plan_segments: pl.LazyFrame, app_prices: pl.LazyFrame, month: Month
                    ) -> pl.LazyFrame:
     """One line per app (``month_start``) or per app and plan (``prorate_daily``).
 
     ``month_start``: the plan in force on the 1st is charged in full; an app with no
-    plan on the 1st pays nothing. ``prorate_daily``: each plan is charged by the day,
-    with the days summed per plan: the unit price is the daily rate
-    ``fee / days_in_month`` rounded half-up to the money scale (6 places) and the
-    quantity the days on the plan, so that the line multiplies out
-    (``amount = round_half_up(days × daily rate)``) as printed. It differs from
-    ``fee × days / days_in_month`` by at most 31 × 0.0000005 before the one rounding.
+    plan on the 1st pays nothing. ``prorate_daily``: each plan is charged
+    ``fee × days_on_plan / days_in_month``, rounded once (R1, R7), with the days summed
+    per plan. The unit price is the monthly fee and the quantity the share of the month
+    (`money.month_share`, 22/31 stored at 21 decimals), so that the line multiplies out:
+    ``amount = round_half_up(quantity × unit_price)``.
     """
     segs = plan_segments.rename({"value": "plan"}).join(app_prices, on="sdk_app_id")
 
@@ -60,11 +51,14 @@ def plan_fee_lines(plan_segments: pl.LazyFrame, app_prices: pl.LazyFrame, month:
         .agg(pl.col("days").sum().alias("days_on_plan"), pl.exclude("days", "start", "end").first())
         .with_columns(
             days_in_month=pl.lit(month.days, dtype=pl.Int64),
-            quantity=pl.col("days_on_plan"),
-            unit_price=_daily_rate(pl.lit(month.days, dtype=pl.Int64)),
+            quantity=pl.col("days_on_plan").replace_strict(
+                {d: month_share(d, month.days) for d in range(1, month.days + 1)},
+                return_dtype=QUANTITY),
+            unit_price=fee_of_plan(),
         )
         .with_columns(
-            amount=line_amount(pl.col("unit_price"), pl.col("quantity")),
+            amount=line_amount(pl.col("unit_price"), pl.col("days_on_plan"),
+                               pl.col("days_in_month")),
             description=pl.format("{} plan, {} of {} days", pl.col("plan").str.to_titlecase(),
                                   pl.col("days_on_plan"), pl.col("days_in_month")),
         )
