@@ -23,7 +23,7 @@ from invoicing import __version__
 from invoicing.errors import InvoicingError, VerifyMismatchError
 from invoicing.money import in_minor_units
 from invoicing.pipeline import RunResult, run_month, totals_per_currency
-from invoicing.render_pool import default_workers, make_renderer
+from invoicing.render_pool import choose_renderer, default_workers
 from invoicing.reprocess import MonthDiff
 from invoicing.timeframe import Month
 
@@ -99,6 +99,11 @@ def render_options(func: F) -> F:
     func = click.option(
         "--workers", type=click.IntRange(min=1), default=default_workers, show_default="all cores",
         help="Processes rendering PDFs in parallel.")(func)
+    func = click.option(
+        "--cluster", metavar="ADDRESS", envvar="INVOICING_CLUSTER", default=None,
+        help="Render on the Dask cluster whose scheduler is at ADDRESS "
+             "(e.g. tcp://scheduler:8786; env INVOICING_CLUSTER) instead of local processes. "
+             "Needs 'invoicing[cluster]'.")(func)
     return func
 
 
@@ -123,7 +128,7 @@ def main(verbose: bool) -> None:
 @render_options
 @reports_errors
 def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-        out_dir: Path, workers: int) -> None:
+        out_dir: Path, workers: int, cluster: str | None) -> None:
     """Compute a month's charges and publish its invoices.
 
     Writes <out>/<YYYY-MM>/ atomically: a PDF per invoiced customer, line_items.parquet,
@@ -139,7 +144,7 @@ def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
     result = run_month(
         input_dir, out_dir, month, pricebook=pricebook,
         on_conflict=on_conflict,  # type: ignore[arg-type]
-        render=make_renderer(workers), seller=load_seller(),
+        render=choose_renderer(workers, cluster), seller=load_seller(),
     )
     click.echo(summary(result))
 
@@ -202,7 +207,8 @@ def diff_text(result: MonthDiff) -> str:
 @render_options
 @reports_errors
 def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-            out_dir: Path, reason: str, issue_date: Any, workers: int) -> None:
+            out_dir: Path, reason: str, issue_date: Any, workers: int, cluster: str | None
+            ) -> None:
     """Issue credit notes and replacement invoices for customers whose charges changed.
 
     Writes <out>/<YYYY-MM>/revisions/NNN/ and leaves every issued file untouched. Each
@@ -219,7 +225,7 @@ def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
     from invoicing.reprocess import reissue_month
 
     result = reissue_month(
-        input_dir, out_dir, month, reason=reason, render=make_renderer(workers),
+        input_dir, out_dir, month, reason=reason, render=choose_renderer(workers, cluster),
         seller=load_seller(), pricebook=pricebook,
         on_conflict=None if on_conflict == "error" else on_conflict,  # type: ignore[arg-type]
         issue_date=issue_date.date() if issue_date else None,
@@ -272,7 +278,7 @@ def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: s
 @render_options
 @reports_errors
 def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-            drafts: Path | None, workers: int) -> None:
+            drafts: Path | None, workers: int, cluster: str | None) -> None:
     """Compute a month's charges without publishing or using up invoice numbers.
 
     Works for the month in progress too (charges to date). Prints one line per
@@ -299,7 +305,7 @@ def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
     if drafts is not None:
         drafts.mkdir(parents=True, exist_ok=True)
         total = int(inv["invoice_number"].is_not_null().sum())
-        render = make_renderer(workers, label="drafts", draft=True)
+        render = choose_renderer(workers, cluster, label="drafts", draft=True)
         for number, pdf in render(documents(computed, load_seller()), total):
             (drafts / f"DRAFT-{number}.pdf").write_bytes(pdf)
         click.echo(f"  wrote {total} draft PDF(s) to {drafts}")

@@ -22,6 +22,8 @@ class ExitCode(IntEnum):
     ALREADY_PUBLISHED = 5  # the month exists and the inputs differ: use diff / reissue
     LOCKED = 6  # another process holds the month's lock
     VERIFY_MISMATCH = 7  # verify found a difference
+    CLUSTER_UNAVAILABLE = 10  # the Dask cluster could not be reached or was lost; nothing written
+    CLUSTER_MISMATCH = 11  # a cluster worker runs another renderer environment; nothing written
 
 
 @dataclass(frozen=True)
@@ -86,3 +88,17 @@ class VerifyMismatchError(InvoicingError):
     """`verify` found published files that do not match."""
 
     exit_code = ExitCode.VERIFY_MISMATCH
+
+
+class ClusterUnavailableError(InvoicingError):
+    """The Dask cluster (`--cluster`) could not be reached, had no worker, or was lost
+    mid-run. Nothing is published; rerunning once the cluster is back completes."""
+
+    exit_code = ExitCode.CLUSTER_UNAVAILABLE
+
+
+class ClusterMismatchError(InvoicingError):
+    """A cluster worker runs another invoicing, WeasyPrint or HarfBuzz version or other
+    bundled fonts or templates, so its PDFs could differ from a local run's."""
+
+    exit_code = ExitCode.CLUSTER_MISMATCH

@@ -1,0 +1,229 @@
+"""Rendering on a Dask cluster (`--cluster ADDRESS`): pricing here, layout on the workers.
+
+The coordinating process (the one `invoicing run` runs in) prices the month, numbers the
+invoices and builds every `InvoiceDocument`, as it does locally; only the rendering, which
+is independent per document and takes ~99% of a month's CPU, is sent to the workers of
+a Dask distributed cluster. The scheduler, the workers and their retries are Dask's own:
+
+* **Same bytes.** Before the first document leaves, every worker reports its
+  `render_environment.renderer_environment` (invoicing, WeasyPrint, pydyf and HarfBuzz
+  versions, bundled fonts and templates); any difference from this process refuses the
+  run (`ClusterMismatchError`, exit 11). Every PDF also comes back with the fingerprint
+  of the environment that rendered it, so a worker that joins later is held to the same
+  rule. Documents are rendered by the same `InvoiceRenderer` code as locally.
+* **Flat memory.** At most `window` documents are in flight; each PDF is handed to the
+  caller (which writes it to the staging folder) as soon as it arrives, and its future
+  is released, so neither this process nor the cluster holds the month.
+* **One renderer per worker process.** `_worker_renderer` builds an `InvoiceRenderer` the
+  first time a worker renders and keeps it for the worker's life (fonts, stylesheet and
+  the `render_engine` caches stay warm across documents and runs).
+* **Faults.** A worker that dies mid-render has its tasks rerun elsewhere by the
+  scheduler; the PDF is a function of the document, so the month is unchanged. A
+  scheduler that cannot be reached, has no worker, or goes away mid-run raises
+  `ClusterUnavailableError` (exit 10): the caller discards its staging folder, so nothing
+  is published, and a rerun starts again from scratch.
+
+Dask is an optional extra (``pip install 'invoicing[cluster]'``); only this module imports
+it, and only when ``--cluster`` is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import CancelledError
+from typing import Any, TextIO
+
+from invoicing.documents import InvoiceDocument
+from invoicing.errors import ClusterMismatchError, ClusterUnavailableError
+from invoicing.render_environment import differences, fingerprint, renderer_environment
+from invoicing.render_pool import Progress, RenderFn
+
+try:
+    from distributed import Client, as_completed
+    from distributed.client import FutureCancelledError
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+except ImportError as exc:  # pragma: no cover - the base install
+    raise ClusterUnavailableError(
+        "--cluster needs Dask distributed: pip install 'invoicing[cluster]'") from exc
+
+log = logging.getLogger("invoicing")
+
+#: Seconds to wait for the scheduler to answer, and for at least one worker to join.
+CONNECT_TIMEOUT = 10.0
+WORKER_TIMEOUT = 60.0
+#: Documents in flight per worker thread: enough to keep every worker busy while PDFs
+#: travel back, few enough that memory stays flat (a document is ~2 KiB, a PDF ~40 KiB).
+WINDOW_PER_THREAD = 4
+
+#: What losing the scheduler (or every worker) looks like from the client side.
+_LOST = (FutureCancelledError, CancelledError, CommClosedError, KilledWorker, OSError,
+         TimeoutError)
+
+# --- on the workers -------------------------------------------------------------------------
+
+_renderer: Any = None
+_renderer_lock = threading.Lock()
+
+
+def _worker_renderer() -> Any:
+    """This worker process's renderer, built at its first document and then kept."""
+    global _renderer
+    with _renderer_lock:
+        if _renderer is None:
+            from invoicing.render import InvoiceRenderer
+
+            _renderer = InvoiceRenderer()
+        return _renderer
+
+
+def worker_environment() -> dict[str, str | bool]:
+    """Run on each worker by the coordinator's check (`Client.run`)."""
+    return renderer_environment()
+
+
+def render_on_worker(doc: InvoiceDocument, draft: bool) -> tuple[str, bytes, str]:
+    """One Dask task: (number, PDF bytes, fingerprint of the environment that made them)."""
+    pdf = _worker_renderer().render_pdf(doc, draft=draft)
+    return doc.invoice_number, pdf, fingerprint(renderer_environment())
+
+
+# --- on the coordinator ---------------------------------------------------------------------
+
+
+def _quiet_dask_logs() -> None:
+    """Keep Dask's reconnection tracebacks off stderr: the failure is reported as one line.
+
+    With ``-v`` (the invoicing logger at INFO) Dask's warnings and errors stay visible.
+    """
+    level = logging.WARNING if log.isEnabledFor(logging.INFO) else logging.CRITICAL
+    for name in ["distributed", *logging.root.manager.loggerDict]:
+        if name.startswith("distributed"):
+            logging.getLogger(name).setLevel(level)
+
+
+def connect(address: str, timeout: float | None = None,
+            worker_timeout: float | None = None) -> Client:
+    """A client of the scheduler at `address` with at least one worker, or one clear error."""
+    timeout = timeout or CONNECT_TIMEOUT
+    worker_timeout = worker_timeout or WORKER_TIMEOUT
+    _quiet_dask_logs()
+    try:
+        client = Client(address, timeout=timeout, set_as_default=False)
+    except (*_LOST, ValueError) as exc:
+        raise ClusterUnavailableError(
+            f"cluster {address}: cannot reach the scheduler ({_reason(exc)}); "
+            "nothing was published") from None
+    try:
+        client.wait_for_workers(1, timeout=worker_timeout)
+    except _LOST as exc:
+        client.close(timeout=2)
+        raise ClusterUnavailableError(
+            f"cluster {address}: no worker joined within {worker_timeout:g} s "
+            f"({_reason(exc)}); nothing was published") from None
+    return client
+
+
+def check_workers(client: Client, address: str) -> int:
+    """Refuse the run unless every worker renders with this process's environment.
+
+    Returns the number of worker threads (for the window).
+    """
+    here = renderer_environment()
+    try:
+        reports: dict[str, dict[str, str | bool]] = client.run(worker_environment)
+    except _LOST as exc:
+        raise ClusterUnavailableError(
+            f"cluster {address}: lost while checking the workers ({_reason(exc)}); "
+            "nothing was published") from None
+    for worker, there in sorted(reports.items()):
+        found = differences(here, there)
+        if found:
+            raise ClusterMismatchError(
+                f"cluster {address}: worker {worker} renders with another environment "
+                f"({'; '.join(found)}); its PDFs could differ from a local run, so "
+                "nothing was rendered. Run the same image on the workers as here.")
+    info = client.scheduler_info()
+    return sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()) or 1
+
+
+def dashboard(client: Client) -> str:
+    """The scheduler's dashboard address, or a note that it has none."""
+    services = client.scheduler_info().get("services", {})
+    return client.dashboard_link if "dashboard" in services else "none (no dashboard)"
+
+
+def make_cluster_renderer(address: str, label: str = "rendering", stream: TextIO | None = None,
+                          tty: bool | None = None, draft: bool = False,
+                          window: int | None = None) -> RenderFn:
+    """A render function for `pipeline.run_month` that renders on the cluster at `address`.
+
+    PDFs come back in completion order (the caller names and hashes each by its number,
+    so the outputs do not depend on the order). ``window``: documents in flight (default
+    `WINDOW_PER_THREAD` per worker thread).
+    """
+
+    def render(docs: Iterator[InvoiceDocument], total: int) -> Iterator[tuple[str, bytes]]:
+        progress = Progress(label, total, stream, tty)
+        if total == 0:
+            progress.close()
+            return
+        client = connect(address)
+        try:
+            threads = check_workers(client, address)
+            workers = len(client.scheduler_info().get("workers", {}))
+            print(f"{label} on cluster {address}: {workers} worker(s), {threads} thread(s); "
+                  f"dashboard {dashboard(client)}", file=progress.stream, flush=True)
+            yield from _stream(client, address, docs, window or WINDOW_PER_THREAD * threads,
+                               draft, progress)
+        finally:
+            progress.close()
+            client.close(timeout=5)
+
+    return render
+
+
+def _stream(client: Client, address: str, docs: Iterator[InvoiceDocument], window: int,
+            draft: bool, progress: Progress) -> Iterator[tuple[str, bytes]]:
+    """Keep `window` documents in flight; yield each PDF as it arrives."""
+    expected = fingerprint(renderer_environment())
+    run = uuid.uuid4().hex[:8]  # keys unique per call, so two runs never share a result
+    pending = as_completed(loop=client.loop)
+    in_flight = 0
+    docs = iter(docs)
+    try:
+        while True:
+            while in_flight < window:
+                doc = next(docs, None)
+                if doc is None:
+                    break
+                pending.add(client.submit(render_on_worker, doc, draft, pure=False,
+                                          key=f"render-{doc.invoice_number}-{run}"))
+                in_flight += 1
+            if in_flight == 0:
+                return
+            future = next(pending)
+            number, pdf, made_by = future.result()
+            future.release()
+            in_flight -= 1
+            if made_by != expected:
+                raise ClusterMismatchError(
+                    f"cluster {address}: {number} was rendered by a worker with another "
+                    "environment (it joined after the check); nothing was published")
+            yield number, pdf
+            progress.advance()
+    except _LOST as exc:
+        raise ClusterUnavailableError(
+            f"cluster {address}: lost during rendering ({_reason(exc)}); nothing was "
+            "published, rerun when the cluster is back") from None
+    finally:
+        for future in pending.futures:
+            future.cancel()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
