@@ -189,10 +189,17 @@ def test_the_cluster_address_comes_from_the_environment(
 def test_a_worker_killed_mid_run_still_gives_the_same_month(
         tmp_path: Path, cluster: Client, local_month: tuple[Path, str]) -> None:
     pids = cluster.run(os.getpid)
-    victim = sorted(pids.values())[0]
-    stream = OnFirstProgress(lambda: os.kill(victim, signal.SIGKILL))
+    killed: list[int] = []
+
+    def kill_a_busy_worker() -> None:
+        busy = sorted(w for w, keys in cluster.processing().items() if keys)
+        killed.append(pids[busy[0]])
+        os.kill(killed[0], signal.SIGKILL)
+
+    stream = OnFirstProgress(kill_a_busy_worker)
     cluster_run(tmp_path, cluster.scheduler.address, stream)
-    assert stream.fired
+    assert stream.fired and killed
+    victim = killed[0]
     assert hashes(tmp_path / "2026-10") == hashes(local_month[0])
     # The nanny replaced the killed process; the next test gets two workers again.
     cluster.wait_for_workers(2, timeout=60)
