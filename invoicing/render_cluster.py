@@ -12,8 +12,8 @@ a Dask distributed cluster. The scheduler, the workers and their retries are Das
   of the environment that rendered it, so a worker that joins later is held to the same
   rule. Documents are rendered by the same `InvoiceRenderer` code as locally.
 * **Flat memory.** At most `window` tasks of `BATCH` documents are in flight; each PDF
-  is handed to the caller (which writes it to the staging folder) as soon as it arrives, and its future
-  is released, so neither this process nor the cluster holds the month.
+  is handed to the caller (which writes it to the staging folder) as soon as it arrives,
+  and its future is released, so neither this process nor the cluster holds the month.
 * **One renderer per worker process.** `_worker_renderer` builds an `InvoiceRenderer` the
   first time a worker renders and keeps it for the worker's life (fonts, stylesheet and
   the `render_engine` caches stay warm across documents and runs).
