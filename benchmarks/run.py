@@ -495,9 +495,9 @@ def pdf_report(rows: list[dict[str, Any]], font: str) -> list[str]:
     return out
 
 
-def cluster_section(workdir: Path, count: int) -> dict[str, Any]:
+def cluster_section(workdir: Path, count: int, repeat: int) -> dict[str, Any]:
     run = run_child(["-m", "benchmarks.cluster_bench", "--count", str(count), "--workers",
-                     "1,2", "--pool-workers", "2"], workdir)
+                     "1,2", "--pool-workers", "2", "--repeat", str(repeat)], workdir)
     if not run.ok or run.result is None:
         raise SystemExit(f"cluster benchmark failed:\n{run.stderr}")
     for row in run.result["clusters"]:
@@ -512,15 +512,19 @@ def cluster_report(result: dict[str, Any]) -> list[str]:
     by_workers = {row["workers"]: row for row in result["clusters"]}
     one, two = by_workers[1], by_workers[2]
     out = ["## Rendering on a Dask cluster (one-page invoices, en/ko/zh mix)", "",
-           f"{result['count']} invoices per run. Cluster = `dask scheduler` and N `dask worker "
-           "--nthreads 1` processes on 127.0.0.1, each worker warmed up (one invoice per "
-           "locale), documents sent through `invoicing.render_cluster` as `invoicing run "
-           "--cluster` sends them; connecting and the worker check are shown apart. Local "
-           "pool = 2 processes (`pdf_bench renderer --workers 2`). Coordinator CPU = CPU time "
-           "of the process holding the Dask client, while rendering. Bytes moved = the "
-           "pickled document out + the PDF back.", ""]
+           f"{result['count']} invoices per run, fastest of {result.get('repeat', 1)} "
+           "interleaved rounds (all rates in the last column). Cluster = `dask scheduler` "
+           "and N `dask worker --nthreads 1` processes on 127.0.0.1, each worker warmed "
+           "up (one invoice per locale), documents sent through `invoicing.render_cluster` "
+           "as `invoicing run --cluster` sends them; connecting and the worker check are "
+           "shown apart. Local pool = 2 processes (`pdf_bench renderer --workers 2`). "
+           "Coordinator CPU = CPU time of the process holding the Dask client, while "
+           "rendering. Bytes moved = the pickled document out + the PDF back.", ""]
+    def rounds(row: dict[str, Any]) -> str:
+        return ", ".join(f"{r:.2f}" for r in row.get("all_per_second", [row["per_second"]]))
+
     rows = [("local pool, 2 processes", f"{pool['per_second']:.2f}", "", "1.00×", "", "", "",
-             "")]
+             "", rounds(pool))]
     for row in (one, two):
         rows.append((
             f"cluster, {row['workers']} worker(s)", f"{row['per_second']:.2f}",
@@ -531,12 +535,13 @@ def cluster_report(result: dict[str, Any]) -> list[str]:
             f"{(row['document_bytes_per_invoice'] + row['pdf_bytes_per_invoice']) / 1024:.1f}"
             f" ({row['document_bytes_per_invoice'] / 1024:.1f} out + "
             f"{row['pdf_bytes_per_invoice'] / 1024:.1f} back)",
-            f"{row['connect_check_seconds']:.2f}",
+            f"{row['connect_check_seconds']:.2f}", rounds(row),
         ))
     out += _table(["run", "invoices/s", "vs 1 worker (target 2 workers ≥ 1.8×)",
                    "vs local pool (target 2 workers ≥ 0.90×)",
                    "coordinator CPU ms/invoice (target ≤ 2)", "scheduler CPU ms/invoice",
-                   "KiB moved per invoice", "connect + check (s)"], rows)
+                   "KiB moved per invoice", "connect + check (s)", "all rounds (inv/s)"],
+                  rows)
     per_worker = one["per_second"]
     feeds = 1000 / max(two["coordinator_cpu_ms_per_invoice"], 1e-9) / per_worker
     out += [f"One coordinator core feeds about {feeds:,.0f} workers at {per_worker:.2f} "
@@ -607,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
             report += pdf_report(pdf_rows, font)
         if not args.no_cluster:
             report += cluster_report(cluster_section(
-                workdir, args.cluster_count or (12 if args.quick else 240)))
+                workdir, args.cluster_count or (12 if args.quick else 240), max(1, repeat)))
     finally:
         if own_workdir and not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
