@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import sys
 import tomllib
 from collections.abc import Callable
@@ -94,6 +95,20 @@ def load_seller(templates_dir: Path = TEMPLATES_DIR) -> tuple[str, ...]:
     return tuple(line for line in lines if line)
 
 
+#: A scheduler address: ``[protocol://]host:port`` (``tcp://scheduler:8786``, ``[::1]:8786``).
+_CLUSTER_ADDRESS = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?:\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d{1,5}")
+
+
+def _parse_cluster(ctx: click.Context, param: click.Parameter, value: str | None
+                   ) -> str | None:
+    if not value:
+        return None
+    if not _CLUSTER_ADDRESS.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not a scheduler address such as "
+                                 "tcp://scheduler:8786")
+    return value
+
+
 def render_options(func: F) -> F:
     """Options shared by every command that renders PDFs."""
     func = click.option(
@@ -101,6 +116,7 @@ def render_options(func: F) -> F:
         help="Processes rendering PDFs in parallel.")(func)
     func = click.option(
         "--cluster", metavar="ADDRESS", envvar="INVOICING_CLUSTER", default=None,
+        callback=_parse_cluster,
         help="Render on the Dask cluster whose scheduler is at ADDRESS "
              "(e.g. tcp://scheduler:8786; env INVOICING_CLUSTER) instead of local processes. "
              "Needs 'invoicing[cluster]'.")(func)

@@ -216,6 +216,15 @@ def test_an_unreachable_scheduler_fails_cleanly(tmp_path: Path,
                    f"to connect to {address} after 1 s); nothing was published", tmp_path)
 
 
+@pytest.mark.parametrize("address", ["nonsense", "tcp://scheduler", "tcp://a b:8786"])
+def test_a_malformed_address_is_a_usage_error(tmp_path: Path, address: str) -> None:
+    result = CliRunner().invoke(main, run_args(tmp_path, "--cluster", address))
+    assert result.exit_code == ExitCode.USAGE
+    assert (f"Invalid value for '--cluster': {address!r} is not a scheduler address such as "
+            "tcp://scheduler:8786") in result.stderr
+    assert not (tmp_path / "2026-10").exists()
+
+
 def test_a_scheduler_stopped_mid_run_publishes_nothing_and_the_rerun_completes(
         tmp_path: Path, scheduler: Scheduler, local_month: tuple[Path, str]) -> None:
     scheduler.worker()
