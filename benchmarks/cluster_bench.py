@@ -12,11 +12,12 @@ For the same documents (`pdf_bench.documents`, the en/ko/zh mix of one-page invo
   them (bounded window, PDFs back as they complete). Connecting and the worker check are
   timed apart from the rendering.
 
-Reported per run: invoices/s, the coordinator's CPU time per invoice (process CPU time
-of this process, which holds the Dask client and its event-loop thread, while rendering;
-the documents are built before the timer starts), the scheduler's CPU time per invoice
-(its process, through psutil), and the bytes moved per invoice (the pickled document out
-plus the PDF back; Dask's message framing is not counted).
+Reported per run: invoices/s; CPU time per invoice of the coordinator (this process,
+which holds the Dask client and its event-loop thread, while rendering; the documents
+are built before the timer starts), of the scheduler and of the workers (their
+processes, through psutil), next to the CPU time of one warm renderer in this process
+(what an invoice costs locally); and the bytes moved per invoice (the pickled document
+out plus the PDF back; Dask's message framing is not counted).
 """
 
 from __future__ import annotations
@@ -83,12 +84,14 @@ def bench_cluster(workers: int, docs: list[InvoiceDocument]) -> dict[str, Any]:
                 admin.wait_for_workers(workers, timeout=120)
                 admin.run(_warm_up, warm_up_documents(MIX))
             scheduler = psutil.Process(cluster.scheduler.pid)
+            worker_processes = [psutil.Process(w.pid) for w in cluster.workers]
             began = time.perf_counter()
             client = render_cluster.connect(cluster.address)
             try:
                 threads = render_cluster.check_workers(client, cluster.address)
                 ready = time.perf_counter()
                 cpu, scheduler_cpu = time.process_time(), sum(scheduler.cpu_times()[:2])
+                worker_cpu = sum(sum(w.cpu_times()[:2]) for w in worker_processes)
                 start = time.perf_counter()
                 progress = Progress("rendering", len(docs), stream=io.StringIO(), tty=False)
                 pdf_bytes = 0
@@ -99,6 +102,7 @@ def bench_cluster(workers: int, docs: list[InvoiceDocument]) -> dict[str, Any]:
                 seconds = time.perf_counter() - start
                 coordinator_cpu = time.process_time() - cpu
                 scheduler_cpu = sum(scheduler.cpu_times()[:2]) - scheduler_cpu
+                worker_cpu = sum(sum(w.cpu_times()[:2]) for w in worker_processes) - worker_cpu
             finally:
                 client.close(timeout=5)
         finally:
@@ -109,9 +113,23 @@ def bench_cluster(workers: int, docs: list[InvoiceDocument]) -> dict[str, Any]:
         "per_second": len(docs) / seconds, "connect_check_seconds": ready - began,
         "coordinator_cpu_ms_per_invoice": 1000 * coordinator_cpu / len(docs),
         "scheduler_cpu_ms_per_invoice": 1000 * scheduler_cpu / len(docs),
+        "worker_cpu_ms_per_invoice": 1000 * worker_cpu / len(docs),
         "document_bytes_per_invoice": doc_bytes / len(docs),
         "pdf_bytes_per_invoice": pdf_bytes / len(docs),
     }
+
+
+def local_cpu(docs: list[InvoiceDocument]) -> dict[str, Any]:
+    """CPU time per invoice of one warm renderer in this process: what a core costs locally."""
+    from invoicing.render import InvoiceRenderer
+
+    renderer = InvoiceRenderer()
+    for doc in warm_up_documents(MIX):
+        renderer.render_pdf(doc)
+    cpu = time.process_time()
+    for doc in docs:
+        renderer.render_pdf(doc)
+    return {"cpu_ms_per_invoice": 1000 * (time.process_time() - cpu) / len(docs)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         return best | {"all_per_second": [r["per_second"] for r in runs]}
 
     result: dict[str, Any] = {"count": count, "repeat": args.repeat,
-                              "clusters": [fastest(clusters[w]) for w in sizes]}
+                              "clusters": [fastest(clusters[w]) for w in sizes],
+                              "local": local_cpu(docs)}
     if pools:
         result["pool"] = fastest(pools)
     args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")

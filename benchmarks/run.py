@@ -523,8 +523,9 @@ def cluster_report(result: dict[str, Any]) -> list[str]:
     def rounds(row: dict[str, Any]) -> str:
         return ", ".join(f"{r:.2f}" for r in row.get("all_per_second", [row["per_second"]]))
 
-    rows = [("local pool, 2 processes", f"{pool['per_second']:.2f}", "", "1.00×", "", "", "",
-             "", rounds(pool))]
+    local_ms = result.get("local", {}).get("cpu_ms_per_invoice", float("nan"))
+    rows = [("local pool, 2 processes", f"{pool['per_second']:.2f}", "", "1.00×", "", "",
+             f"{local_ms:.1f} (one warm renderer)", "", "", rounds(pool))]
     for row in (one, two):
         rows.append((
             f"cluster, {row['workers']} worker(s)", f"{row['per_second']:.2f}",
@@ -532,6 +533,7 @@ def cluster_report(result: dict[str, Any]) -> list[str]:
             f"{row['per_second'] / pool['per_second']:.2f}×",
             f"{row['coordinator_cpu_ms_per_invoice']:.2f}",
             f"{row['scheduler_cpu_ms_per_invoice']:.2f}",
+            f"{row.get('worker_cpu_ms_per_invoice', float('nan')):.1f}",
             f"{(row['document_bytes_per_invoice'] + row['pdf_bytes_per_invoice']) / 1024:.1f}"
             f" ({row['document_bytes_per_invoice'] / 1024:.1f} out + "
             f"{row['pdf_bytes_per_invoice'] / 1024:.1f} back)",
@@ -540,6 +542,7 @@ def cluster_report(result: dict[str, Any]) -> list[str]:
     out += _table(["run", "invoices/s", "vs 1 worker (target 2 workers ≥ 1.8×)",
                    "vs local pool (target 2 workers ≥ 0.90×)",
                    "coordinator CPU ms/invoice (target ≤ 2)", "scheduler CPU ms/invoice",
+                   "worker CPU ms/invoice",
                    "KiB moved per invoice", "connect + check (s)", "all rounds (inv/s)"],
                   rows)
     per_worker = one["per_second"]
