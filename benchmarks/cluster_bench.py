@@ -88,7 +88,7 @@ def bench_cluster(workers: int, docs: list[InvoiceDocument]) -> dict[str, Any]:
             began = time.perf_counter()
             client = render_cluster.connect(cluster.address)
             try:
-                threads = render_cluster.check_workers(client, cluster.address)
+                render_cluster.check_workers(client, cluster.address)
                 ready = time.perf_counter()
                 cpu, scheduler_cpu = time.process_time(), sum(scheduler.cpu_times()[:2])
                 worker_cpu = sum(sum(w.cpu_times()[:2]) for w in worker_processes)
@@ -96,8 +96,7 @@ def bench_cluster(workers: int, docs: list[InvoiceDocument]) -> dict[str, Any]:
                 progress = Progress("rendering", len(docs), stream=io.StringIO(), tty=False)
                 pdf_bytes = 0
                 for _, pdf in render_cluster._stream(
-                        client, cluster.address, iter(docs),
-                        render_cluster.WINDOW_PER_THREAD * threads, False, progress):
+                        client, cluster.address, iter(docs), None, False, progress):
                     pdf_bytes += len(pdf)
                 seconds = time.perf_counter() - start
                 coordinator_cpu = time.process_time() - cpu

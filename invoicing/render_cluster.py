@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
@@ -139,7 +140,7 @@ def connect(address: str, timeout: float | None = None,
 def check_workers(client: Client, address: str) -> int:
     """Refuse the run unless every worker renders with this process's environment.
 
-    Returns the number of worker threads (for the window).
+    Returns the number of worker threads.
     """
     here = renderer_environment()
     try:
@@ -172,7 +173,8 @@ def make_cluster_renderer(address: str, label: str = "rendering", stream: TextIO
 
     PDFs come back in completion order (the caller names and hashes each by its number,
     so the outputs do not depend on the order). ``window``: tasks in flight (default
-    `WINDOW_PER_THREAD` per worker thread), each of `BATCH` documents.
+    `WINDOW_PER_THREAD` per worker thread, recounted as workers come and go), each of
+    `BATCH` documents.
     """
 
     def render(docs: Iterator[InvoiceDocument], total: int) -> Iterator[tuple[str, bytes]]:
@@ -186,8 +188,7 @@ def make_cluster_renderer(address: str, label: str = "rendering", stream: TextIO
             workers = len(client.scheduler_info().get("workers", {}))
             print(f"{label} on cluster {address}: {workers} worker(s), {threads} thread(s); "
                   f"dashboard {dashboard(client)}", file=progress.stream, flush=True)
-            yield from _stream(client, address, docs, window or WINDOW_PER_THREAD * threads,
-                               draft, progress)
+            yield from _stream(client, address, docs, window, draft, progress)
         finally:
             progress.close()
             client.close(timeout=5)
@@ -195,18 +196,39 @@ def make_cluster_renderer(address: str, label: str = "rendering", stream: TextIO
     return render
 
 
-def _stream(client: Client, address: str, docs: Iterator[InvoiceDocument], window: int,
-            draft: bool, progress: Progress, batch: int = BATCH
+class _Window:
+    """Tasks to keep in flight: fixed, or `WINDOW_PER_THREAD` per worker thread, recounted
+    at most once a second, so workers that join during the run (a cluster still scaling
+    up when the batch starts) get work too."""
+
+    def __init__(self, client: Client, fixed: int | None):
+        self.client = client
+        self.fixed = fixed
+        self.size = fixed or 1
+        self.counted = float("-inf")
+
+    def __int__(self) -> int:
+        now = time.monotonic()
+        if self.fixed is None and now - self.counted >= 1.0:
+            self.counted = now
+            self.size = WINDOW_PER_THREAD * max(1, sum(self.client.nthreads().values()))
+        return self.size
+
+
+def _stream(client: Client, address: str, docs: Iterator[InvoiceDocument],
+            window: int | None, draft: bool, progress: Progress, batch: int = BATCH
             ) -> Iterator[tuple[str, bytes]]:
-    """Keep `window` tasks of `batch` documents in flight; yield each PDF as it arrives."""
+    """Keep `window` tasks of `batch` documents in flight (default: `WINDOW_PER_THREAD` per
+    worker thread); yield each PDF as it arrives."""
     expected = fingerprint(renderer_environment())
+    limit = _Window(client, window)
     run = uuid.uuid4().hex[:8]  # keys unique per call, so two runs never share a result
     pending = as_completed(loop=client.loop)
     in_flight = 0
     docs = iter(docs)
     try:
         while True:
-            while in_flight < window:
+            while in_flight < int(limit):
                 chunk = list(islice(docs, batch))
                 if not chunk:
                     break
