@@ -545,11 +545,15 @@ def cluster_report(result: dict[str, Any]) -> list[str]:
                    "worker CPU ms/invoice",
                    "KiB moved per invoice", "connect + check (s)", "all rounds (inv/s)"],
                   rows)
-    per_worker = one["per_second"]
+    # A worker's rate on a core of its own: the CPU time of one warm local renderer (the
+    # measured rates above also carry whatever else the machine is running).
+    per_worker = 1000 / local_ms
     feeds = 1000 / max(two["coordinator_cpu_ms_per_invoice"], 1e-9) / per_worker
-    out += [f"One coordinator core feeds about {feeds:,.0f} workers at {per_worker:.2f} "
-            "one-page invoices/s each (1000 ms / coordinator ms per invoice / one worker's "
-            "rate).", ""]
+    out += [f"One coordinator core feeds about {feeds:,.0f} workers rendering "
+            f"{per_worker:.1f} one-page invoices/s each (1000 / coordinator ms per invoice "
+            "/ a worker's CPU-bound rate, 1000 / the local renderer's ms per invoice); "
+            "multi-page invoices take proportionally longer per invoice, so it feeds "
+            "proportionally more workers.", ""]
     return out
 
 
