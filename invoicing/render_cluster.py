@@ -30,6 +30,7 @@ it, and only when ``--cluster`` is given.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -178,19 +179,21 @@ def make_cluster_renderer(address: str, label: str = "rendering", stream: TextIO
     """
 
     def render(docs: Iterator[InvoiceDocument], total: int) -> Iterator[tuple[str, bytes]]:
-        progress = Progress(label, total, stream, tty)
         if total == 0:
-            progress.close()
             return
         client = connect(address)
         try:
             threads = check_workers(client, address)
             workers = len(client.scheduler_info().get("workers", {}))
+            # Before the progress bar starts, so the bar keeps its line.
             print(f"{label} on cluster {address}: {workers} worker(s), {threads} thread(s); "
-                  f"dashboard {dashboard(client)}", file=progress.stream, flush=True)
-            yield from _stream(client, address, docs, window, draft, progress)
+                  f"dashboard {dashboard(client)}", file=stream or sys.stderr, flush=True)
+            progress = Progress(label, total, stream, tty)
+            try:
+                yield from _stream(client, address, docs, window, draft, progress)
+            finally:
+                progress.close()
         finally:
-            progress.close()
             client.close(timeout=5)
 
     return render
