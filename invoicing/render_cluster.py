@@ -29,6 +29,7 @@ it, and only when ``--cluster`` is given.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -212,9 +213,11 @@ class _Window:
 
     def __int__(self) -> int:
         now = time.monotonic()
-        if self.fixed is None and now - self.counted >= 1.0:
+        if self.fixed is None and now - self.counted >= 1.0 and self.client.status == "running":
             self.counted = now
-            self.size = WINDOW_PER_THREAD * max(1, sum(self.client.nthreads().values()))
+            # Advisory: if the scheduler is gone, the futures report it, not this count.
+            with contextlib.suppress(Exception):
+                self.size = WINDOW_PER_THREAD * max(1, sum(self.client.nthreads().values()))
         return self.size
 
 
@@ -256,8 +259,14 @@ def _stream(client: Client, address: str, docs: Iterator[InvoiceDocument],
             f"cluster {address}: lost during rendering ({_reason(exc)}); nothing was "
             "published, rerun when the cluster is back") from None
     finally:
-        for future in pending.futures:
-            future.cancel()
+        # Nothing left running for a run that stopped (the client's thread may be
+        # completing futures meanwhile, hence the lock). A lost scheduler has already
+        # cancelled them.
+        with pending.lock:
+            left = list(pending.futures)
+        if left and client.status == "running":
+            with contextlib.suppress(Exception):
+                client.cancel(left)
 
 
 def _reason(exc: BaseException) -> str:
