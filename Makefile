@@ -25,7 +25,7 @@ setup: .stamp-system .stamp-venv
 .stamp-venv: pyproject.toml requirements.lock scripts/make-venv.sh
 	scripts/make-venv.sh $(PYTHON) $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev,cluster]'
 	touch $@
 
 ## Run the batch on the shipped sample month (safe to repeat: a second run changes nothing).

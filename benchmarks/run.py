@@ -3,7 +3,8 @@
     python -m benchmarks.run                         # small, medium, large (31M usage rows)
     python -m benchmarks.run --sizes small,medium    # skip the 31M-row month
     python -m benchmarks.run --quick                 # smoke run: tiny month, few PDFs
-    python -m benchmarks.run --no-pdf | --no-pricing
+    python -m benchmarks.run --no-pdf | --no-pricing | --no-cluster
+    python -m benchmarks.run --no-pdf --no-pricing   # the cluster section alone
 
 Pricing section: for each size a synthetic month (`benchmarks.synth`) is generated in a
 temporary folder; then, each in its own child process so that peak RSS belongs to one
@@ -19,6 +20,11 @@ locales interleaved, "mix") with the project's
 `InvoiceRenderer` on 1 worker and on all cores, and a naive baseline (fresh
 ``weasyprint.HTML(...).write_pdf()`` per invoice with system Noto CJK fonts; Debian
 ``fonts-noto-cjk`` is installed first if missing).
+
+Cluster section: `benchmarks.cluster_bench` in a child process: invoices per second of
+the en/ko/zh mix on a local Dask cluster (``dask scheduler`` and 1, then 2, ``dask worker``
+processes on 127.0.0.1) next to the local pool of 2 processes, with the coordinator's CPU
+time per invoice and the bytes moved per invoice.
 
 Wall times are the measured work inside the child (interpreter start-up and imports
 excluded; the process time including them is shown too). Peak RSS is the child's
@@ -489,6 +495,68 @@ def pdf_report(rows: list[dict[str, Any]], font: str) -> list[str]:
     return out
 
 
+def cluster_section(workdir: Path, count: int, repeat: int) -> dict[str, Any]:
+    run = run_child(["-m", "benchmarks.cluster_bench", "--count", str(count), "--workers",
+                     "1,2", "--pool-workers", "2", "--repeat", str(repeat)], workdir)
+    if not run.ok or run.result is None:
+        raise SystemExit(f"cluster benchmark failed:\n{run.stderr}")
+    for row in run.result["clusters"]:
+        print(f"  cluster {row['workers']} worker(s) {row['per_second']:7.2f} invoices/s, "
+              f"coordinator {row['coordinator_cpu_ms_per_invoice']:.2f} ms CPU/invoice",
+              file=sys.stderr, flush=True)
+    return run.result
+
+
+def cluster_report(result: dict[str, Any]) -> list[str]:
+    pool = result["pool"]
+    by_workers = {row["workers"]: row for row in result["clusters"]}
+    one, two = by_workers[1], by_workers[2]
+    out = ["## Rendering on a Dask cluster (one-page invoices, en/ko/zh mix)", "",
+           f"{result['count']} invoices per run, fastest of {result.get('repeat', 1)} "
+           "interleaved rounds (all rates in the last column). Cluster = `dask scheduler` "
+           "and N `dask worker --nthreads 1` processes on 127.0.0.1, each worker warmed "
+           "up (one invoice per locale), documents sent through `invoicing.render_cluster` "
+           "as `invoicing run --cluster` sends them; connecting and the worker check are "
+           "shown apart. Local pool = 2 processes (`pdf_bench renderer --workers 2`). "
+           "Coordinator CPU = CPU time of the process holding the Dask client, while "
+           "rendering. Bytes moved = the pickled document out + the PDF back.", ""]
+    def rounds(row: dict[str, Any]) -> str:
+        return ", ".join(f"{r:.2f}" for r in row.get("all_per_second", [row["per_second"]]))
+
+    local_ms = result.get("local", {}).get("cpu_ms_per_invoice", float("nan"))
+    rows = [("local pool, 2 processes", f"{pool['per_second']:.2f}", "", "1.00×", "", "",
+             f"{local_ms:.1f} (one warm renderer)", "", "", rounds(pool))]
+    for row in (one, two):
+        rows.append((
+            f"cluster, {row['workers']} worker(s)", f"{row['per_second']:.2f}",
+            f"{row['per_second'] / one['per_second']:.2f}×",
+            f"{row['per_second'] / pool['per_second']:.2f}×",
+            f"{row['coordinator_cpu_ms_per_invoice']:.2f}",
+            f"{row['scheduler_cpu_ms_per_invoice']:.2f}",
+            f"{row.get('worker_cpu_ms_per_invoice', float('nan')):.1f}",
+            f"{(row['document_bytes_per_invoice'] + row['pdf_bytes_per_invoice']) / 1024:.1f}"
+            f" ({row['document_bytes_per_invoice'] / 1024:.1f} out + "
+            f"{row['pdf_bytes_per_invoice'] / 1024:.1f} back)",
+            f"{row['connect_check_seconds']:.2f}", rounds(row),
+        ))
+    out += _table(["run", "invoices/s", "vs 1 worker (target 2 workers ≥ 1.8×)",
+                   "vs local pool (target 2 workers ≥ 0.90×)",
+                   "coordinator CPU ms/invoice (target ≤ 2)", "scheduler CPU ms/invoice",
+                   "worker CPU ms/invoice",
+                   "KiB moved per invoice", "connect + check (s)", "all rounds (inv/s)"],
+                  rows)
+    # A worker's rate on a core of its own: the CPU time of one warm local renderer (the
+    # measured rates above also carry whatever else the machine is running).
+    per_worker = 1000 / local_ms
+    feeds = 1000 / max(two["coordinator_cpu_ms_per_invoice"], 1e-9) / per_worker
+    out += [f"One coordinator core feeds about {feeds:,.0f} workers rendering "
+            f"{per_worker:.1f} one-page invoices/s each (1000 / coordinator ms per invoice "
+            "/ a worker's CPU-bound rate, 1000 / the local renderer's ms per invoice); "
+            "multi-page invoices take proportionally longer per invoice, so it feeds "
+            "proportionally more workers.", ""]
+    return out
+
+
 # --- main ---------------------------------------------------------------------------------
 
 
@@ -506,6 +574,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="smoke run: tiny month, few PDFs, naive baseline on 1 invoice")
     parser.add_argument("--no-pdf", action="store_true", help="skip the PDF section")
     parser.add_argument("--no-pricing", action="store_true", help="skip the pricing section")
+    parser.add_argument("--no-cluster", action="store_true",
+                        help="skip the Dask cluster section")
+    parser.add_argument("--cluster-count", type=int, default=None,
+                        help="invoices per cluster measurement (default 240; 12 with --quick)")
     parser.add_argument("--no-sample", action="store_true",
                         help="do not check sample_data/2026-10 against DuckDB")
     parser.add_argument("--repeat", type=int, default=None,
@@ -545,6 +617,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_pdf:
             pdf_rows, font = pdf_section(workdir, pdf_count, naive_count)
             report += pdf_report(pdf_rows, font)
+        if not args.no_cluster:
+            report += cluster_report(cluster_section(
+                workdir, args.cluster_count or (12 if args.quick else 240), max(1, repeat)))
     finally:
         if own_workdir and not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import sys
 import tomllib
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from invoicing.errors import InvoicingError, VerifyMismatchError
 from invoicing.gates import enforce
 from invoicing.money import in_minor_units
 from invoicing.pipeline import RunResult, run_month, totals_per_currency
-from invoicing.render_pool import default_workers, make_renderer
+from invoicing.render_pool import choose_renderer, default_workers
 from invoicing.storage import LocationParam
 from invoicing.timeframe import Month
 
@@ -121,11 +122,31 @@ def allow_incomplete_option(func: F) -> F:
              "manifest.")(func)
 
 
+#: A scheduler address: ``[protocol://]host:port`` (``tcp://scheduler:8786``, ``[::1]:8786``).
+_CLUSTER_ADDRESS = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?:\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d{1,5}")
+
+
+def _parse_cluster(ctx: click.Context, param: click.Parameter, value: str | None
+                   ) -> str | None:
+    if not value:
+        return None
+    if not _CLUSTER_ADDRESS.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not a scheduler address such as "
+                                 "tcp://scheduler:8786")
+    return value
+
+
 def render_options(func: F) -> F:
     """Options shared by every command that renders PDFs."""
     func = click.option(
         "--workers", type=click.IntRange(min=1), default=default_workers, show_default="all cores",
         help="Processes rendering PDFs in parallel.")(func)
+    func = click.option(
+        "--cluster", metavar="ADDRESS", envvar="INVOICING_CLUSTER", default=None,
+        callback=_parse_cluster,
+        help="Render on the Dask cluster whose scheduler is at ADDRESS "
+             "(e.g. tcp://scheduler:8786; env INVOICING_CLUSTER) instead of local processes. "
+             "Needs 'invoicing[cluster]'.")(func)
     return func
 
 
@@ -154,7 +175,7 @@ def main(verbose: bool) -> None:
 @allow_incomplete_option
 @reports_errors
 def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-        out_dir: Path, workers: int, allow_incomplete: bool) -> None:
+        out_dir: Path, workers: int, cluster: str | None, allow_incomplete: bool) -> None:
     """Compute a month's charges and publish its invoices.
 
     Writes <out>/<YYYY-MM>/ atomically: a PDF per invoiced customer, line_items.parquet,
@@ -170,7 +191,8 @@ def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
     result = run_month(
         input_dir, out_dir, month, pricebook=pricebook,
         on_conflict=on_conflict,  # type: ignore[arg-type]
-        render=make_renderer(workers), seller=load_seller(), allow_incomplete=allow_incomplete,
+        render=choose_renderer(workers, cluster), seller=load_seller(),
+        allow_incomplete=allow_incomplete,
     )
     click.echo(summary(result))
 
@@ -219,7 +241,7 @@ def diff(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str
 @allow_incomplete_option
 @reports_errors
 def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-            out_dir: Path, reason: str, issue_date: Any, workers: int,
+            out_dir: Path, reason: str, issue_date: Any, workers: int, cluster: str | None,
             allow_incomplete: bool) -> None:
     """Issue credit notes and replacement invoices for customers whose charges changed.
 
@@ -237,7 +259,7 @@ def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
     from invoicing.reprocess import reissue_month
 
     result = reissue_month(
-        input_dir, out_dir, month, reason=reason, render=make_renderer(workers),
+        input_dir, out_dir, month, reason=reason, render=choose_renderer(workers, cluster),
         seller=load_seller(), pricebook=pricebook,
         on_conflict=None if on_conflict == "error" else on_conflict,  # type: ignore[arg-type]
         issue_date=issue_date.date() if issue_date else None, allow_incomplete=allow_incomplete,
@@ -296,7 +318,8 @@ def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: s
 @allow_incomplete_option
 @reports_errors
 def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-            drafts: Path | None, workers: int, allow_incomplete: bool) -> None:
+            drafts: Path | None, workers: int, cluster: str | None,
+            allow_incomplete: bool) -> None:
     """Compute a month's charges without publishing or using up invoice numbers.
 
     Works for the month in progress too (charges to date, with --allow-incomplete since
@@ -325,7 +348,7 @@ def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
     if drafts is not None:
         drafts.mkdir(parents=True, exist_ok=True)
         total = int(inv["invoice_number"].is_not_null().sum())
-        render = make_renderer(workers, label="drafts", draft=True)
+        render = choose_renderer(workers, cluster, label="drafts", draft=True)
         for number, pdf in render(documents(computed, load_seller()), total):
             (drafts / f"DRAFT-{number}.pdf").write_bytes(pdf)
         click.echo(f"  wrote {total} draft PDF(s) to {drafts}")

@@ -27,6 +27,8 @@ class ExitCode(IntEnum):
     OUTPUT_UNAVAILABLE = 9  # --out cannot be created or written
     NOT_PUBLISHED = 10  # diff / verify / reissue of a month that was never published
     STORAGE = 11  # object storage unreachable, refused, missing a bucket or failing
+    CLUSTER_UNAVAILABLE = 12  # the Dask cluster could not be reached or was lost; nothing written
+    CLUSTER_MISMATCH = 13  # a cluster worker runs another renderer environment; nothing written
 
 
 @dataclass(frozen=True)
@@ -181,3 +183,17 @@ class VerifyMismatchError(InvoicingError):
     """`verify` found published files that do not match."""
 
     exit_code = ExitCode.VERIFY_MISMATCH
+
+
+class ClusterUnavailableError(InvoicingError):
+    """The Dask cluster (`--cluster`) could not be reached, had no worker, or was lost
+    mid-run. Nothing is published; rerunning once the cluster is back completes."""
+
+    exit_code = ExitCode.CLUSTER_UNAVAILABLE
+
+
+class ClusterMismatchError(InvoicingError):
+    """A cluster worker runs another invoicing, WeasyPrint or HarfBuzz version or other
+    bundled fonts or templates, so its PDFs could differ from a local run's."""
+
+    exit_code = ExitCode.CLUSTER_MISMATCH

@@ -37,6 +37,7 @@ from invoicing.pricebook import PriceBookVersion
 from invoicing.pricing import price_month
 from invoicing.pricing.states import plan_days, plan_periods_frame, subscriptions
 from invoicing.publish import open_staging, remove_stale_staging
+from invoicing.render_environment import renderer_environment
 from invoicing.render_pool import RenderFn
 from invoicing.storage import is_committed
 from invoicing.timeframe import Month
@@ -218,6 +219,8 @@ def manifest_for(computed: Computed, written: dict[str, str], timer: StageTimer,
         "month": computed.month.label,
         "run_id": computed.run_id,
         "software": {"name": "invoicing", "version": __version__},
+        # What the PDF bytes depend on; a cluster run checked its workers match it.
+        "renderer": renderer_environment(),
         "inputs_digest": computed.inputs_digest,
         "inputs": [
             {"path": f.path, "sha256": f.sha256, "rows": f.rows} for f in computed.inputs.files

@@ -134,3 +134,16 @@ def make_renderer(workers: int, label: str = "rendering", stream: TextIO | None 
             progress.close()
 
     return render
+
+
+def choose_renderer(workers: int, cluster: str | None, label: str = "rendering",
+                    draft: bool = False) -> RenderFn:
+    """The local pool of `workers` processes, or the Dask cluster at `cluster` if given.
+
+    Dask is imported only for a cluster, so the base install never needs it.
+    """
+    if cluster:
+        from invoicing.render_cluster import make_cluster_renderer
+
+        return make_cluster_renderer(cluster, label=label, draft=draft)
+    return make_renderer(workers, label=label, draft=draft)

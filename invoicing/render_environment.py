@@ -1,0 +1,95 @@
+"""What the PDF bytes depend on besides the document: the renderer's environment.
+
+The same `InvoiceDocument` gives the same PDF bytes only on the same stack: the same
+invoicing code, WeasyPrint and pydyf (layout and PDF writing), HarfBuzz and whether its
+subsetter is installed (font subsets), and the same bundled fonts and templates. The
+manifest records these facts for every run, and a cluster run (`render_cluster`) refuses
+workers whose facts differ from the coordinator's, so a month rendered on a cluster is
+byte-identical to one rendered locally, and says on what it was rendered.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+
+#: The keys of `renderer_environment`, in the order the manifest prints them.
+KEYS = ("invoicing", "weasyprint", "pydyf", "harfbuzz", "harfbuzz_subset", "fonts_sha256",
+        "templates_sha256")
+
+
+def folder_digest(folder: Path, skip: str | None = None) -> str:
+    """SHA-256 over every file below `folder` (relative path and content hash, sorted).
+
+    ``skip`` leaves out one top-level sub-folder (the fonts have their own digest).
+    """
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder)
+        if skip is not None and relative.parts[0] == skip:
+            continue
+        digest.update(f"{relative.as_posix()}\t{_file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def harfbuzz_version() -> str:
+    """The version of the HarfBuzz library WeasyPrint's text layout loads."""
+    from weasyprint.text import ffi  # noqa: F401  (loads libharfbuzz the way WeasyPrint does)
+
+    for name in ("libharfbuzz.so.0", ctypes.util.find_library("harfbuzz")):
+        if not name:
+            continue
+        try:
+            function = ctypes.CDLL(name).hb_version_string
+        except (OSError, AttributeError):
+            continue
+        function.restype = ctypes.c_char_p
+        version: bytes = function()
+        return version.decode()
+    return "unknown"
+
+
+@cache
+def renderer_environment() -> dict[str, str | bool]:
+    """The facts of this process that decide the PDF bytes (computed once per process)."""
+    import pydyf
+    import weasyprint
+    from weasyprint.text.ffi import harfbuzz_subset
+
+    from invoicing import __version__
+    from invoicing.render import DEFAULT_TEMPLATES_DIR
+
+    return {
+        "invoicing": __version__,
+        "weasyprint": weasyprint.__version__,
+        "pydyf": pydyf.__version__,
+        "harfbuzz": harfbuzz_version(),
+        "harfbuzz_subset": bool(harfbuzz_subset),
+        "fonts_sha256": folder_digest(DEFAULT_TEMPLATES_DIR / "fonts"),
+        "templates_sha256": folder_digest(DEFAULT_TEMPLATES_DIR, skip="fonts"),
+    }
+
+
+def fingerprint(environment: dict[str, str | bool]) -> str:
+    """A short digest of an environment, sent back with every PDF a worker renders."""
+    text = json.dumps(environment, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def differences(here: dict[str, str | bool], there: dict[str, str | bool]) -> list[str]:
+    """``key: value here, value there`` for every fact that differs (digests shortened)."""
+    def shown(value: str | bool | None) -> str:
+        text = str(value)
+        return text[:12] + "…" if len(text) > 16 else text
+
+    return [f"{key} {shown(here.get(key))} here, {shown(there.get(key))} there"
+            for key in KEYS if here.get(key) != there.get(key)]

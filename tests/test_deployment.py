@@ -1,0 +1,100 @@
+"""The container image definition and the Kubernetes example agree with the code.
+
+Neither can be started here (no registry, no Kubernetes); these tests parse them and
+check what would break a deployment silently: other Debian packages or Python pins
+than a developer machine gets, images that differ between the batch and the workers,
+a scheduler address that does not match the scheduler's Service, exit codes that the
+CronJob retries (or not) against their meaning.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from invoicing.errors import ExitCode
+
+REPO = Path(__file__).resolve().parents[1]
+CONTAINERFILE = REPO / "Containerfile"
+KUBERNETES = REPO / "deploy" / "kubernetes" / "invoicing.yaml"
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Containerfile, continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", CONTAINERFILE.read_text(encoding="utf-8"))
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
+            for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def makefile_debian_packages() -> list[str]:
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    found = re.search(r"^DEBIAN_PACKAGES := (.+)$", makefile, re.MULTILINE)
+    assert found
+    return found.group(1).split()
+
+
+def test_the_image_is_debian_with_the_same_packages_pins_and_fonts() -> None:
+    steps = instructions()
+    assert steps[0][0] == "FROM" and "bookworm" in steps[0][1]  # Debian 12
+    runs = [args for kind, args in steps if kind == "RUN"]
+    install = next(shlex.split(r.split("&&")[0]) for r in runs if "install-system-deps" in r)
+    assert install[0] == "scripts/install-system-deps.sh"
+    assert install[1:] == makefile_debian_packages()
+    copied = " ".join(args for kind, args in steps if kind == "COPY")
+    for needed in ("requirements.lock", "pyproject.toml", "invoicing/", "templates/"):
+        assert needed in copied
+    assert any("pip install -c requirements.lock -e '.[cluster]'" in r for r in runs)
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert any(dep.startswith("distributed") for dep in extras["optional-dependencies"]["cluster"])
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert not {"invoicing/", "templates/", "requirements.lock"} & set(ignored)
+
+
+def manifests() -> dict[str, dict[str, Any]]:
+    with KUBERNETES.open(encoding="utf-8") as fh:
+        return {doc["kind"]: doc for doc in yaml.safe_load_all(fh)}
+
+
+def test_the_kubernetes_example_has_a_dask_cluster_and_a_monthly_cronjob() -> None:
+    docs = manifests()
+    assert set(docs) == {"DaskCluster", "CronJob"}
+    dask, cron = docs["DaskCluster"], docs["CronJob"]
+    assert dask["apiVersion"] == "kubernetes.dask.org/v1"
+    worker = dask["spec"]["worker"]["spec"]["containers"][0]
+    scheduler = dask["spec"]["scheduler"]["spec"]["containers"][0]
+    batch = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    # One image for everything: the run refuses workers that render differently.
+    assert worker["image"] == scheduler["image"] == batch["image"]
+    assert worker["args"][:2] == ["dask", "worker"]
+    assert worker["args"][worker["args"].index("--nthreads") + 1] == "1"
+    assert scheduler["args"] == ["dask", "scheduler"]
+    # The batch finds the scheduler through the Service the operator creates for it.
+    env = {e["name"]: e for e in batch["env"]}
+    name, namespace = dask["metadata"]["name"], dask["metadata"]["namespace"]
+    ports = {p["name"]: p["port"] for p in dask["spec"]["scheduler"]["service"]["ports"]}
+    assert env["INVOICING_CLUSTER"]["value"] == (
+        f"tcp://{name}-scheduler.{namespace}.svc.cluster.local:{ports['tcp-comm']}")
+    for var in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert var in env
+    assert "secretKeyRef" in env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]
+    # On the 1st of every month, for the previous month, one run at a time.
+    day, month, weekday = cron["spec"]["schedule"].split()[2:]
+    assert (day, month, weekday) == ("1", "*", "*")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert "exec invoicing run --month" in batch["args"][0]
+
+
+def test_the_cronjob_retries_only_what_a_retry_can_fix() -> None:
+    job = manifests()["CronJob"]["spec"]["jobTemplate"]["spec"]
+    rules = {r["action"]: set(r["onExitCodes"]["values"]) for r in job["podFailurePolicy"]["rules"]}
+    assert rules["FailJob"] == {ExitCode.USAGE, ExitCode.INPUT_ERROR, ExitCode.USAGE_CONFLICT,
+                                ExitCode.ALREADY_PUBLISHED, ExitCode.MONTH_INCOMPLETE,
+                                ExitCode.OUTPUT_UNAVAILABLE, ExitCode.CLUSTER_MISMATCH}
+    assert rules["Count"] == {ExitCode.UNEXPECTED, ExitCode.LOCKED, ExitCode.STORAGE,
+                              ExitCode.CLUSTER_UNAVAILABLE}
+    assert job["template"]["spec"]["restartPolicy"] == "Never"  # podFailurePolicy needs it
