@@ -301,6 +301,168 @@ def operator() -> str:
         return "unknown"
 
 
+@dataclass(frozen=True)
+class _CreditNotes:
+    """The credit notes of a revision: one per changed customer holding an invoice.
+
+    Attributes:
+      numbers: their ``CN-`` numbers, in customer order.
+      credited: the invoices they reverse, with ``credit_note_number``.
+      invoices: the credit notes as rows of ``invoices.parquet`` (negated totals).
+      lines: their lines (the credited invoice's lines, negated).
+    """
+
+    numbers: list[str]
+    credited: pl.DataFrame
+    invoices: pl.DataFrame
+    lines: pl.DataFrame
+
+
+def _credit_notes(old_items: pl.DataFrame, old_invoices: pl.DataFrame, changed_ids: list[str],
+                  month: Month, credit_seq: int) -> _CreditNotes:
+    credited = old_invoices.filter(pl.col("customer_id").is_in(changed_ids)
+                                   & pl.col("invoice_number").is_not_null()).sort("customer_id")
+    numbers = [f"CN-{month.compact}-{credit_seq + i + 1:06d}" for i in range(credited.height)]
+    credited = credited.with_columns(credit_note_number=pl.Series(numbers, dtype=pl.String))
+    invoices = credited.select(
+        invoice_number=pl.col("credit_note_number"), customer_id="customer_id",
+        currency="currency", subtotal=-pl.col("subtotal"), tax_rate="tax_rate",
+        tax=-pl.col("tax"), total=-pl.col("total"), pricebook_version="pricebook_version",
+        line_count="line_count", pdf_sha256=pl.lit(None, dtype=pl.String),
+    ).cast(INVOICE_SCHEMA)  # type: ignore[arg-type]
+    lines = (
+        old_items.join(credited.select("invoice_number", "credit_note_number"),
+                       on="invoice_number")
+        .with_columns(invoice_number=pl.col("credit_note_number"), amount=-pl.col("amount"))
+        .drop("credit_note_number")
+        .select(list(old_items.columns))
+    )
+    return _CreditNotes(numbers, credited, invoices, lines)
+
+
+@dataclass(frozen=True)
+class _Replacements:
+    """The month's state after a revision, and the invoices the revision issues.
+
+    Attributes:
+      number_of: changed customer with a non-zero new total -> its new ``IM-`` number.
+      replaced: changed customer -> the invoice it held (None if it had none).
+      state: every customer's current invoice (``invoices.parquet`` of the revision).
+      state_items: every current line (``line_items.parquet`` of the revision).
+      issued: the replacement (or first) invoices to render.
+    """
+
+    number_of: dict[str, str]
+    replaced: dict[str, str | None]
+    state: pl.DataFrame
+    state_items: pl.DataFrame
+    issued: Assembled
+
+
+def _replacements(computed: Computed, old_items: pl.DataFrame, old_invoices: pl.DataFrame,
+                  changes: list[CustomerChange], invoice_seq: int, revision: int
+                  ) -> _Replacements:
+    """Replacement (or first) invoices for changed customers with a non-zero new total,
+    numbered on from the month's highest ``IM-`` number; everyone else keeps theirs."""
+    new_inv = computed.assembled.invoices
+    changed_ids = [c.customer_id for c in changes]
+    fresh = new_inv.filter(pl.col("customer_id").is_in(changed_ids)
+                           & (pl.col("total") != 0)).sort("customer_id")
+    number_of = {cid: f"IM-{computed.month.compact}-{invoice_seq + i + 1:06d}"
+                 for i, cid in enumerate(fresh["customer_id"])}
+    kept = {c: (n, r, h) for c, n, r, h in old_invoices.select(
+        "customer_id", "invoice_number", "issued_in_revision", "pdf_sha256").rows()}
+    replaced = {c.customer_id: c.invoice_number for c in changes}
+
+    def current(cid: str) -> tuple[str | None, int | None, str | None]:
+        if cid in number_of:
+            return number_of[cid], revision, None
+        if cid in replaced:
+            return None, None, None
+        number, rev, sha = kept.get(cid, (None, None, None))
+        return number, rev, sha
+
+    now = [current(c) for c in new_inv["customer_id"].to_list()]
+    state = new_inv.with_columns(
+        invoice_number=pl.Series([n for n, _, _ in now], dtype=pl.String),
+        issued_in_revision=pl.Series([r for _, r, _ in now], dtype=pl.Int64),
+        replaces=pl.Series([replaced.get(c) if c in number_of else None
+                            for c in new_inv["customer_id"].to_list()], dtype=pl.String),
+        pdf_sha256=pl.Series([h for _, _, h in now], dtype=pl.String),
+    )
+    state_items = computed.assembled.line_items.drop("invoice_number").join(
+        state.select("customer_id", "invoice_number"), on="customer_id", how="left"
+    ).select(list(old_items.columns))
+    issued = Assembled(
+        line_items=state_items.filter(pl.col("customer_id").is_in(list(number_of))),
+        invoices=state.filter(pl.col("customer_id").is_in(list(number_of))),
+    )
+    return _Replacements(number_of, replaced, state, state_items, issued)
+
+
+def _render_revision(staging: Any, computed: Computed, notes: _CreditNotes,
+                     fresh: _Replacements, render: RenderFn, common: dict[str, Any]
+                     ) -> dict[str, str]:
+    """Render the credit notes and the replacement invoices into the staging area; return
+    each document's PDF SHA-256 by number."""
+    pdf_sha: dict[str, str] = {}
+    month, inputs = computed.month, computed.inputs
+    cn_links = {n: {"credits_invoice": inv} for n, inv in
+                zip(notes.numbers, notes.credited["invoice_number"], strict=True)}
+    docs = build_documents(Assembled(line_items=notes.lines, invoices=notes.invoices),
+                           inputs.customers, inputs.apps, computed.versions, month,
+                           kind="credit_note", links=cn_links, **common)
+    for number, pdf in render(docs, len(notes.numbers)):
+        pdf_sha[number] = staging.write_bytes(f"credit_notes/{number}.pdf", pdf)
+    inv_links = {fresh.number_of[c]: {"replaces_invoice": old}
+                 for c in fresh.number_of if (old := fresh.replaced.get(c))}
+    docs = build_documents(fresh.issued, inputs.customers, inputs.apps, computed.versions,
+                           month, links=inv_links, **common)
+    for number, pdf in render(docs, len(fresh.number_of)):
+        pdf_sha[number] = staging.write_bytes(f"invoices/{number}.pdf", pdf)
+    return pdf_sha
+
+
+def _with_sha(frame: pl.DataFrame, col: str, pdf_sha: dict[str, str]) -> pl.DataFrame:
+    return frame.with_columns(pdf_sha256=pl.coalesce(
+        pl.col(col).replace_strict(pdf_sha, default=None, return_dtype=pl.String),
+        pl.col("pdf_sha256")))
+
+
+def _write_revision_tables(staging: Any, computed: Computed, notes: _CreditNotes,
+                           fresh: _Replacements, pdf_sha: dict[str, str]) -> None:
+    credit_notes = _with_sha(notes.credited.select(
+        "credit_note_number", credits_invoice="invoice_number", customer_id="customer_id",
+        currency="currency", subtotal=-pl.col("subtotal"), tax=-pl.col("tax"),
+        total=-pl.col("total"), pdf_sha256=pl.lit(None, dtype=pl.String),
+    ).cast(CREDIT_NOTE_SCHEMA), "credit_note_number", pdf_sha)  # type: ignore[arg-type]
+    staging.write_parquet("line_items.parquet", fresh.state_items)
+    staging.write_parquet("invoices.parquet", _with_sha(fresh.state, "invoice_number", pdf_sha))
+    staging.write_parquet("credit_notes.parquet", credit_notes)
+    staging.write_parquet("credit_note_items.parquet", notes.lines)
+    staging.write_parquet("rejected_rows.parquet", computed.usage.rejected)
+    staging.write_parquet("anomalies.parquet", computed.anomalies)
+
+
+def _revision_entry(revision: int, reason: str, created: datetime, issue_date: date,
+                    latest: Any, notes: _CreditNotes, fresh: _Replacements
+                    ) -> dict[str, Any]:
+    """The manifest's ``revision`` block: why, who, when, and the hash-chain link."""
+    return {
+        "number": revision,
+        "reason": reason,
+        "operator": operator(),
+        "created_at": created.isoformat(timespec="seconds"),
+        "issue_date": issue_date.isoformat(),
+        "previous_manifest_sha256": latest.manifest_sha256,
+        "previous_revision": latest.number,
+        "credit_notes": [{"number": n, "credits": inv} for n, inv in
+                         zip(notes.numbers, notes.credited["invoice_number"], strict=True)],
+        "invoices": [{"number": fresh.number_of[c], "replaces": fresh.replaced.get(c)}
+                     for c in sorted(fresh.number_of)],
+    }
+
+
 def reissue_month(
     input_dir: Path, out_dir: Path, month: Month, *, reason: str, render: RenderFn,
     seller: tuple[str, ...], pricebook: Path | None = None, on_conflict: OnConflict | None = None,
@@ -324,128 +486,30 @@ def reissue_month(
             return ReissueResult(0, None, (), (), diff)
 
         # Credit notes and replacements of EU customers are e-invoices too.
-        check_einvoices(computed.inputs.customers, computed.assembled.invoices,
-                        computed.inputs.table_paths["customers"])
-        check_einvoices(computed.inputs.customers, old_invoices,
-                        computed.inputs.table_paths["customers"])
+        for invoices in (computed.assembled.invoices, old_invoices):
+            check_einvoices(computed.inputs.customers, invoices,
+                            computed.inputs.table_paths["customers"])
         revision = latest.number + 1
-        issue_date = issue_date or (now or datetime.now(UTC)).date()
+        created = now or datetime.now(UTC)
+        issue_date = issue_date or created.date()
         invoice_seq, credit_seq = issued.max_sequences()
-        changed_ids = [c.customer_id for c in changes]
-
-        # Credit notes: one per changed customer that holds an issued invoice.
-        credited = old_invoices.filter(pl.col("customer_id").is_in(changed_ids)
-                                       & pl.col("invoice_number").is_not_null()).sort("customer_id")
-        credit_numbers = [f"CN-{month.compact}-{credit_seq + i + 1:06d}"
-                          for i in range(credited.height)]
-        credited = credited.with_columns(credit_note_number=pl.Series(credit_numbers,
-                                                                      dtype=pl.String))
-        cn_invoices = credited.select(
-            invoice_number=pl.col("credit_note_number"), customer_id="customer_id",
-            currency="currency", subtotal=-pl.col("subtotal"), tax_rate="tax_rate",
-            tax=-pl.col("tax"), total=-pl.col("total"), pricebook_version="pricebook_version",
-            line_count="line_count", pdf_sha256=pl.lit(None, dtype=pl.String),
-        ).cast(INVOICE_SCHEMA)  # type: ignore[arg-type]
-        cn_lines = (
-            old_items.join(credited.select("invoice_number", "credit_note_number"),
-                           on="invoice_number")
-            .with_columns(invoice_number=pl.col("credit_note_number"), amount=-pl.col("amount"))
-            .drop("credit_note_number")
-        )
-
-        # Replacement (or first) invoices: changed customers with a non-zero new total.
-        new_inv = computed.assembled.invoices
-        fresh = new_inv.filter(pl.col("customer_id").is_in(changed_ids)
-                               & (pl.col("total") != 0)).sort("customer_id")
-        fresh_numbers = [f"IM-{month.compact}-{invoice_seq + i + 1:06d}"
-                         for i in range(fresh.height)]
-        number_of = dict(zip(fresh["customer_id"], fresh_numbers, strict=True))
-        kept = dict(zip(old_invoices["customer_id"], old_invoices["invoice_number"], strict=True))
-        kept_rev = dict(zip(old_invoices["customer_id"], old_invoices["issued_in_revision"],
-                            strict=True))
-        kept_sha = dict(zip(old_invoices["customer_id"], old_invoices["pdf_sha256"],
-                            strict=True))
-        replaced = {c.customer_id: c.invoice_number for c in changes}
-
-        def current_number(cid: str) -> str | None:
-            return number_of.get(cid) if cid in replaced else kept.get(cid)
-
-        ids = new_inv["customer_id"].to_list()
-        state = new_inv.with_columns(
-            invoice_number=pl.Series([current_number(c) for c in ids], dtype=pl.String),
-            issued_in_revision=pl.Series(
-                [revision if c in number_of else (None if c in replaced else kept_rev.get(c))
-                 for c in ids], dtype=pl.Int64),
-            replaces=pl.Series([replaced.get(c) if c in number_of else None for c in ids],
-                               dtype=pl.String),
-            pdf_sha256=pl.Series([None if c in replaced else kept_sha.get(c) for c in ids],
-                                 dtype=pl.String),
-        )
-        state_items = computed.assembled.line_items.drop("invoice_number").join(
-            state.select("customer_id", "invoice_number"), on="customer_id", how="left"
-        ).select(list(old_items.columns))
-        replacement = Assembled(
-            line_items=state_items.filter(pl.col("customer_id").is_in(list(number_of))),
-            invoices=state.filter(pl.col("customer_id").is_in(list(number_of))),
-        )
-        credit = Assembled(line_items=cn_lines.select(list(old_items.columns)),
-                           invoices=cn_invoices)
+        notes = _credit_notes(old_items, old_invoices, [c.customer_id for c in changes], month,
+                              credit_seq)
+        fresh = _replacements(computed, old_items, old_invoices, changes, invoice_seq, revision)
 
         staging = open_staging(issued.root / REVISIONS, f"{revision:03d}", root=out_dir)
         try:
-            run_id = f"{month.compact}-r{revision}-{computed.inputs_digest[:12]}"
             common: dict[str, Any] = dict(
-                run_id=run_id, inputs_digest=computed.inputs_digest,
-                software_version=__version__, seller=seller, issue_date=issue_date,
-                revision=revision, plan_periods=computed.plan_periods,
+                run_id=f"{month.compact}-r{revision}-{computed.inputs_digest[:12]}",
+                inputs_digest=computed.inputs_digest, software_version=__version__,
+                seller=seller, issue_date=issue_date, revision=revision,
+                plan_periods=computed.plan_periods,
             )
-            pdf_sha: dict[str, str] = {}
-            cn_links = {n: {"credits_invoice": inv} for n, inv in
-                        zip(credit_numbers, credited["invoice_number"], strict=True)}
-            docs = build_documents(credit, computed.inputs.customers, computed.inputs.apps,
-                                   computed.versions, month, kind="credit_note",
-                                   links=cn_links, **common)
-            for number, pdf in render(docs, len(credit_numbers)):
-                pdf_sha[number] = staging.write_bytes(f"credit_notes/{number}.pdf", pdf)
-            inv_links = {number_of[c]: {"replaces_invoice": old}
-                         for c in number_of if (old := replaced.get(c))}
-            docs = build_documents(replacement, computed.inputs.customers, computed.inputs.apps,
-                                   computed.versions, month, links=inv_links, **common)
-            for number, pdf in render(docs, len(fresh_numbers)):
-                pdf_sha[number] = staging.write_bytes(f"invoices/{number}.pdf", pdf)
-
-            def with_sha(frame: pl.DataFrame, col: str) -> pl.DataFrame:
-                return frame.with_columns(pdf_sha256=pl.coalesce(
-                    pl.col(col).replace_strict(pdf_sha, default=None, return_dtype=pl.String),
-                    pl.col("pdf_sha256")))
-
-            state = with_sha(state, "invoice_number")
-            notes = with_sha(credited.select(
-                "credit_note_number", credits_invoice="invoice_number", customer_id="customer_id",
-                currency="currency", subtotal=-pl.col("subtotal"), tax=-pl.col("tax"),
-                total=-pl.col("total"), pdf_sha256=pl.lit(None, dtype=pl.String),
-            ).cast(CREDIT_NOTE_SCHEMA), "credit_note_number")  # type: ignore[arg-type]
-            staging.write_parquet("line_items.parquet", state_items)
-            staging.write_parquet("invoices.parquet", state)
-            staging.write_parquet("credit_notes.parquet", notes)
-            staging.write_parquet("credit_note_items.parquet", cn_lines.select(
-                list(old_items.columns)))
-            staging.write_parquet("rejected_rows.parquet", computed.usage.rejected)
-            staging.write_parquet("anomalies.parquet", computed.anomalies)
+            pdf_sha = _render_revision(staging, computed, notes, fresh, render, common)
+            _write_revision_tables(staging, computed, notes, fresh, pdf_sha)
             manifest = manifest_for(computed, dict(staging.hashes), timer, allow_incomplete)
-            manifest["revision"] = {
-                "number": revision,
-                "reason": reason,
-                "operator": operator(),
-                "created_at": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
-                "issue_date": issue_date.isoformat(),
-                "previous_manifest_sha256": latest.manifest_sha256,
-                "previous_revision": latest.number,
-                "credit_notes": [{"number": n, "credits": inv} for n, inv in
-                                 zip(credit_numbers, credited["invoice_number"], strict=True)],
-                "invoices": [{"number": number_of[c], "replaces": replaced.get(c)}
-                             for c in sorted(number_of)],
-            }
+            manifest["revision"] = _revision_entry(revision, reason, created, issue_date,
+                                                   latest, notes, fresh)
             manifest["outputs"] = dict(sorted(staging.hashes.items()))
             staging.write_manifest(manifest)
             path = staging.commit()
@@ -454,8 +518,7 @@ def reissue_month(
             raise
         return ReissueResult(
             revision, path,
-            tuple(zip(credit_numbers, credited["invoice_number"].to_list(), strict=True)),
-            tuple((number_of[c], replaced.get(c)) for c in sorted(number_of)),
+            tuple(zip(notes.numbers, notes.credited["invoice_number"].to_list(), strict=True)),
+            tuple((fresh.number_of[c], fresh.replaced.get(c)) for c in sorted(fresh.number_of)),
             diff,
         )
-
