@@ -32,7 +32,8 @@ from typing import Any
 
 def measure_pricing(input_dir: Path, month_label: str) -> dict[str, Any]:
     began = time.perf_counter()
-    from invoicing.pipeline import StageTimer, compute_month, totals_per_currency
+    from invoicing.manifest import totals_per_currency
+    from invoicing.pipeline import StageTimer, compute_month
     from invoicing.publish import write_parquet
     from invoicing.timeframe import Month
 
@@ -68,11 +69,12 @@ def item_sums(line_items: Any) -> dict[str, dict[str, Any]]:
     """``"<currency>/<item>"`` -> number of lines and the sum of their amounts."""
     import polars as pl
 
-    from invoicing.pipeline import _plain
+    from invoicing.manifest import plain_decimal
 
     sums = line_items.group_by("currency", "item").agg(
         lines=pl.len(), amount=pl.col("amount").sum()).sort("currency", "item")
-    return {f"{r['currency']}/{r['item']}": {"lines": r["lines"], "amount": _plain(r["amount"])}
+    return {f"{r['currency']}/{r['item']}": {"lines": r["lines"],
+                                             "amount": plain_decimal(r["amount"])}
             for r in sums.to_dicts()}
 
 

@@ -23,9 +23,9 @@ import click
 from invoicing import __version__, storage
 from invoicing.errors import InvoicingError, VerifyMismatchError
 from invoicing.gates import enforce
-from invoicing.money import in_minor_units
-from invoicing.pipeline import RunResult, run_month, totals_per_currency
+from invoicing.pipeline import run_month
 from invoicing.render_pool import choose_renderer, default_workers
+from invoicing.reports import run_summary
 from invoicing.storage import LocationParam
 from invoicing.timeframe import Month
 
@@ -194,7 +194,7 @@ def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
         render=choose_renderer(workers, cluster), seller=load_seller(),
         allow_incomplete=allow_incomplete,
     )
-    click.echo(summary(result))
+    click.echo(run_summary(result))
 
 
 @main.command()
@@ -330,58 +330,17 @@ def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
     Example:
       invoicing preview --month 2026-10 --input sample_data/2026-10 --drafts /tmp/drafts
     """
-    from invoicing.pipeline import compute_month, documents
+    from invoicing.pipeline import compute_month, write_drafts
+    from invoicing.reports import preview_text
 
     computed = compute_month(input_dir, month, pricebook,
                              on_conflict)  # type: ignore[arg-type]
     enforce(list(computed.gate_findings), month, allow_incomplete)
-    inv = computed.assembled.invoices
-    click.echo(f"{month.label} preview (nothing published; numbers are provisional)")
-    for cid, number, currency, total in inv.select(
-            "customer_id", "invoice_number", "currency", "total").rows():
-        click.echo(f"  {cid}  {number or '(zero total)'}  {currency} "
-                   f"{in_minor_units(total, currency)}")
-    for currency, t in totals_per_currency(inv).items():
-        click.echo(f"  total {currency}: {t['total']} ({t['invoices']} invoices)")
-    counts = computed.usage.counts
-    click.echo(f"  usage rows rejected: {counts.rejected}; anomalies: {computed.anomalies.height}")
+    click.echo(preview_text(computed))
     if drafts is not None:
-        drafts.mkdir(parents=True, exist_ok=True)
-        total = int(inv["invoice_number"].is_not_null().sum())
         render = choose_renderer(workers, cluster, label="drafts", draft=True)
-        for number, pdf in render(documents(computed, load_seller()), total):
-            (drafts / f"DRAFT-{number}.pdf").write_bytes(pdf)
-        click.echo(f"  wrote {total} draft PDF(s) to {drafts}")
-
-
-def summary(result: RunResult) -> str:
-    m = result.manifest
-    counts = m["counts"]
-    if result.status == "unchanged":
-        head = (f"{m['month']}: already issued from identical inputs "
-                f"(run {m['run_id']}); nothing changed in {result.month_dir}")
-    else:
-        head = f"{m['month']}: published {result.month_dir} (run {m['run_id']})"
-    lines = [
-        head,
-        f"  customers invoiced: {counts['invoices']} of {counts['customers']} "
-        f"({counts['zero_total_customers']} with a zero total, no invoice)",
-    ]
-    for currency, t in m["totals"].items():
-        lines.append(f"  total {currency}: {t['total']} (subtotal {t['subtotal']}, "
-                     f"tax {t['tax']}, {t['invoices']} invoices)")
-    lines.append(
-        f"  usage rows: {counts['usage_rows_in']} read, {counts['usage_rows_billed']} billed, "
-        f"{counts['usage_duplicates_collapsed']} duplicates collapsed, "
-        f"{counts['usage_conflicts_merged']} conflicts merged, "
-        f"{counts['usage_rows_rejected']} rejected (rejected_rows.parquet)"
-    )
-    lines.append(f"  anomalies: {counts['anomalies']} (anomalies.parquet)")
-    gates = m.get("month_gates", {})
-    if gates.get("accepted_incomplete"):
-        lines.append("  month gates overridden with --allow-incomplete:")
-        lines += [f"    {f['gate']}: {f['message']}" for f in gates["findings"]]
-    return "\n".join(lines)
+        written = write_drafts(computed, drafts, render, load_seller())
+        click.echo(f"  wrote {written} draft PDF(s) to {drafts}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,29 +15,28 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from invoicing import __version__
-from invoicing.assemble import Assembled, assemble, build_documents
+from invoicing.assemble import Assembled, assemble
+from invoicing.document_builder import build_documents
 from invoicing.documents import InvoiceDocument
 from invoicing.einvoice import check_month as check_einvoices
 from invoicing.entitlements import find_anomalies
 from invoicing.errors import AlreadyPublishedError, ErrorLog, InputError, Source
 from invoicing.gates import Finding, check_month, enforce
-from invoicing.gates import manifest_entry as gates_entry
 from invoicing.issued import IssuedMonth
 from invoicing.load import Inputs, load_inputs
 from invoicing.locking import month_lock
+from invoicing.manifest import manifest_for
 from invoicing.money import known_currencies
 from invoicing.pricebook import PriceBookVersion
 from invoicing.pricing import price_month
 from invoicing.pricing.states import plan_days, plan_periods_frame, subscriptions
 from invoicing.publish import open_staging, remove_stale_staging
-from invoicing.render_environment import renderer_environment
 from invoicing.render_pool import RenderFn
 from invoicing.storage import is_committed
 from invoicing.timeframe import Month
@@ -166,32 +165,6 @@ def documents(computed: Computed, seller: tuple[str, ...]) -> Iterator[InvoiceDo
     )
 
 
-def totals_per_currency(invoices: pl.DataFrame) -> dict[str, dict[str, str | int]]:
-    """Sum of subtotal, tax and total per currency over numbered invoices (as strings)."""
-    sums = (
-        invoices.filter(pl.col("invoice_number").is_not_null())
-        .group_by("currency")
-        .agg(pl.len().alias("invoices"), pl.col("subtotal", "tax", "total").sum())
-        .sort("currency")
-    )
-    return {
-        r["currency"]: {
-            "invoices": r["invoices"],
-            **{k: _plain(r[k]) for k in ("subtotal", "tax", "total")},
-        }
-        for r in sums.to_dicts()
-    }
-
-
-def _plain(value: Decimal) -> str:
-    """A decimal as text without trailing zeros beyond what it needs (``'1234.50'``)."""
-    text = format(value.normalize(), "f")
-    if "." in text:
-        whole, frac = text.split(".")
-        return f"{whole}.{frac.ljust(2, '0')}"
-    return text
-
-
 @dataclass(frozen=True)
 class RunResult:
     """What `run_month` did.
@@ -207,51 +180,6 @@ class RunResult:
     month_dir: Path
     manifest: dict[str, Any]
     timer: StageTimer
-
-
-def manifest_for(computed: Computed, written: dict[str, str], timer: StageTimer,
-                 allow_incomplete: bool = False) -> dict[str, Any]:
-    inv = computed.assembled.invoices
-    counts = computed.usage.counts
-    used = computed.assembled.invoices.group_by("pricebook_version").len()
-    customers_per_version = dict(zip(used["pricebook_version"], used["len"], strict=True))
-    return {
-        "month": computed.month.label,
-        "run_id": computed.run_id,
-        "software": {"name": "invoicing", "version": __version__},
-        # What the PDF bytes depend on; a cluster run checked its workers match it.
-        "renderer": renderer_environment(),
-        "inputs_digest": computed.inputs_digest,
-        "inputs": [
-            {"path": f.path, "sha256": f.sha256, "rows": f.rows} for f in computed.inputs.files
-        ],
-        "pricebook_versions": [
-            {
-                "version": v.version_id,
-                "currency": v.currency,
-                "effective_from": v.effective_from.isoformat(),
-                "plan_fee_policy": v.plan_fee_policy,
-                "customers": int(customers_per_version.get(v.version_id, 0)),
-            }
-            for v in computed.versions
-        ],
-        "options": {"on_conflict": computed.on_conflict},
-        "month_gates": gates_entry(list(computed.gate_findings), allow_incomplete),
-        "counts": {
-            "usage_rows_in": counts.rows_in,
-            "usage_rows_billed": counts.billed,
-            "usage_duplicates_collapsed": counts.duplicates,
-            "usage_conflicts_merged": counts.conflicts_merged,
-            "usage_rows_rejected": counts.rejected,
-            "customers": inv.height,
-            "invoices": int(inv["invoice_number"].is_not_null().sum()),
-            "zero_total_customers": int(inv["invoice_number"].is_null().sum()),
-            "line_items": computed.assembled.line_items.height,
-            "anomalies": computed.anomalies.height,
-        },
-        "totals": totals_per_currency(inv),
-        "outputs": dict(sorted(written.items())),
-    }
 
 
 def _identical(existing: dict[str, Any], computed_digest: str, on_conflict: str) -> bool:
@@ -326,3 +254,14 @@ def run_month(
             staging.discard()
             raise
         return RunResult("published", final, manifest, timer)
+
+
+def write_drafts(computed: Computed, folder: Path, render: RenderFn,
+                 seller: tuple[str, ...]) -> int:
+    """Render the month's documents as DRAFT PDFs into `folder` (``preview --drafts``):
+    nothing is published and no number is used up. Returns how many were written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    total = int(computed.assembled.invoices["invoice_number"].is_not_null().sum())
+    for number, pdf in render(documents(computed, seller), total):
+        (folder / f"DRAFT-{number}.pdf").write_bytes(pdf)
+    return total

@@ -15,6 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 from invoicing import i18n
+from invoicing.manifest import totals_per_currency
+from invoicing.money import in_minor_units
+from invoicing.pipeline import Computed, RunResult
 from invoicing.reprocess import CustomerChange, LineChange, MonthDiff
 
 #: Locale of the reports (labels are English; amounts and counts use its formats).
@@ -119,3 +122,50 @@ def totals_text(totals: dict[str, tuple[Decimal, int]]) -> str:
     return " · ".join(
         f"{cur} {money(total, cur)} ({n} invoice{'' if n == 1 else 's'})"
         for cur, (total, n) in sorted(totals.items()))
+
+
+def preview_text(computed: Computed) -> str:
+    """What `invoicing preview` prints: each customer's provisional total, the totals per
+    currency and the rejected rows and anomalies."""
+    inv = computed.assembled.invoices
+    lines = [f"{computed.month.label} preview (nothing published; numbers are provisional)"]
+    for cid, number, currency, total in inv.select(
+            "customer_id", "invoice_number", "currency", "total").rows():
+        lines.append(f"  {cid}  {number or '(zero total)'}  {currency} "
+                     f"{in_minor_units(total, currency)}")
+    for currency, t in totals_per_currency(inv).items():
+        lines.append(f"  total {currency}: {t['total']} ({t['invoices']} invoices)")
+    lines.append(f"  usage rows rejected: {computed.usage.counts.rejected}; "
+                 f"anomalies: {computed.anomalies.height}")
+    return "\n".join(lines)
+
+
+def run_summary(result: RunResult) -> str:
+    """What `invoicing run` prints: the published (or unchanged) month, counts, totals."""
+    m = result.manifest
+    counts = m["counts"]
+    if result.status == "unchanged":
+        head = (f"{m['month']}: already issued from identical inputs "
+                f"(run {m['run_id']}); nothing changed in {result.month_dir}")
+    else:
+        head = f"{m['month']}: published {result.month_dir} (run {m['run_id']})"
+    lines = [
+        head,
+        f"  customers invoiced: {counts['invoices']} of {counts['customers']} "
+        f"({counts['zero_total_customers']} with a zero total, no invoice)",
+    ]
+    for currency, t in m["totals"].items():
+        lines.append(f"  total {currency}: {t['total']} (subtotal {t['subtotal']}, "
+                     f"tax {t['tax']}, {t['invoices']} invoices)")
+    lines.append(
+        f"  usage rows: {counts['usage_rows_in']} read, {counts['usage_rows_billed']} billed, "
+        f"{counts['usage_duplicates_collapsed']} duplicates collapsed, "
+        f"{counts['usage_conflicts_merged']} conflicts merged, "
+        f"{counts['usage_rows_rejected']} rejected (rejected_rows.parquet)"
+    )
+    lines.append(f"  anomalies: {counts['anomalies']} (anomalies.parquet)")
+    gates = m.get("month_gates", {})
+    if gates.get("accepted_incomplete"):
+        lines.append("  month gates overridden with --allow-incomplete:")
+        lines += [f"    {f['gate']}: {f['message']}" for f in gates["findings"]]
+    return "\n".join(lines)

@@ -21,14 +21,16 @@ from typing import Any
 import polars as pl
 
 from invoicing import __version__
-from invoicing.assemble import INVOICE_SCHEMA, Assembled, build_documents
+from invoicing.assemble import INVOICE_SCHEMA, Assembled
+from invoicing.document_builder import build_documents
 from invoicing.einvoice import check_month as check_einvoices
 from invoicing.errors import NotPublishedError, UsageError
 from invoicing.gates import enforce
 from invoicing.issued import REVISIONS, IssuedMonth
 from invoicing.locking import month_lock
+from invoicing.manifest import manifest_for
 from invoicing.money import MONEY, in_minor_units
-from invoicing.pipeline import Computed, StageTimer, compute_month, manifest_for
+from invoicing.pipeline import Computed, StageTimer, compute_month
 from invoicing.pricing.lines import LINE_SCHEMA
 from invoicing.publish import open_staging
 from invoicing.render_pool import RenderFn
