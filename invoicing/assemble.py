@@ -1,4 +1,4 @@
-"""Stage 4, assemble: line items into invoices (R7 totals and tax, R10 numbers).
+"""Stage 5, assemble: line items into invoices (R7 totals and tax, R10 numbers).
 
 The typed documents the renderer prints are built from these frames by
 `document_builder.build_documents`.

@@ -1,4 +1,4 @@
-"""Stage 6, publish: write a month's outputs atomically, with a manifest.
+"""Stage 7, publish: write a month's outputs atomically, with a manifest.
 
 Everything is written into a fresh hidden folder beside the destination
 (``<out>/.<YYYY-MM>.tmp-<random>``), flushed to disk, and only then renamed to

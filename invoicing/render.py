@@ -1,4 +1,4 @@
-"""Render stage: one `InvoiceDocument` in, one PDF (or its HTML) out.
+"""Stage 6, render: one `InvoiceDocument` in, one PDF (or its HTML) out.
 
 `InvoiceRenderer` is built once per run and reused for every customer. WeasyPrint's
 start-up, parsing the stylesheet and registering the big CJK fonts cost about a second,
