@@ -34,7 +34,7 @@ run: setup
 
 ## The whole test suite.
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 ## ruff and mypy over the package, tests, scripts and benchmarks.
 lint: setup

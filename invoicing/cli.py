@@ -140,7 +140,8 @@ def render_options(func: F) -> F:
     """Options shared by every command that renders PDFs."""
     func = click.option(
         "--workers", type=click.IntRange(min=1), default=default_workers, show_default="all cores",
-        help="Processes rendering PDFs in parallel.")(func)
+        envvar="INVOICING_WORKERS",
+        help="Processes rendering PDFs in parallel (also INVOICING_WORKERS).")(func)
     func = click.option(
         "--cluster", metavar="ADDRESS", envvar="INVOICING_CLUSTER", default=None,
         callback=_parse_cluster,

@@ -1,4 +1,4 @@
-"""Stage 4, entitlements (R9): breaches of the plan limits. They change no charge; they are reported.
+"""Stage 4, entitlements (R9): breaches of the plan limits, reported, never billed.
 
 Each check is an expression over the daily usage (with the plan and the live-group
 add-on in force that day) or over the add-on days. The result has one row per

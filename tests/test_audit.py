@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from invoicing.cli import main
 from invoicing.errors import ExitCode
+from tests.conftest import sample_copy
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "2026-10"
 
@@ -27,14 +28,11 @@ def run(*args: str) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample month published once for this module (copied inputs, own output)."""
-    root = tmp_path_factory.mktemp("audit")
-    shutil.copytree(SAMPLE, root / "in")
-    code, output = run("run", "--month", "2026-10", "--input", str(root / "in"),
-                       "--out", str(root / "out"))
-    assert code == 0, output
-    return root
+def published(tmp_path_factory: pytest.TempPathFactory,
+              sample_published: tuple[Path, str, str]) -> Path:
+    """The sample month as published once for the test process (copied inputs and
+    output: the run id does not depend on where the inputs are)."""
+    return sample_copy(sample_published, tmp_path_factory.mktemp("audit"))
 
 
 @pytest.fixture

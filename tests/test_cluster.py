@@ -55,11 +55,9 @@ def run_args(out: Path, *extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def local_month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """The sample month rendered in this process: the reference bytes and progress."""
-    out = tmp_path_factory.mktemp("local")
-    code, stdout, stderr = invoke(*run_args(out, "--workers", "1"))
-    assert code == 0, stdout + stderr
+def local_month(sample_published: tuple[Path, str, str]) -> tuple[Path, str]:
+    """The sample month rendered locally (conftest.py): the reference bytes and progress."""
+    out, _, stderr = sample_published
     return out / "2026-10", stderr
 
 

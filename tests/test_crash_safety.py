@@ -34,7 +34,7 @@ from tests.builders import MonthBuilder, d
 
 REPO = Path(__file__).resolve().parents[1]
 MONTH = "2026-10"
-CUSTOMERS = 30
+CUSTOMERS = 20
 
 
 def big_month(folder: Path, changed: bool = False) -> Path:
@@ -158,7 +158,7 @@ def test_kill_at_any_point_leaves_nothing_then_the_next_run_succeeds(inputs: Pat
     ]
     for name, when in kill_points:
         killed = run_and_kill(inputs, out, when)
-        if name != "publish":  # the others cannot lose the race against a 30-PDF run
+        if name != "publish":  # the others cannot lose the race against a 20-PDF run
             assert killed, f"the run finished before the kill point {name!r}"
         complete = assert_none_or_complete(out)
         assert complete == (not killed), name

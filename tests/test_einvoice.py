@@ -31,6 +31,7 @@ from invoicing.errors import ExitCode
 from invoicing.render import InvoiceRenderer
 from invoicing.verify import _check_einvoice
 from tests.builders import PRICEBOOK_USD, MonthBuilder, assert_stopped, d, run_cli
+from tests.conftest import sample_copy
 from tests.documents_factory import make_app, make_document, prorated_lines
 from tests.facturx_check import schematron_report, validation_failures
 
@@ -68,12 +69,9 @@ def assert_matches(xml: bytes, number: str, totals: dict[str, Decimal],
 
 
 @pytest.fixture(scope="module")
-def sample_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("einvoice")
-    shutil.copytree(SAMPLE, work / "in")
-    result = run_cli(work / "in", work / "out", "--workers", "1")
-    assert result.exit_code == 0, result.output
-    return work
+def sample_out(tmp_path_factory: pytest.TempPathFactory,
+               sample_published: tuple[Path, str, str]) -> Path:
+    return sample_copy(sample_published, tmp_path_factory.mktemp("einvoice"))
 
 
 def test_sample_eu_invoices_pass_xsd_and_schematron(sample_out: Path) -> None:

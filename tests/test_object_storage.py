@@ -135,10 +135,8 @@ def change_usage(fs: s3fs.S3FileSystem, bucket: str, local_in: Path, app: int, d
 
 
 def test_sample_month_in_object_storage_equals_the_local_run(
-        fs: s3fs.S3FileSystem, bucket: str, tmp_path: Path) -> None:
-    local = cli("run", "--month", MONTH, "--input", str(SAMPLE), "--out", str(tmp_path / "out"),
-                "--workers", "1")
-    assert local.exit_code == 0, local.output
+        fs: s3fs.S3FileSystem, bucket: str, sample_published: tuple[Path, str, str]) -> None:
+    local_out, local_stdout, _ = sample_published  # the same month run on a local disk
     fs.put(str(SAMPLE), f"{bucket}/in/{MONTH}", recursive=True)
 
     run = cli("run", *s3_args(bucket), "--workers", "1")
@@ -147,8 +145,8 @@ def test_sample_month_in_object_storage_equals_the_local_run(
         f"{MONTH}: published s3://{bucket}/out/{MONTH} (run 202610-")
     # Same run id, same bytes: the manifest names inputs relative to --input.
     assert run.stdout.splitlines()[0].split("(run ")[1] == \
-        local.stdout.splitlines()[0].split("(run ")[1]
-    assert published_files(fs, bucket) == local_files(tmp_path / "out" / MONTH)
+        local_stdout.splitlines()[0].split("(run ")[1]
+    assert published_files(fs, bucket) == local_files(local_out / MONTH)
 
     verify = cli("verify", *s3_args(bucket))
     assert verify.exit_code == 0, verify.output

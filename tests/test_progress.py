@@ -6,6 +6,7 @@ import hashlib
 import io
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from invoicing.cli import main
@@ -83,3 +84,12 @@ def test_a_bar_on_a_terminal() -> None:
     text = stream.getvalue()
     assert "rendering" in text and "4/4" in text and "#" in text
     assert "(100%)" not in text  # the bar, not the log lines
+
+
+def test_workers_come_from_the_environment(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    five_customers(tmp_path)
+    monkeypatch.setenv("INVOICING_WORKERS", "0")
+    code, _, stderr = run(tmp_path, "out")
+    assert code == 2
+    assert "Invalid value for '--workers': 0 is not in the range x>=1." in stderr

@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -240,16 +238,9 @@ EXPECTED_ANOMALIES = [
 
 
 @pytest.fixture(scope="module")
-def month_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Run `invoicing run` once over the sample month and return `<out>/2026-10`."""
-    out = tmp_path_factory.mktemp("out")
-    result = subprocess.run(
-        [sys.executable, "-m", "invoicing.cli", "run", "--month", MONTH,
-         "--input", str(SAMPLE), "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
-    )
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return out / MONTH
+def month_dir(sample_published: tuple[Path, str, str]) -> Path:
+    """`<out>/2026-10` of the sample month, run once per test process (conftest.py)."""
+    return sample_published[0] / MONTH
 
 
 @pytest.fixture(scope="module")
