@@ -297,7 +297,7 @@ def months(draw: st.DrawFn) -> DrawnMonth:
     return DrawnMonth(b, draw(st.integers(1, 3)), month)
 
 
-SETTINGS = settings(max_examples=100, deadline=None,
+SETTINGS = settings(max_examples=80, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
