@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import resource
 import sys
 import time
@@ -66,187 +67,33 @@ EVENTS_SCHEMA: dict[str, pl.DataType] = {
     "value": pl.String(),
 }
 
-PRICEBOOK = """\
-# Synthetic price book for benchmarks (illustrative figures; CNY plan fees and overage are
-# the published China-region list prices of SPEC §5).
+#: The one price book of the project's fixtures: the sample month's (written by
+#: sample_data/generate.py). Benchmarks and tests take their versions from it.
+SAMPLE_PRICEBOOK = Path(__file__).resolve().parent.parent / "sample_data/2026-10/pricebook.toml"
 
-[[version]]
-effective_from = 2026-01-01
-currency = "USD"
-plan_fee_policy = "month_start"
 
-[version.plan_fee]
-free = "0"
-pro = "399.00"
-flagship = "1199.00"
+def pricebook_version(currency: str, effective_from: str, policy: str | None = None) -> str:
+    """One ``[[version]]`` of the sample price book, as TOML text (comments dropped);
+    `policy` replaces its ``plan_fee_policy``."""
+    text = SAMPLE_PRICEBOOK.read_text(encoding="utf-8")
+    for block in text.split("[[version]]")[1:]:
+        body = "\n".join(line for line in block.splitlines() if not line.startswith("#"))
+        if (f'currency = "{currency}"' in body
+                and f"effective_from = {effective_from}\n" in body + "\n"):
+            if policy is not None:
+                body = re.sub(r'plan_fee_policy = "\w+"', f'plan_fee_policy = "{policy}"', body)
+            return "[[version]]" + body.rstrip() + "\n"
+    raise KeyError(f"no {currency} version effective from {effective_from} in {SAMPLE_PRICEBOOK}")
 
-[version.dau_overage]
-free_quota = 10000
-block = 10000
-price_per_block = "149.99"
 
-[version.group_overage]
-free_quota = 100000
-block = 100000
-price_per_block = "149.99"
-
-[version.addon.avchatroom_unlimited]
-price = "99.00"
-
-[version.addon.group_member_limit]
-"3000" = "49.00"
-"6000" = "99.00"
-
-[version.addon.groups_per_user]
-"2000" = "49.00"
-"3000" = "99.00"
-
-[version.addon.history_retention_days]
-"60" = "29.00"
-"90" = "49.00"
-"180" = "79.00"
-"360" = "129.00"
-
-[version.addon.av_call]
-trial_days = 60
-price = "59.00"
-
-[version.tax]
-KR = "0.10"
-
-# Superseded: must not be used for months from 2026-01 on.
-[[version]]
-effective_from = 2025-01-01
-currency = "USD"
-plan_fee_policy = "month_start"
-
-[version.plan_fee]
-free = "0"
-pro = "349.00"
-flagship = "999.00"
-
-[version.dau_overage]
-free_quota = 10000
-block = 10000
-price_per_block = "129.99"
-
-[version.group_overage]
-free_quota = 100000
-block = 100000
-price_per_block = "129.99"
-
-[version.addon.avchatroom_unlimited]
-price = "89.00"
-
-[version.addon.group_member_limit]
-"3000" = "39.00"
-"6000" = "79.00"
-
-[version.addon.groups_per_user]
-"2000" = "39.00"
-"3000" = "79.00"
-
-[version.addon.history_retention_days]
-"60" = "19.00"
-"90" = "39.00"
-"180" = "69.00"
-"360" = "109.00"
-
-[version.addon.av_call]
-trial_days = 30
-price = "49.00"
-
-[version.tax]
-KR = "0.10"
-
-[[version]]
-effective_from = 2026-01-01
-currency = "KRW"
-plan_fee_policy = "month_start"
-
-[version.plan_fee]
-free = "0"
-pro = "549000"
-flagship = "1649000"
-
-[version.dau_overage]
-free_quota = 10000
-block = 10000
-price_per_block = "206000"
-
-[version.group_overage]
-free_quota = 100000
-block = 100000
-price_per_block = "206000"
-
-[version.addon.avchatroom_unlimited]
-price = "136000"
-
-[version.addon.group_member_limit]
-"3000" = "67000"
-"6000" = "136000"
-
-[version.addon.groups_per_user]
-"2000" = "67000"
-"3000" = "136000"
-
-[version.addon.history_retention_days]
-"60" = "39905"
-"90" = "67000"
-"180" = "108000"
-"360" = "177000"
-
-[version.addon.av_call]
-trial_days = 60
-price = "81000"
-
-[version.tax]
-KR = "0.10"
-
-[[version]]
-effective_from = 2026-01-01
-currency = "CNY"
-plan_fee_policy = "prorate_daily"
-
-[version.plan_fee]
-free = "0"
-pro = "999.00"
-flagship = "2999.00"
-
-[version.dau_overage]
-free_quota = 10000
-block = 10000
-price_per_block = "1000.00"
-
-[version.group_overage]
-free_quota = 100000
-block = 100000
-price_per_block = "1000.00"
-
-[version.addon.avchatroom_unlimited]
-price = "699.00"
-
-[version.addon.group_member_limit]
-"3000" = "339.00"
-"6000" = "699.00"
-
-[version.addon.groups_per_user]
-"2000" = "339.00"
-"3000" = "699.00"
-
-[version.addon.history_retention_days]
-"60" = "199.00"
-"90" = "339.00"
-"180" = "549.00"
-"360" = "899.00"
-
-[version.addon.av_call]
-trial_days = 60
-price = "399.00"
-
-[version.tax]
-CN = "0.06"
-"""
+def synthetic_pricebook() -> str:
+    """USD (current and superseded), KRW and CNY (``prorate_daily``) of the sample book."""
+    return "\n".join([
+        "# Synthetic month's price book: versions of the sample month's (illustrative\n"
+        "# figures; CNY plan fees and overage are the published China-region list prices).\n",
+        pricebook_version("USD", "2026-01-01"), pricebook_version("USD", "2025-01-01"),
+        pricebook_version("KRW", "2026-01-01"), pricebook_version("CNY", "2026-01-01"),
+    ])
 
 
 @dataclass(frozen=True)
@@ -567,7 +414,7 @@ def generate(spec: SynthSpec, out: Path) -> SynthSummary:
     ).write_parquet(out / "apps.parquet")
     events = event_frame(spec, apps)
     events.write_parquet(out / "subscription_events.parquet")
-    (out / "pricebook.toml").write_text(PRICEBOOK, encoding="utf-8")
+    (out / "pricebook.toml").write_text(synthetic_pricebook(), encoding="utf-8")
 
     rows = 0
     files = 0

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from click.testing import CliRunner, Result
 
+from benchmarks.synth import pricebook_version
 from invoicing.cli import main
 from invoicing.errors import ExitCode
 
@@ -33,92 +34,11 @@ EVENTS_SCHEMA = pa.schema([("sdk_app_id", pa.int64()), ("effective_date", pa.dat
 CUSTOMER_COLUMNS = ["customer_id", "name", "email", "address", "country", "currency", "locale",
                     "tax_id"]
 
-PRICEBOOK_USD = """\
-[[version]]
-effective_from = 2026-01-01
-currency = "USD"
-plan_fee_policy = "{policy}"
-
-[version.plan_fee]
-free = "0"
-pro = "399.00"
-flagship = "1199.00"
-
-[version.dau_overage]
-free_quota = 10000
-block = 10000
-price_per_block = "149.99"
-
-[version.group_overage]
-free_quota = 100000
-block = 100000
-price_per_block = "149.99"
-
-[version.addon.avchatroom_unlimited]
-price = "99.00"
-
-[version.addon.group_member_limit]
-"3000" = "49.00"
-"6000" = "99.00"
-
-[version.addon.groups_per_user]
-"2000" = "49.00"
-"3000" = "99.00"
-
-[version.addon.history_retention_days]
-"60" = "29.00"
-"90" = "49.00"
-"180" = "79.00"
-"360" = "129.00"
-
-[version.addon.av_call]
-trial_days = 60
-price = "59.00"
-
-[version.tax]
-KR = "0.10"
-"""
-
-PRICEBOOK_KRW = """\
-[[version]]
-effective_from = 2026-01-01
-currency = "KRW"
-plan_fee_policy = "{policy}"
-
-[version.plan_fee]
-free = "0"
-pro = "550000"
-flagship = "1650000"
-
-[version.dau_overage]
-free_quota = 10000
-block = 10000
-price_per_block = "199995"
-
-[version.group_overage]
-free_quota = 100000
-block = 100000
-price_per_block = "199995"
-
-[version.addon.avchatroom_unlimited]
-price = "129000"
-
-[version.addon.group_member_limit]
-"3000" = "65000"
-
-[version.addon.groups_per_user]
-"2000" = "65000"
-
-[version.addon.history_retention_days]
-"60" = "38005"
-
-[version.addon.av_call]
-trial_days = 60
-price = "77000"
-
-[version.tax]
-KR = "0.10"
-"""
+#: The price-book versions of the tests: USD@2026-01-01 and KRW@2026-01-01 of the sample
+#: month's price book (the project's one price-book fixture), with ``{policy}`` for
+#: ``plan_fee_policy``.
+PRICEBOOK_USD = pricebook_version("USD", "2026-01-01", policy="{policy}")
+PRICEBOOK_KRW = pricebook_version("KRW", "2026-01-01", policy="{policy}")
 
 
 def d(day: int, month: int = 10, year: int = 2026) -> date:

@@ -190,16 +190,16 @@ def test_r7_krw_rounds_half_up_to_whole_won(tmp_path: Path) -> None:
     b.customer("k1", currency="KRW", country="KR", locale="ko_KR")
     b.app(1, "k1", plan="pro").event(1, d(1), "history_retention_days", "60")
     inv = invoice(compute(b, tmp_path), "k1")
-    # 550,000 + 38,005 = 588,005; tax 58,800.5 → 58,801 (half-up, 0 decimals)
+    # 549,000 + 39,905 = 588,905; tax 58,890.5 → 58,891 (half-up, 0 decimals)
     assert (inv["subtotal"], inv["tax"], inv["total"]) == (
-        Decimal("588005"), Decimal("58801"), Decimal("646806"))
+        Decimal("588905"), Decimal("58891"), Decimal("647796"))
 
 
 def test_r7_krw_prorated_line_rounds_once(tmp_path: Path) -> None:
     b = MonthBuilder(pricebook=PRICEBOOK_KRW.format(policy="prorate_daily"))
     b.customer("k1", currency="KRW", country="KR", locale="ko_KR")
-    b.app(1, "k1", plan="pro", since=d(15))  # 17 days: 550,000 × 17 / 31 = 301,612.90… → 301,613
-    assert amounts(compute(b, tmp_path), 1) == {"plan_fee": Decimal("301613")}
+    b.app(1, "k1", plan="pro", since=d(15))  # 17 days: 549,000 × 17 / 31 = 301,064.51… → 301,065
+    assert amounts(compute(b, tmp_path), 1) == {"plan_fee": Decimal("301065")}
 
 
 def test_r7_tax_rounds_half_up_not_to_even(tmp_path: Path) -> None:
