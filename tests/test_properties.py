@@ -35,7 +35,7 @@ from invoicing.timeframe import Month
 from tests.builders import PRICEBOOK_USD, MonthBuilder, d
 
 OCT = Month(2026, 10)
-SETTINGS = settings(max_examples=25, deadline=None,
+SETTINGS = settings(max_examples=20, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 PAID = ("pro", "flagship")
 
