@@ -174,21 +174,25 @@ class _Reader:
         except _KeyFailed:
             return None
 
-    def has(self, key: str) -> bool:
+    _MISSING = object()
+
+    def _lookup(self, key: str) -> Any:
+        """The value at a dotted key, or `_MISSING`."""
         node: Any = self.table
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:
-                return False
-            node = node[part]
-        return True
-
-    def get(self, key: str) -> Any:
-        if not self.has(key):
-            self.fail(key, "missing")
-        node: Any = self.table
-        for part in key.split("."):
+                return self._MISSING
             node = node[part]
         return node
+
+    def has(self, key: str) -> bool:
+        return self._lookup(key) is not self._MISSING
+
+    def get(self, key: str) -> Any:
+        value = self._lookup(key)
+        if value is self._MISSING:
+            self.fail(key, "missing")
+        return value
 
     def table_at(self, key: str, optional: bool = False) -> dict[str, Any]:
         if optional and not self.has(key):

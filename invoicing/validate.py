@@ -27,7 +27,7 @@ from invoicing.catalogue import ADDONS, EVENT_ITEMS, ON_OFF_ADDONS, PLANS, TIERE
 from invoicing.errors import MAX_REPORTED_ERRORS, ConflictError, ErrorLog, Source
 from invoicing.load import Inputs, find_unreadable_usage
 from invoicing.money import known_currencies
-from invoicing.pricebook import MAX_QUANTITY, PriceBookVersion
+from invoicing.pricebook import MAX_QUANTITY, PriceBookVersion, parse_tier
 from invoicing.timeframe import Month
 
 OnConflict = Literal["error", "max"]
@@ -244,7 +244,10 @@ def check_events(
     customer for this month, because that is the version that would have to price it.
     """
     _require_not_null(events, label, ["sdk_app_id", "effective_date", "item", "value"], errors)
-    events = events.with_columns(tier=_tier_expr())
+    # One notion of a tier: `pricebook.parse_tier`, applied once per distinct value.
+    values = events["value"].drop_nulls().unique().to_list()
+    events = events.with_columns(tier=pl.col("value").replace_strict(
+        {v: parse_tier(v) for v in values}, default=None, return_dtype=pl.Int64))
     _check_event_values(events, apps, label, errors)
     _check_event_prices(events.drop_nulls(["sdk_app_id", "effective_date", "item", "value"]),
                         apps, customers, chosen, label, month, errors)
@@ -252,16 +255,6 @@ def check_events(
         value=pl.when(pl.col("item").is_in(list(TIERED_ADDONS)) & pl.col("tier").is_not_null())
         .then(pl.col("tier").cast(pl.String)).otherwise(pl.col("value"))
     ).drop("tier")
-
-
-def _tier_expr() -> pl.Expr:
-    """`pricebook.parse_tier` as an expression: ASCII digits only, up to MAX_QUANTITY."""
-    value = pl.col("value")
-    number = value.str.strip_chars_start("0").replace("", "0").cast(pl.Int64, strict=False)
-    return (
-        pl.when(value.str.contains(r"^[0-9]{1,40}$") & (number <= MAX_QUANTITY))
-        .then(number).otherwise(pl.lit(None, dtype=pl.Int64))
-    )
 
 
 # --- usage rows ------------------------------------------------------------------------------
