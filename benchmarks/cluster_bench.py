@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.pdf_bench import LOCALES, MIX, bench_renderer, documents, warm_up_documents
-from invoicing.documents import InvoiceDocument
+from invoicing.core.documents import InvoiceDocument
 
 
 def _warm_up(docs: list[InvoiceDocument]) -> int:
     """Run on each worker: build its renderer and render one invoice per locale."""
-    from invoicing import render_cluster
+    from invoicing.render import cluster as render_cluster
 
     renderer = render_cluster._worker_renderer()
     return sum(len(renderer.render_pdf(doc)) for doc in docs)
@@ -74,8 +74,8 @@ def bench_cluster(workers: int, docs: list[InvoiceDocument]) -> dict[str, Any]:
     import psutil
     from distributed import Client
 
-    from invoicing import render_cluster
-    from invoicing.render_pool import Progress
+    from invoicing.render import cluster as render_cluster
+    from invoicing.render.pool import Progress
 
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as folder:
         cluster = LocalProcesses(workers, Path(folder))
@@ -120,7 +120,7 @@ def bench_cluster(workers: int, docs: list[InvoiceDocument]) -> dict[str, Any]:
 
 def local_cpu(docs: list[InvoiceDocument]) -> dict[str, Any]:
     """CPU time per invoice of one warm renderer in this process: what a core costs locally."""
-    from invoicing.render import InvoiceRenderer
+    from invoicing.render.pdf import InvoiceRenderer
 
     renderer = InvoiceRenderer()
     for doc in warm_up_documents(MIX):

@@ -32,7 +32,7 @@ with ``COPY ... TO`` (``--out DIR`` on the command line), line items in line ord
 (customer, app, item, plan), with the codec the caller gives (the benchmark passes the
 batch's). `tests/test_baseline_equivalence.py` checks that its files equal ours.
 
-The price book is parsed here with `tomllib` (not with `invoicing.pricebook`) so the
+The price book is parsed here with `tomllib` (not with `invoicing.load.pricebook`) so the
 baseline shares nothing with the pipeline but the input files.
 """
 
@@ -53,7 +53,7 @@ from typing import Any
 import duckdb
 from babel.numbers import get_currency_precision
 
-from invoicing.timeframe import Month
+from invoicing.core.timeframe import Month
 
 PLANS = ("free", "pro", "flagship")
 TIERED_ADDONS = ("group_member_limit", "groups_per_user", "history_retention_days")

@@ -6,7 +6,7 @@
 
 ``pricing`` runs `invoicing.pipeline.compute_month` (load, validate, pricing,
 entitlements, assemble) and writes ``line_items.parquet`` and ``invoices.parquet`` the way
-`invoicing.publish` does, into a temporary folder: everything ``invoicing run`` does
+`invoicing.publish.staging` does, into a temporary folder: everything ``invoicing run`` does
 except the PDFs and the manifest. ``duckdb`` runs the equivalent in
 `benchmarks.duckdb_baseline` (`compute_outputs`: the same line items with their
 evidence, invoice numbers, both files written with ``COPY ... TO`` and the same Parquet
@@ -32,10 +32,10 @@ from typing import Any
 
 def measure_pricing(input_dir: Path, month_label: str) -> dict[str, Any]:
     began = time.perf_counter()
-    from invoicing.manifest import totals_per_currency
+    from invoicing.core.timeframe import Month
     from invoicing.pipeline import StageTimer, compute_month
-    from invoicing.publish import write_parquet
-    from invoicing.timeframe import Month
+    from invoicing.publish.manifest import totals_per_currency
+    from invoicing.publish.staging import write_parquet
 
     imported = time.perf_counter()
     timer = StageTimer()
@@ -69,7 +69,7 @@ def item_sums(line_items: Any) -> dict[str, dict[str, Any]]:
     """``"<currency>/<item>"`` -> number of lines and the sum of their amounts."""
     import polars as pl
 
-    from invoicing.manifest import plain_decimal
+    from invoicing.publish.manifest import plain_decimal
 
     sums = line_items.group_by("currency", "item").agg(
         lines=pl.len(), amount=pl.col("amount").sum()).sort("currency", "item")
@@ -82,8 +82,8 @@ def measure_duckdb(input_dir: Path, month_label: str) -> dict[str, Any]:
     """The baseline with outputs, written with the batch's Parquet codec."""
     began = time.perf_counter()
     from benchmarks.duckdb_baseline import compute_outputs
-    from invoicing.publish import PARQUET_COMPRESSION, PARQUET_COMPRESSION_LEVEL
-    from invoicing.timeframe import Month
+    from invoicing.core.timeframe import Month
+    from invoicing.publish.staging import PARQUET_COMPRESSION, PARQUET_COMPRESSION_LEVEL
 
     imported = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-duckdb-out-") as tmp:
@@ -104,7 +104,7 @@ def measure_duckdb_totals(input_dir: Path, month_label: str) -> dict[str, Any]:
     """The totals-only baseline: no line evidence, nothing written."""
     began = time.perf_counter()
     from benchmarks.duckdb_baseline import compute_totals
-    from invoicing.timeframe import Month
+    from invoicing.core.timeframe import Month
 
     imported = time.perf_counter()
     result = compute_totals(input_dir, Month.parse(month_label))

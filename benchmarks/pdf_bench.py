@@ -6,7 +6,7 @@
     python -m benchmarks.pdf_bench naive-template --locale ko_KR --count 2 --json OUT
     python -m benchmarks.pdf_bench renderer --locale mix --workers 0 --count 60 --json OUT
 
-``renderer`` uses `invoicing.render.InvoiceRenderer` the way the batch does: one renderer
+``renderer`` uses `invoicing.render.pdf.InvoiceRenderer` the way the batch does: one renderer
 per process kept alive across documents. ``--workers 1`` renders in this process;
 ``--workers N`` (``0`` = all cores) uses a process pool whose workers each build one
 renderer, render one warm-up invoice and then take documents from the pool. Start-up
@@ -46,7 +46,7 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
-from invoicing.documents import AppSection, InvoiceDocument, Line, Party
+from invoicing.core.documents import AppSection, InvoiceDocument, Line, Party
 
 LOCALES: tuple[str, ...] = ("en_US", "ko_KR", "zh_CN")
 MIX = "mix"
@@ -199,7 +199,7 @@ _renderer: Any = None
 def _init_worker(barrier: Barrier, warm_up: list[InvoiceDocument]) -> None:
     """Pool initializer: one renderer per worker, warmed up, then wait for the others."""
     global _renderer
-    from invoicing.render import InvoiceRenderer
+    from invoicing.render.pdf import InvoiceRenderer
 
     _renderer = InvoiceRenderer()
     for doc in warm_up:
@@ -225,7 +225,7 @@ def bench_renderer(locale: str, count: int, workers: int) -> dict[str, Any]:
     warm = warm_up_documents(locale)
     began = time.perf_counter()
     if workers == 1:
-        from invoicing.render import InvoiceRenderer
+        from invoicing.render.pdf import InvoiceRenderer
 
         renderer = InvoiceRenderer()
         first = b""
@@ -321,8 +321,8 @@ def bench_naive_template(locale: str, count: int) -> dict[str, Any]:
     began = time.perf_counter()
     import weasyprint
 
-    from invoicing import render_engine
-    from invoicing.render import STYLESHEET_NAME, InvoiceRenderer
+    from invoicing.render import engine as render_engine
+    from invoicing.render.pdf import STYLESHEET_NAME, InvoiceRenderer
 
     renderer = InvoiceRenderer()  # only for the template's HTML, which is not timed
     render_engine.uninstall()  # the naive baseline runs on stock WeasyPrint

@@ -43,8 +43,9 @@ void count_stop(void) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS; }
 def _child(helper: Path, locale: str, count: int, warm_up: int, stock: list[str]) -> None:
     """Inside Valgrind: warm up, then render `count` invoices between the two requests."""
     from benchmarks.pdf_bench import documents, warm_up_documents
-    from invoicing import render, render_engine
-    from invoicing.render import InvoiceRenderer
+    from invoicing.render import engine as render_engine
+    from invoicing.render import pdf as render
+    from invoicing.render.pdf import InvoiceRenderer
 
     counter = ctypes.CDLL(str(helper))
     render_engine.install(without=[name for name in stock if name != "streams"])

@@ -515,7 +515,7 @@ def cluster_report(result: dict[str, Any]) -> list[str]:
            f"{result['count']} invoices per run, fastest of {result.get('repeat', 1)} "
            "interleaved rounds (all rates in the last column). Cluster = `dask scheduler` "
            "and N `dask worker --nthreads 1` processes on 127.0.0.1, each worker warmed "
-           "up (one invoice per locale), documents sent through `invoicing.render_cluster` "
+           "up (one invoice per locale), documents sent through `invoicing.render.cluster` "
            "as `invoicing run --cluster` sends them; connecting and the worker check are "
            "shown apart. Local pool = 2 processes (`pdf_bench renderer --workers 2`). "
            "Coordinator CPU = CPU time of the process holding the Dask client, while "

@@ -38,7 +38,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.compute as pc
 
-from invoicing.timeframe import Month
+from invoicing.core.timeframe import Month
 
 APP_ID_BASE = 1_400_000_000
 DEFAULT_SEED = 20261031

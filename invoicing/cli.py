@@ -21,13 +21,13 @@ from typing import Any, TypeVar
 import click
 
 from invoicing import __version__, storage
-from invoicing.errors import InvoicingError, VerifyMismatchError
-from invoicing.gates import enforce
+from invoicing.audit.reports import run_summary
+from invoicing.core.errors import InvoicingError, VerifyMismatchError
+from invoicing.core.timeframe import Month
 from invoicing.pipeline import run_month
-from invoicing.render_pool import choose_renderer, default_workers
-from invoicing.reports import run_summary
+from invoicing.render.pool import choose_renderer, default_workers
 from invoicing.storage import LocationParam
-from invoicing.timeframe import Month
+from invoicing.validate.gates import enforce
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -219,14 +219,14 @@ def diff(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str
       invoicing diff --month 2026-10 --input sample_data/2026-10 --out out
       invoicing diff --month 2026-10 --input sample_data/2026-10 --out out --format json
     """
-    from invoicing.reprocess import diff_month
+    from invoicing.audit.reprocess import diff_month
 
     result = diff_month(input_dir, out_dir, month, pricebook,
                         None if on_conflict == "error" else on_conflict)  # type: ignore[arg-type]
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
         return
-    from invoicing.reports import diff_text
+    from invoicing.audit.reports import diff_text
 
     click.echo(diff_text(result))
 
@@ -257,7 +257,7 @@ def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
       invoicing reissue --month 2026-10 --input sample_data/2026-10 --out out \\
           --reason "usage export for app 1400201 corrected"
     """
-    from invoicing.reprocess import reissue_month
+    from invoicing.audit.reprocess import reissue_month
 
     result = reissue_month(
         input_dir, out_dir, month, reason=reason, render=choose_renderer(workers, cluster),
@@ -293,11 +293,11 @@ def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: s
     Example:
       invoicing verify --month 2026-10 --input sample_data/2026-10 --out out
     """
-    from invoicing.verify import verify_month
+    from invoicing.audit.verify import verify_month
 
     report = verify_month(input_dir, out_dir, month, pricebook)
     if report.ok:
-        from invoicing.reports import totals_text
+        from invoicing.audit.reports import totals_text
 
         click.echo(f"OK {month.label}: {report.revisions} revision(s), {report.files} files, "
                    f"{report.line_items} line items match")
@@ -331,8 +331,8 @@ def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
     Example:
       invoicing preview --month 2026-10 --input sample_data/2026-10 --drafts /tmp/drafts
     """
+    from invoicing.audit.reports import preview_text
     from invoicing.pipeline import compute_month, write_drafts
-    from invoicing.reports import preview_text
 
     computed = compute_month(input_dir, month, pricebook,
                              on_conflict)  # type: ignore[arg-type]

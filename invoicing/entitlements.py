@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from invoicing.catalogue import (
+from invoicing.core.catalogue import (
     FREE_DAU_CAP,
     FREE_GROUP_CAP,
     INCLUDED_TIER,
@@ -19,8 +19,8 @@ from invoicing.catalogue import (
     NON_LIVE_GROUP_LIMIT,
     PAID_PLANS,
 )
+from invoicing.core.timeframe import Month
 from invoicing.pricing.states import Subscriptions, in_force, with_plan_overlaps
-from invoicing.timeframe import Month
 
 ANOMALY_SCHEMA: dict[str, pl.DataType] = {
     "customer_id": pl.String(),

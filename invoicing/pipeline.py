@@ -21,26 +21,26 @@ from typing import Any
 import polars as pl
 
 from invoicing import __version__
-from invoicing.assemble import Assembled, assemble
-from invoicing.document_builder import build_documents
-from invoicing.documents import InvoiceDocument
-from invoicing.einvoice import check_month as check_einvoices
+from invoicing.assemble.document_builder import build_documents
+from invoicing.assemble.totals import Assembled, assemble
+from invoicing.core.documents import InvoiceDocument
+from invoicing.core.errors import AlreadyPublishedError, ErrorLog, InputError, Source
+from invoicing.core.money import known_currencies
+from invoicing.core.timeframe import Month
 from invoicing.entitlements import find_anomalies
-from invoicing.errors import AlreadyPublishedError, ErrorLog, InputError, Source
-from invoicing.gates import Finding, check_month, enforce
-from invoicing.issued import IssuedMonth
-from invoicing.load import Inputs, load_inputs
-from invoicing.locking import month_lock
-from invoicing.manifest import manifest_for
-from invoicing.money import known_currencies
-from invoicing.pricebook import PriceBookVersion
+from invoicing.load.inputs import Inputs, load_inputs
+from invoicing.load.pricebook import PriceBookVersion
 from invoicing.pricing import price_month
 from invoicing.pricing.states import plan_days, plan_periods_frame, subscriptions
-from invoicing.publish import open_staging, remove_stale_staging
-from invoicing.render_pool import RenderFn
+from invoicing.publish.issued import IssuedMonth
+from invoicing.publish.locking import month_lock
+from invoicing.publish.manifest import manifest_for
+from invoicing.publish.staging import open_staging, remove_stale_staging
+from invoicing.render.einvoice import check_month as check_einvoices
+from invoicing.render.pool import RenderFn
 from invoicing.storage import is_committed
-from invoicing.timeframe import Month
-from invoicing.validate import (
+from invoicing.validate.gates import Finding, check_month, enforce
+from invoicing.validate.usage import (
     OnConflict,
     ValidUsage,
     check_apps,

@@ -33,7 +33,7 @@ from typing import IO, Any, Final
 import click
 from upath import UPath
 
-from invoicing.errors import ExitCode, InvoicingError, LockedError
+from invoicing.core.errors import ExitCode, InvoicingError, LockedError
 
 SCHEME: Final = "s3://"
 CONNECT_TIMEOUT_S: Final = 5
@@ -274,14 +274,14 @@ class ObjectStaging:
         return digest
 
     def write_parquet(self, relative: str, frame: Any) -> str:
-        from invoicing.publish import write_parquet
+        from invoicing.publish.staging import write_parquet
 
         buffer = io.BytesIO()
         write_parquet(frame, buffer)
         return self.write_bytes(relative, buffer.getvalue())
 
     def write_manifest(self, manifest: Any) -> str:
-        from invoicing.publish import manifest_bytes
+        from invoicing.publish.staging import manifest_bytes
 
         self._manifest = manifest_bytes(manifest)
         digest = hashlib.sha256(self._manifest).hexdigest()

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from benchmarks.synth import pricebook_version
 from invoicing.cli import main
-from invoicing.errors import ExitCode
+from invoicing.core.errors import ExitCode
 
 USAGE_SCHEMA = pa.schema([
     ("sdk_app_id", pa.int64()),

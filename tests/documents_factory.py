@@ -14,8 +14,8 @@ from typing import Any
 
 from babel.numbers import get_currency_precision
 
-from invoicing.documents import AppSection, InvoiceDocument, Line, Party
-from invoicing.money import month_share
+from invoicing.core.documents import AppSection, InvoiceDocument, Line, Party
+from invoicing.core.money import month_share
 
 PERIOD_START = date(2026, 10, 1)
 PERIOD_END = date(2026, 10, 31)

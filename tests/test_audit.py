@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from invoicing.cli import main
-from invoicing.errors import ExitCode
+from invoicing.core.errors import ExitCode
 from tests.conftest import sample_copy
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "2026-10"

@@ -41,7 +41,7 @@ REJECT, exit 0 (`REJECTED`): unknown app; date before / after the month; null
 OK, exit 0:
   * exact duplicate rows, within a file and across files: collapsed and counted;
   * extra columns in usage, apps, customers and events are ignored (the output is
-    byte-identical to the run without them), as `invoicing.load` states;
+    byte-identical to the run without them), as `invoicing.load.inputs` states;
   * customers.csv / apps.csv with a UTF-8 BOM (also with every field quoted), with
     quoted newlines in the address, with CRLF line ends;
   * a usage file with zero rows next to others; ``live_group_count`` absent.
@@ -62,8 +62,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from invoicing.errors import ExitCode
-from invoicing.load import load_inputs
+from invoicing.core.errors import ExitCode
+from invoicing.load.inputs import load_inputs
 from tests.builders import (
     CUSTOMER_COLUMNS,
     PRICEBOOK_USD,

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from invoicing.cli import main
-from invoicing.errors import ExitCode
+from invoicing.core.errors import ExitCode
 from tests.builders import MonthBuilder, d
 from tests.builders import run_cli as run
 
@@ -95,7 +95,7 @@ def test_default_month_is_the_previous_one(month: Path, tmp_path: Path) -> None:
     # refuse it; the point is which month was chosen.
     from datetime import date
 
-    from invoicing.timeframe import Month
+    from invoicing.core.timeframe import Month
     previous = Month.previous(date.today()).label
     assert result.exit_code == ExitCode.MONTH_INCOMPLETE, result.output
     assert result.output.startswith(f"Error: {previous}: the usage does not look like")

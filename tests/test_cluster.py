@@ -25,13 +25,13 @@ import pytest
 from click.testing import CliRunner
 from distributed import Client, LocalCluster
 
-from invoicing import render_cluster
 from invoicing.cli import load_seller, main
-from invoicing.errors import ClusterUnavailableError, ExitCode
+from invoicing.core.errors import ClusterUnavailableError, ExitCode
+from invoicing.core.timeframe import Month
 from invoicing.pipeline import run_month
-from invoicing.render_cluster import make_cluster_renderer
-from invoicing.render_environment import renderer_environment
-from invoicing.timeframe import Month
+from invoicing.render import cluster as render_cluster
+from invoicing.render.cluster import make_cluster_renderer
+from invoicing.render.environment import renderer_environment
 from tests.builders import assert_stopped
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,8 +142,8 @@ def cluster_run(out: Path, address: str, stream: io.StringIO) -> None:
 
 
 def test_the_base_install_does_not_import_dask() -> None:
-    code = ("import sys, invoicing.cli, invoicing.pipeline, invoicing.render_pool, "
-            "invoicing.reprocess; print(sorted(m for m in sys.modules "
+    code = ("import sys, invoicing.cli, invoicing.pipeline, invoicing.render.pool, "
+            "invoicing.audit.reprocess; print(sorted(m for m in sys.modules "
             "if m.split('.')[0] in ('dask', 'distributed')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from invoicing.errors import ExitCode
+from invoicing.core.errors import ExitCode
 from tests.builders import MonthBuilder, d
 
 REPO = Path(__file__).resolve().parents[1]

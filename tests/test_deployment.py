@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from invoicing.errors import ExitCode
+from invoicing.core.errors import ExitCode
 
 REPO = Path(__file__).resolve().parents[1]
 CONTAINERFILE = REPO / "Containerfile"

@@ -24,12 +24,12 @@ from lxml import etree
 from pypdf import PdfReader
 
 from benchmarks.synth import SynthSpec, generate
-from invoicing import einvoice
+from invoicing.audit.verify import _check_einvoice
 from invoicing.cli import main
-from invoicing.documents import Party
-from invoicing.errors import ExitCode
-from invoicing.render import InvoiceRenderer
-from invoicing.verify import _check_einvoice
+from invoicing.core.documents import Party
+from invoicing.core.errors import ExitCode
+from invoicing.render import einvoice
+from invoicing.render.pdf import InvoiceRenderer
 from tests.builders import PRICEBOOK_USD, MonthBuilder, assert_stopped, d, run_cli
 from tests.conftest import sample_copy
 from tests.documents_factory import make_app, make_document, prorated_lines
@@ -241,9 +241,9 @@ def test_credit_note_and_replacement_are_valid_einvoices(sample_out: Path,
     assert verify.exit_code == 0, verify.output
     # verify reads the credit note's XML too: a credit note stating 381 amounts that
     # differ from credit_notes.parquet is reported.
-    from invoicing.issued import IssuedMonth
-    from invoicing.timeframe import Month
-    from invoicing.verify import _check_credit_note_einvoices
+    from invoicing.audit.verify import _check_credit_note_einvoices
+    from invoicing.core.timeframe import Month
+    from invoicing.publish.issued import IssuedMonth
 
     (revision,) = [r for r in IssuedMonth(work / "out", Month(2026, 10)).revisions()
                    if r.number == 1]

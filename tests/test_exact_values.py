@@ -11,9 +11,9 @@ import polars as pl
 from click.testing import CliRunner
 
 from invoicing.cli import main
-from invoicing.errors import ExitCode
+from invoicing.core.errors import ExitCode
+from invoicing.core.timeframe import Month
 from invoicing.pipeline import compute_month
-from invoicing.timeframe import Month
 from tests.builders import PRICEBOOK_USD, MonthBuilder, d, run_cli
 
 OCT = Month(2026, 10)

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from invoicing.documents import InvoiceDocument
+from invoicing.core.documents import InvoiceDocument
+from invoicing.core.timeframe import Month
 from invoicing.pipeline import compute_month, documents
-from invoicing.render import InvoiceRenderer
-from invoicing.timeframe import Month
+from invoicing.render.pdf import InvoiceRenderer
 from tests.builders import MonthBuilder, d
 
 REPO = Path(__file__).resolve().parent.parent

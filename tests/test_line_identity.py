@@ -16,9 +16,9 @@ import polars as pl
 import pytest
 
 from benchmarks.synth import SynthSpec, generate
-from invoicing.money import minor_units, round_half_up
+from invoicing.core.money import minor_units, round_half_up
+from invoicing.core.timeframe import Month
 from invoicing.pipeline import compute_month
-from invoicing.timeframe import Month
 from tests.builders import PRICEBOOK_KRW, PRICEBOOK_USD, MonthBuilder, d
 
 REPO = Path(__file__).resolve().parent.parent

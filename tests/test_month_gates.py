@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from invoicing.cli import main
-from invoicing.errors import ExitCode
+from invoicing.core.errors import ExitCode
 from tests.builders import MonthBuilder, d, run_cli
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "2026-10"

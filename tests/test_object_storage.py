@@ -31,8 +31,8 @@ from click.testing import CliRunner, Result
 from moto.server import ThreadedMotoServer
 
 from invoicing.cli import main
-from invoicing.errors import ExitCode
-from invoicing.publish import open_staging
+from invoicing.core.errors import ExitCode
+from invoicing.publish.staging import open_staging
 from invoicing.storage import ObjectStaging, PublishRaceError, location
 from tests.builders import INCOMPLETE_OK, MonthBuilder, d
 

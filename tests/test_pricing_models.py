@@ -8,7 +8,7 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from invoicing.money import MONEY, round_money_expr
+from invoicing.core.money import MONEY, round_money_expr
 from invoicing.pricing.addons import tier_value
 from invoicing.pricing.lines import line_amount
 from invoicing.pricing.overage import block_overage

@@ -29,8 +29,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from invoicing.core.timeframe import Month
 from invoicing.pipeline import compute_month
-from invoicing.timeframe import Month
 from tests import reference_billing as ref
 from tests.builders import PRICEBOOK_USD, MonthBuilder
 

@@ -23,9 +23,11 @@ from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 from pypdf import PdfReader
 
-from invoicing import i18n, render_engine
-from invoicing.documents import InvoiceDocument, Line, Party
-from invoicing.render import (
+from invoicing.core.documents import InvoiceDocument, Line, Party
+from invoicing.render import engine as render_engine
+from invoicing.render import i18n
+from invoicing.render.engine import parse_as_xml
+from invoicing.render.pdf import (
     DEFAULT_TEMPLATES_DIR,
     WORD_JOINER,
     InvoiceRenderer,
@@ -36,7 +38,6 @@ from invoicing.render import (
     keep_words,
     page_counter_css,
 )
-from invoicing.render_engine import parse_as_xml
 from tests.documents_factory import CUSTOMERS, evidence_lines, make_app, make_document, money
 
 REPO = Path(__file__).resolve().parent.parent
@@ -324,7 +325,7 @@ def test_fetcher_serves_files_inside_templates(fetcher: TemplatesOnlyFetcher) ->
         "ftp://example.com/x",
         "file://otherhost" + str(DEFAULT_TEMPLATES_DIR) + "/invoice.css",
         DEFAULT_TEMPLATES_DIR.as_uri() + "/../pyproject.toml",
-        DEFAULT_TEMPLATES_DIR.as_uri() + "/fonts/../../invoicing/render.py",
+        DEFAULT_TEMPLATES_DIR.as_uri() + "/fonts/../../invoicing/render/pdf.py",
         DEFAULT_TEMPLATES_DIR.as_uri() + "/%2e%2e/pyproject.toml",
         DEFAULT_TEMPLATES_DIR.as_uri() + "/no-such-file.css",
     ],
@@ -441,7 +442,7 @@ SUBPROCESS_RENDER = textwrap.dedent(
     import sys
     sys.path.insert(0, {repo!r})
     from tests.documents_factory import make_document
-    from invoicing.render import InvoiceRenderer
+    from invoicing.render.pdf import InvoiceRenderer
     sys.stdout.buffer.write(InvoiceRenderer().render_pdf(make_document({locale!r})))
     """
 )

@@ -19,8 +19,8 @@ import weasyprint.html
 from weasyprint.css import ComputedStyle
 from weasyprint.pdf import fonts as pdf_fonts
 
-from invoicing import render_engine
-from invoicing.render import InvoiceRenderer
+from invoicing.render import engine as render_engine
+from invoicing.render.pdf import InvoiceRenderer
 from tests.documents_factory import make_document
 
 STOCK_MISSING = ComputedStyle.__missing__
@@ -95,7 +95,7 @@ def test_no_private_weasyprint_name_is_imported_at_module_level() -> None:
         found += [f"{path.name}: pydyf._" for _ in re.findall(r"pydyf\._(?!_)", text)]
     assert found == []
     engine_imports = [module for module, _ in
-                      _module_level_imports(PACKAGE / "render_engine.py")
+                      _module_level_imports(PACKAGE / "render" / "engine.py")
                       if module.split(".")[0] in ("weasyprint", "pydyf", "cssselect2")]
     assert engine_imports == ["weasyprint"]
 
@@ -119,7 +119,7 @@ def test_other_weasyprint_version_falls_back_to_the_same_bytes(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(weasyprint, "__version__", "71.0")
-    with caplog.at_level(logging.WARNING, logger="invoicing.render_engine"):
+    with caplog.at_level(logging.WARNING, logger="invoicing.render.engine"):
         assert not render_engine.install()
         assert not render_engine.install()  # decided once: no second warning
     assert_stock(caplog, "WeasyPrint is 71.0, not the 70.0 they were written for")
@@ -133,7 +133,7 @@ def test_a_missing_private_name_falls_back_before_patching_anything(
     """``weasyprint.html.UA`` is checked after the computed-value and font changes are
     built: they must not be applied on their own."""
     monkeypatch.delattr(weasyprint.html, "UA")
-    with caplog.at_level(logging.WARNING, logger="invoicing.render_engine"):
+    with caplog.at_level(logging.WARNING, logger="invoicing.render.engine"):
         assert not render_engine.install()
     assert_stock(caplog, "weasyprint.html.UA is missing")
     assert renderer.render_pdf(make_document("zh_CN")) == stock_pdfs["zh_CN"]
@@ -146,7 +146,7 @@ def test_html_init_setting_other_attributes_falls_back(
     expecting one more): pages built without it would lack it."""
     monkeypatch.setattr(render_engine, "HTML_ATTRIBUTES",
                         render_engine.HTML_ATTRIBUTES | {"new_attribute"})
-    with caplog.at_level(logging.WARNING, logger="invoicing.render_engine"):
+    with caplog.at_level(logging.WARNING, logger="invoicing.render.engine"):
         assert not render_engine.install()
     assert_stock(caplog, "HTML.__init__ sets")
 
@@ -155,7 +155,7 @@ def test_other_user_agent_rules_fall_back(
     fresh_engine: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(weasyprint.html, "UA", weasyprint.html.UA + "\n::backdrop { x: y }\n")
-    with caplog.at_level(logging.WARNING, logger="invoicing.render_engine"):
+    with caplog.at_level(logging.WARNING, logger="invoicing.render.engine"):
         assert not render_engine.install()
     assert_stock(caplog, "user-agent pseudo-element rules are")
 
@@ -167,7 +167,7 @@ def test_a_patch_that_fails_half_way_is_undone(
     on an object that takes no attributes) must take it back out."""
     monkeypatch.setattr(render_engine, "_font_patches",
                         lambda: [(object(), "__missing__", None)])
-    with caplog.at_level(logging.WARNING, logger="invoicing.render_engine"):
+    with caplog.at_level(logging.WARNING, logger="invoicing.render.engine"):
         assert not render_engine.install()
     assert_stock(caplog, "patching failed")
 
@@ -178,7 +178,7 @@ def test_without_hb_subset_preprocess_only_the_font_change_is_left_out(
 ) -> None:
     stock_subset = pdf_fonts.Font._harfbuzz_subset
     monkeypatch.setattr(render_engine, "_preprocess_function", lambda *args: None)
-    with caplog.at_level(logging.WARNING, logger="invoicing.render_engine"):
+    with caplog.at_level(logging.WARNING, logger="invoicing.render.engine"):
         assert render_engine.install()
     assert [r.getMessage() for r in caplog.records] == [
         "font subsets from prepared faces off: no libharfbuzz-subset >= 6.0 with "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from invoicing.render_environment import KEYS, differences, fingerprint, folder_digest
+from invoicing.render.environment import KEYS, differences, fingerprint, folder_digest
 
 
 def test_the_font_digest_follows_every_byte_and_name(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from filelock import FileLock
 from pypdf import PdfReader
 
 from invoicing.cli import main
-from invoicing.errors import ExitCode
+from invoicing.core.errors import ExitCode
 from sample_data import correct_export
 from tests.builders import INCOMPLETE_OK, MonthBuilder, d
 

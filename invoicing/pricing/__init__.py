@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import polars as pl
 
-from invoicing.catalogue import LINE_ORDER, PLANS
-from invoicing.errors import InputError, Source
-from invoicing.pricebook import PriceBookVersion, addon_prices_frame, versions_frame
+from invoicing.core.catalogue import LINE_ORDER, PLANS
+from invoicing.core.errors import InputError, Source
+from invoicing.core.timeframe import Month
+from invoicing.load.pricebook import PriceBookVersion, addon_prices_frame, versions_frame
 from invoicing.pricing.addons import addon_lines
 from invoicing.pricing.av_call import av_call_lines
 from invoicing.pricing.lines import LINE_SCHEMA, conform
 from invoicing.pricing.overage import overage_lines
 from invoicing.pricing.plan_fee import plan_fee_lines
 from invoicing.pricing.states import Subscriptions
-from invoicing.timeframe import Month
 
 __all__ = ["LINE_SCHEMA", "app_prices_frame", "price_month"]
 

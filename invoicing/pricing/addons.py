@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from invoicing.catalogue import INCLUDED_TIER, included_tier_frame
+from invoicing.core.catalogue import INCLUDED_TIER, included_tier_frame
+from invoicing.core.timeframe import Month
 from invoicing.pricing.lines import line_amount
 from invoicing.pricing.states import Subscriptions, with_plan_overlaps
-from invoicing.timeframe import Month
 
 
 def tier_value() -> pl.Expr:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from invoicing.money import MONEY, QUANTITY, WORK, round_money_expr
+from invoicing.core.money import MONEY, QUANTITY, WORK, round_money_expr
 
 LINE_SCHEMA: dict[str, pl.DataType] = {
     "customer_id": pl.String(),

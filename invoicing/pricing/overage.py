@@ -6,8 +6,8 @@ from datetime import date
 
 import polars as pl
 
-from invoicing.catalogue import PAID_PLANS
-from invoicing.pricebook import MAX_QUANTITY
+from invoicing.core.catalogue import PAID_PLANS
+from invoicing.load.pricebook import MAX_QUANTITY
 from invoicing.pricing.lines import line_amount
 from invoicing.pricing.states import PLAN_DTYPE
 

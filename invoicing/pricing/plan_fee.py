@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from invoicing.catalogue import PLANS
-from invoicing.money import MONEY, QUANTITY, month_share
+from invoicing.core.catalogue import PLANS
+from invoicing.core.money import MONEY, QUANTITY, month_share
+from invoicing.core.timeframe import Month
 from invoicing.pricing.lines import line_amount
-from invoicing.timeframe import Month
 
 
 def fee_of_plan() -> pl.Expr:

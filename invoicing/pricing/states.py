@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from invoicing.catalogue import PLANS
-from invoicing.timeframe import Month
+from invoicing.core.catalogue import PLANS
+from invoicing.core.timeframe import Month
 
 
 def effective_events(events: pl.DataFrame, month: Month) -> pl.LazyFrame:

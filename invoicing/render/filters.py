@@ -1,6 +1,6 @@
 """The Jinja2 filters of the invoice template: formatting only, every value escaped.
 
-Figures are formatted by `invoicing.i18n` (Babel); the filters here shape text for
+Figures are formatted by `invoicing.render.i18n` (Babel); the filters here shape text for
 the page: numeric add-on tiers, Korean words kept whole, and the translated page
 counter and other labels turned into CSS strings that are safe inside ``<style>``.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from invoicing import i18n
+from invoicing.render import i18n
 
 #: Placeholders the template passes through gettext for the page counter; the
 #: translated text around them becomes CSS strings (see `page_counter_css`).

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from invoicing import __version__
-from invoicing.gates import manifest_entry as gates_entry
-from invoicing.render_environment import renderer_environment
+from invoicing.render.environment import renderer_environment
+from invoicing.validate.gates import manifest_entry as gates_entry
 
 if TYPE_CHECKING:  # pipeline imports this module
     from invoicing.pipeline import Computed, StageTimer

@@ -2,7 +2,7 @@
 
 Written for a reader who knows the invoices, not the code: one row per changed charge
 with its evidence before and after (plan, peak and its day, blocks, tier, days) and the
-amounts in the currency's own format (Babel, through `invoicing.i18n`), then one row per
+amounts in the currency's own format (Babel, through `invoicing.render.i18n`), then one row per
 invoice whose totals changed. Columns are aligned so the report reads as a table in a
 terminal or a ticket. `diff --format json` is the machine-readable form.
 """
@@ -14,11 +14,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from invoicing import i18n
-from invoicing.manifest import totals_per_currency
-from invoicing.money import in_minor_units
+from invoicing.audit.reprocess import CustomerChange, LineChange, MonthDiff
+from invoicing.core.money import in_minor_units
 from invoicing.pipeline import Computed, RunResult
-from invoicing.reprocess import CustomerChange, LineChange, MonthDiff
+from invoicing.publish.manifest import totals_per_currency
+from invoicing.render import i18n
 
 #: Locale of the reports (labels are English; amounts and counts use its formats).
 REPORT_LOCALE = "en_US"

@@ -40,10 +40,10 @@ from concurrent.futures import CancelledError
 from itertools import islice
 from typing import Any, TextIO
 
-from invoicing.documents import InvoiceDocument
-from invoicing.errors import ClusterMismatchError, ClusterUnavailableError
-from invoicing.render_environment import differences, fingerprint, renderer_environment
-from invoicing.render_pool import Progress, RenderFn
+from invoicing.core.documents import InvoiceDocument
+from invoicing.core.errors import ClusterMismatchError, ClusterUnavailableError
+from invoicing.render.environment import differences, fingerprint, renderer_environment
+from invoicing.render.pool import Progress, RenderFn
 
 try:
     from distributed import Client, as_completed
@@ -81,7 +81,7 @@ def _worker_renderer() -> Any:
     global _renderer
     with _renderer_lock:
         if _renderer is None:
-            from invoicing.render import InvoiceRenderer
+            from invoicing.render.pdf import InvoiceRenderer
 
             _renderer = InvoiceRenderer()
         return _renderer

@@ -26,8 +26,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from invoicing.errors import MAX_REPORTED_ERRORS, ErrorLog, InputError, Source
-from invoicing.pricebook import PriceBook, load_pricebook
+from invoicing.core.errors import MAX_REPORTED_ERRORS, ErrorLog, InputError, Source
+from invoicing.load.pricebook import PriceBook, load_pricebook
 from invoicing.storage import is_remote, readable, relative_name
 
 #: Expected column types per table; `None` marks an optional column.

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from invoicing.errors import LockedError, OutputUnavailableError
+from invoicing.core.errors import LockedError, OutputUnavailableError
+from invoicing.core.timeframe import Month
 from invoicing.storage import is_remote
-from invoicing.timeframe import Month
 
 
 def lock_path(out_dir: Path, month: Month) -> Path:

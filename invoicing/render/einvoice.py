@@ -29,13 +29,13 @@ from xml.etree.ElementTree import Element, SubElement, register_namespace, tostr
 
 import polars as pl
 
-from invoicing.documents import InvoiceDocument, Line
-from invoicing.errors import InputError, Source
-from invoicing.money import in_minor_units
+from invoicing.core.documents import InvoiceDocument, Line
+from invoicing.core.errors import InputError, Source
+from invoicing.core.money import in_minor_units
 
 XML_NAME = "factur-x.xml"
 #: Where the seller's e-invoice facts live (the renderer reads the same file).
-SELLER_FILE = Path(__file__).resolve().parent.parent / "templates" / "seller.toml"
+SELLER_FILE = Path(__file__).resolve().parents[2] / "templates" / "seller.toml"
 #: BT-24, the specification identifier of the Factur-X EN 16931 profile.
 GUIDELINE = "urn:cen.eu:en16931:2017"
 #: The 27 member states (ISO 3166 alpha-2; Greece is GR here, EL only in VAT numbers).

@@ -19,9 +19,9 @@ from typing import Any, Literal, NoReturn, TypeVar
 
 import polars as pl
 
-from invoicing.catalogue import ADDONS, ON_OFF_ADDONS, PLANS
-from invoicing.errors import ErrorLog, InputError, Source
-from invoicing.money import MONEY, RATE, minor_units, to_decimal
+from invoicing.core.catalogue import ADDONS, ON_OFF_ADDONS, PLANS
+from invoicing.core.errors import ErrorLog, InputError, Source
+from invoicing.core.money import MONEY, RATE, minor_units, to_decimal
 
 T = TypeVar("T")
 

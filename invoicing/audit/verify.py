@@ -21,18 +21,18 @@ from pathlib import Path
 
 import polars as pl
 
-from invoicing import einvoice
-from invoicing.evidence import read_attachment
-from invoicing.issued import REVISIONS, IssuedMonth, Revision
-from invoicing.load import sha256_file
-from invoicing.locking import month_lock
+from invoicing.audit.reports import evidence_text, money
+from invoicing.audit.reprocess import changed_inputs, compare, issued_month
+from invoicing.core.timeframe import Month
+from invoicing.load.inputs import sha256_file
 from invoicing.pipeline import compute_month
 from invoicing.pricing.lines import LINE_SCHEMA
-from invoicing.publish import MANIFEST
-from invoicing.reports import evidence_text, money
-from invoicing.reprocess import changed_inputs, compare, issued_month
+from invoicing.publish.issued import REVISIONS, IssuedMonth, Revision
+from invoicing.publish.locking import month_lock
+from invoicing.publish.staging import MANIFEST
+from invoicing.render import einvoice
+from invoicing.render.attachment import read_attachment
 from invoicing.storage import readable, relative_name
-from invoicing.timeframe import Month
 
 
 @dataclass

@@ -27,10 +27,10 @@ from decimal import Decimal
 
 import polars as pl
 
-from invoicing.catalogue import PAID_PLANS
-from invoicing.errors import MonthIncompleteError
-from invoicing.timeframe import Month
-from invoicing.validate import ValidUsage
+from invoicing.core.catalogue import PAID_PLANS
+from invoicing.core.errors import MonthIncompleteError
+from invoicing.core.timeframe import Month
+from invoicing.validate.usage import ValidUsage
 
 #: Share of usage rows dated outside the month above which the month is refused.
 MAX_OUTSIDE_SHARE = Decimal("0.05")

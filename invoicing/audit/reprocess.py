@@ -21,21 +21,21 @@ from typing import Any
 import polars as pl
 
 from invoicing import __version__
-from invoicing.assemble import INVOICE_SCHEMA, Assembled
-from invoicing.document_builder import build_documents
-from invoicing.einvoice import check_month as check_einvoices
-from invoicing.errors import NotPublishedError, UsageError
-from invoicing.gates import enforce
-from invoicing.issued import REVISIONS, IssuedMonth
-from invoicing.locking import month_lock
-from invoicing.manifest import manifest_for
-from invoicing.money import MONEY, in_minor_units
+from invoicing.assemble.document_builder import build_documents
+from invoicing.assemble.totals import INVOICE_SCHEMA, Assembled
+from invoicing.core.errors import NotPublishedError, UsageError
+from invoicing.core.money import MONEY, in_minor_units
+from invoicing.core.timeframe import Month
 from invoicing.pipeline import Computed, StageTimer, compute_month
 from invoicing.pricing.lines import LINE_SCHEMA
-from invoicing.publish import open_staging
-from invoicing.render_pool import RenderFn
-from invoicing.timeframe import Month
-from invoicing.validate import OnConflict
+from invoicing.publish.issued import REVISIONS, IssuedMonth
+from invoicing.publish.locking import month_lock
+from invoicing.publish.manifest import manifest_for
+from invoicing.publish.staging import open_staging
+from invoicing.render.einvoice import check_month as check_einvoices
+from invoicing.render.pool import RenderFn
+from invoicing.validate.gates import enforce
+from invoicing.validate.usage import OnConflict
 
 #: What makes one charge of a month: a customer's app and item, and for a prorated plan
 #: fee (one line per plan) the plan. An overage line whose peak moved to a day on another

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from invoicing.money import MONEY, RATE, WORK, round_money_expr
-from invoicing.pricebook import PriceBookVersion, tax_frame, versions_frame
+from invoicing.core.money import MONEY, RATE, WORK, round_money_expr
+from invoicing.core.timeframe import Month
+from invoicing.load.pricebook import PriceBookVersion, tax_frame, versions_frame
 from invoicing.pricing.lines import LINE_SCHEMA
-from invoicing.timeframe import Month
 
 INVOICE_SCHEMA: dict[str, pl.DataType] = {
     "invoice_number": pl.String(),

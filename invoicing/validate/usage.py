@@ -23,12 +23,12 @@ from typing import Any, Literal
 import polars as pl
 from babel import Locale, UnknownLocaleError
 
-from invoicing.catalogue import ADDONS, EVENT_ITEMS, ON_OFF_ADDONS, PLANS, TIERED_ADDONS
-from invoicing.errors import MAX_REPORTED_ERRORS, ConflictError, ErrorLog, Source
-from invoicing.load import Inputs, find_unreadable_usage
-from invoicing.money import known_currencies
-from invoicing.pricebook import MAX_QUANTITY, PriceBookVersion, parse_tier
-from invoicing.timeframe import Month
+from invoicing.core.catalogue import ADDONS, EVENT_ITEMS, ON_OFF_ADDONS, PLANS, TIERED_ADDONS
+from invoicing.core.errors import MAX_REPORTED_ERRORS, ConflictError, ErrorLog, Source
+from invoicing.core.money import known_currencies
+from invoicing.core.timeframe import Month
+from invoicing.load.inputs import Inputs, find_unreadable_usage
+from invoicing.load.pricebook import MAX_QUANTITY, PriceBookVersion, parse_tier
 
 OnConflict = Literal["error", "max"]
 

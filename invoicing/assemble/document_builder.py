@@ -13,10 +13,10 @@ from decimal import Decimal
 
 import polars as pl
 
-from invoicing.assemble import Assembled
-from invoicing.documents import AppSection, InvoiceDocument, Line, Party, PlanPeriod
-from invoicing.pricebook import PriceBookVersion
-from invoicing.timeframe import Month
+from invoicing.assemble.totals import Assembled
+from invoicing.core.documents import AppSection, InvoiceDocument, Line, Party, PlanPeriod
+from invoicing.core.timeframe import Month
+from invoicing.load.pricebook import PriceBookVersion
 
 
 def build_documents(

@@ -23,7 +23,7 @@ from typing import TextIO
 
 import click
 
-from invoicing.documents import InvoiceDocument
+from invoicing.core.documents import InvoiceDocument
 
 RenderFn = Callable[[Iterator[InvoiceDocument], int], Iterator[tuple[str, bytes]]]
 
@@ -32,7 +32,7 @@ _worker_renderer = None
 
 def _init_worker(parent_pid: int) -> None:
     global _worker_renderer
-    from invoicing.render import InvoiceRenderer
+    from invoicing.render.pdf import InvoiceRenderer
 
     _worker_renderer = InvoiceRenderer()
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
@@ -109,7 +109,7 @@ def make_renderer(workers: int, label: str = "rendering", stream: TextIO | None 
         progress = Progress(label, total, stream, tty)
         try:
             if workers <= 1 or total <= 1:
-                from invoicing.render import InvoiceRenderer
+                from invoicing.render.pdf import InvoiceRenderer
 
                 renderer = InvoiceRenderer()
                 for doc in docs:
@@ -143,7 +143,7 @@ def choose_renderer(workers: int, cluster: str | None, label: str = "rendering",
     Dask is imported only for a cluster, so the base install never needs it.
     """
     if cluster:
-        from invoicing.render_cluster import make_cluster_renderer
+        from invoicing.render.cluster import make_cluster_renderer
 
         return make_cluster_renderer(cluster, label=label, draft=draft)
     return make_renderer(workers, label=label, draft=draft)

@@ -31,7 +31,7 @@ from babel.numbers import get_currency_precision as _currency_precision
 from babel.support import NullTranslations, Translations
 
 DOMAIN = "invoicing"
-LOCALES_DIR = Path(__file__).resolve().parent / "locales"
+LOCALES_DIR = Path(__file__).resolve().parents[1] / "locales"
 #: Catalogue used when a locale has none of its own: the source strings are English.
 FALLBACK_LOCALE = "en_US"
 #: One date style for the whole invoice, so issue, due, peak and trial dates look alike.

@@ -13,8 +13,8 @@ from typing import IO
 
 import polars as pl
 
-from invoicing.assemble import LINE_ITEM_SCHEMA
-from invoicing.documents import InvoiceDocument
+from invoicing.assemble.totals import LINE_ITEM_SCHEMA
+from invoicing.core.documents import InvoiceDocument
 
 ATTACHMENT_NAME = "line_items.csv"
 

@@ -13,11 +13,11 @@ without a width (see invoice.css).
 The stage is split by job:
 
 * this module: the renderer (Jinja2 environment, HTML, PDF bytes);
-* `invoicing.render_security`: what WeasyPrint may fetch (`TemplatesOnlyFetcher`);
-* `invoicing.render_filters`: the template's Jinja2 filters;
-* `invoicing.render_engine`: speed-ups inside WeasyPrint 70.0, guarded (stock WeasyPrint
+* `invoicing.render.security`: what WeasyPrint may fetch (`TemplatesOnlyFetcher`);
+* `invoicing.render.filters`: the template's Jinja2 filters;
+* `invoicing.render.engine`: speed-ups inside WeasyPrint 70.0, guarded (stock WeasyPrint
   otherwise);
-* `invoicing.render_pool`: many documents on all cores.
+* `invoicing.render.pool`: many documents on all cores.
 
 Three properties matter more than looks:
 
@@ -26,8 +26,8 @@ Three properties matter more than looks:
 * The output is byte-reproducible. Dates in the PDF come from the invoice's
   issue date, and the PDF ``/ID`` is a hash of the rendered HTML, so rerunning
   a month gives the same ``pdf_sha256`` in ``invoices.parquet``.
-* Labels come from the gettext catalogue (`invoicing.i18n.translations`) and
-  every figure is formatted by `invoicing.i18n`; the template adds no arithmetic.
+* Labels come from the gettext catalogue (`invoicing.render.i18n.translations`) and
+  every figure is formatted by `invoicing.render.i18n`; the template adds no arithmetic.
 """
 
 from __future__ import annotations
@@ -51,10 +51,11 @@ from weasyprint import CSS, Attachment
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError
 
-from invoicing import einvoice, i18n, render_engine
-from invoicing.documents import InvoiceDocument
-from invoicing.evidence import ATTACHMENT_NAME, attachment_csv
-from invoicing.render_filters import (
+from invoicing.core.documents import InvoiceDocument
+from invoicing.render import einvoice, i18n
+from invoicing.render import engine as render_engine
+from invoicing.render.attachment import ATTACHMENT_NAME, attachment_csv
+from invoicing.render.filters import (
     FILTERS,
     PAGE_TOKEN,
     PAGES_TOKEN,
@@ -64,7 +65,7 @@ from invoicing.render_filters import (
     keep_words,
     page_counter_css,
 )
-from invoicing.render_security import ResourceRefusedError, TemplatesOnlyFetcher
+from invoicing.render.security import ResourceRefusedError, TemplatesOnlyFetcher
 
 #: Names importable from here (the renderer, and the filters and fetcher it uses).
 __all__ = [
@@ -74,7 +75,7 @@ __all__ = [
     "keep_words", "page_counter_css",
 ]
 
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 #: Archival PDF that may carry attachments (ISO 19005-3, level B).
 PDF_VARIANT = "pdf/a-3b"
 TEMPLATE_NAME = "invoice.html"

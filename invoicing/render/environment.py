@@ -66,7 +66,7 @@ def renderer_environment() -> dict[str, str | bool]:
     from weasyprint.text.ffi import harfbuzz_subset
 
     from invoicing import __version__
-    from invoicing.render import DEFAULT_TEMPLATES_DIR
+    from invoicing.render.pdf import DEFAULT_TEMPLATES_DIR
 
     return {
         "invoicing": __version__,

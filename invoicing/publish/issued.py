@@ -28,10 +28,10 @@ from typing import Any
 
 import polars as pl
 
-from invoicing.load import sha256_file
-from invoicing.publish import MANIFEST
+from invoicing.core.timeframe import Month
+from invoicing.load.inputs import sha256_file
+from invoicing.publish.staging import MANIFEST
 from invoicing.storage import files_of, is_committed, readable
-from invoicing.timeframe import Month
 
 REVISIONS = "revisions"
 _SEQ = re.compile(r"-(\d{6})$")

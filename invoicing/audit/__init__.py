@@ -1,0 +1,2 @@
+"""After publishing: diff and reissue (reprocessing), verify, and the reports printed
+for finance and auditors."""

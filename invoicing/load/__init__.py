@@ -1,0 +1,1 @@
+"""Stage 1, load: find and read the input files and the price book, check their structure."""
