@@ -365,9 +365,21 @@ ERRORS: list[Any] = [
     pytest.param(pricebook('pro = "399.00"', 'pro = "399.00'), Stop(
         "pricebook.toml: not valid TOML: Illegal character '\\n' (at line 8, "
         "column 14)"), id="pricebook-toml-syntax"),
-    pytest.param(pricebook('price_per_block = "149.99"', 'per_block = "149.99"'), Stop(
+    pytest.param(pricebook('price_per_block = "149.99"', ''), Stop(
         "pricebook.toml: version #1, key 'dau_overage.price_per_block': missing"),
         id="pricebook-missing-key"),
+    # Closed price book (issue 19): a slip is named with the key it was meant to be.
+    pytest.param(pricebook('KR = "0.10"', 'kr = "0.10"'), Stop(
+        "pricebook.toml: version #1, key 'tax.kr': a tax key is a country code as the "
+        "customers table writes it: two upper-case letters (ISO 3166 alpha-2); did you mean "
+        "'KR'?"), id="pricebook-lowercase-tax-key"),
+    pytest.param(pricebook("[version.tax]", "[version.Tax]"), Stop(
+        "pricebook.toml: version #1, key 'Tax': unknown key; did you mean 'tax'?"),
+        id="pricebook-capitalised-table"),
+    pytest.param(pricebook('plan_fee_policy = "month_start"',
+                           'plan_fee_polcy = "prorate_daily"'), Stop(
+        "pricebook.toml: version #1, key 'plan_fee_polcy': unknown key; did you mean "
+        "'plan_fee_policy'?"), id="pricebook-misspelled-key"),
     pytest.param(pricebook('pro = "399.00"', "pro = 399.00"), Stop(
         "pricebook.toml: version #1, key 'plan_fee.pro': must be a quoted decimal "
         "string such as \"399.00\", got 399.0"), id="pricebook-float-price"),

@@ -3,12 +3,19 @@
 The TOML is read with the standard library's `tomllib`, then checked key by key so
 that a mistake is reported as one line naming the file and the key. Every price is
 a quoted decimal string (a TOML float would already have lost exactness).
+
+The schema is closed (SPEC §8): every table and key is known, and anything else (a
+misspelled ``plan_fee_polcy``, a ``[version.Tax]`` table, a tax key ``kr``) is an
+error naming the key and, when there is one, the known key it is closest to. A slip
+can therefore never fall back silently to a default.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +34,27 @@ T = TypeVar("T")
 
 PlanFeePolicy = Literal["month_start", "prorate_daily"]
 POLICIES: tuple[PlanFeePolicy, ...] = ("month_start", "prorate_daily")
+
+#: The keys a ``[[version]]`` table may hold; any other key is an error.
+VERSION_KEYS: tuple[str, ...] = ("effective_from", "currency", "plan_fee_policy", "plan_fee",
+                                 "dau_overage", "group_overage", "addon", "tax")
+#: The keys of ``[version.dau_overage]`` and ``[version.group_overage]``.
+OVERAGE_KEYS: tuple[str, ...] = ("free_quota", "block", "price_per_block")
+#: The keys of an on/off add-on's table (``av_call`` also has its trial length).
+ON_OFF_KEYS: dict[str, tuple[str, ...]] = {"avchatroom_unlimited": ("price",),
+                                           "av_call": ("trial_days", "price")}
+#: A tax key: an ISO 3166 alpha-2 code written as the customers table writes it.
+TAX_KEY = re.compile(r"[A-Z]{2}")
+
+
+def unknown_key_message(key: str, known: tuple[str, ...] | list[str], what: str = "key") -> str:
+    """``unknown key; did you mean 'y'?`` with the known key closest to `key`
+    (a case-insensitive match first, then difflib's), or the list of known keys."""
+    folded = {k.casefold(): k for k in known}
+    close = ([folded[key.casefold()]] if key.casefold() in folded
+             else difflib.get_close_matches(key, list(known), n=1, cutoff=0.6))
+    hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
+    return f"unknown {what}{hint}"
 
 
 @dataclass(frozen=True)
@@ -121,10 +149,15 @@ def load_pricebook(path: Path, label: str | None = None) -> PriceBook:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InputError(Source(label), f"not valid TOML: {exc}") from None
+    errors = ErrorLog()
+    for key in doc:
+        if key != "version":
+            errors.add(Source(label), f"key {key!r}: unknown table; the price book holds only "
+                       "[[version]] tables")
     versions_raw = doc.get("version")
     if not isinstance(versions_raw, list) or not versions_raw:
-        raise InputError(Source(label), "no [[version]] tables")
-    errors = ErrorLog()
+        errors.add(Source(label), "no [[version]] tables")
+        errors.raise_if_any()
     parsed = []
     for i, table in enumerate(versions_raw, start=1):
         reader = _Reader(label, i, table, errors)
@@ -194,6 +227,15 @@ class _Reader:
             self.fail(key, "missing")
         return value
 
+    def closed(self, key: str, table: dict[str, Any], known: tuple[str, ...],
+               what: str = "key") -> None:
+        """Record every key of `table` (at dotted `key`, "" for the version) not in `known`."""
+        for name in table:
+            if name not in known:
+                dotted = f"{key}.{name}" if key else name
+                self.attempt(lambda d=dotted, n=name: self.fail(
+                    d, unknown_key_message(n, known, what)))
+
     def table_at(self, key: str, optional: bool = False) -> dict[str, Any]:
         if optional and not self.has(key):
             return {}
@@ -259,7 +301,9 @@ def _tiers(r: _Reader, name: str) -> dict[str, Decimal]:
     return prices
 
 
-def _on_off(r: _Reader, key: str) -> dict[str, Decimal]:
+def _on_off(r: _Reader, name: str) -> dict[str, Decimal]:
+    key = f"addon.{name}"
+    r.closed(key, r.table_at(key), ON_OFF_KEYS[name])
     return {"on": r.decimal(f"{key}.price")}
 
 
@@ -268,15 +312,12 @@ def _addon_prices(r: _Reader) -> tuple[dict[str, dict[str, Decimal]], int | None
     not sell ``av_call``). An add-on it does not sell has no entry: an event in force
     that needs its price is refused by `validate.check_events`."""
     addon_tables = r.table_at("addon", optional=True)
-    unknown = set(addon_tables) - set(ADDONS)
-    if unknown:
-        r.fail("addon", f"unknown add-on {sorted(unknown)[0]!r}")
+    r.closed("addon", addon_tables, ADDONS, "add-on")
     prices: dict[str, dict[str, Decimal]] = {}
     for name in ADDONS:
         if name not in addon_tables:
             continue
-        key = f"addon.{name}"
-        tiers = r.attempt(functools.partial(_on_off, r, key) if name in ON_OFF_ADDONS
+        tiers = r.attempt(functools.partial(_on_off, r, name) if name in ON_OFF_ADDONS
                           else functools.partial(_tiers, r, name))
         if tiers is not None:
             prices[name] = tiers
@@ -286,7 +327,26 @@ def _addon_prices(r: _Reader) -> tuple[dict[str, dict[str, Decimal]], int | None
     return prices, trial_days
 
 
+def _tax(r: _Reader) -> dict[str, Decimal | None]:
+    """Country -> rate; a key that is not an upper-case ISO 3166 alpha-2 code (``kr``,
+    ``Korea``) would never match a customer, so it is refused."""
+    table = r.attempt(lambda: r.table_at("tax", optional=True)) or {}
+    rates: dict[str, Decimal | None] = {}
+    for country, rate in table.items():
+        if not TAX_KEY.fullmatch(country):
+            hint = (f"; did you mean {country.upper()!r}?"
+                    if TAX_KEY.fullmatch(country.upper()) else "")
+            r.attempt(lambda c=country, h=hint: r.fail(
+                f"tax.{c}", "a tax key is a country code as the customers table writes it: "
+                f"two upper-case letters (ISO 3166 alpha-2){h}"))
+            continue
+        rates[country] = r.attempt(functools.partial(r.decimal, f"tax.{country}", rate,
+                                                     limit=Decimal(1)))
+    return rates
+
+
 def _parse_version(r: _Reader) -> PriceBookVersion:
+    r.closed("", r.table, VERSION_KEYS)
     effective_from = r.get("effective_from")
     if not isinstance(effective_from, date) or hasattr(effective_from, "hour"):
         r.fail("effective_from", "must be a TOML date such as 2026-01-01")
@@ -303,11 +363,10 @@ def _parse_version(r: _Reader) -> PriceBookVersion:
                                  f"must be one of {', '.join(POLICIES)}, got {policy!r}"))
 
     fees = {plan: r.attempt(functools.partial(r.decimal, f"plan_fee.{plan}")) for plan in PLANS}
-    extra = set(r.attempt(lambda: r.table_at("plan_fee")) or {}) - set(PLANS)
-    if extra:
-        r.attempt(lambda: r.fail("plan_fee", f"unknown plan {sorted(extra)[0]!r}"))
+    r.closed("plan_fee", r.attempt(lambda: r.table_at("plan_fee")) or {}, PLANS, "plan")
 
     def overage(key: str) -> Overage:
+        r.closed(key, r.table_at(key), OVERAGE_KEYS)
         return Overage(
             free_quota=r.positive_int(f"{key}.free_quota", allow_zero=True),
             block=r.positive_int(f"{key}.block"),
@@ -318,10 +377,7 @@ def _parse_version(r: _Reader) -> PriceBookVersion:
         lambda: overage("group_overage"))
     prices, trial_days = _addon_prices(r)
     # Rates are fractions: "0.10" is 10 %. A rate of 1 or more is a typo for a percentage.
-    tax = {
-        country: r.attempt(functools.partial(r.decimal, f"tax.{country}", rate, limit=Decimal(1)))
-        for country, rate in (r.attempt(lambda: r.table_at("tax", optional=True)) or {}).items()
-    }
+    tax = _tax(r)
     if r.failed or dau is None or groups is None:
         raise _KeyFailed
     return PriceBookVersion(
