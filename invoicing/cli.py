@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import re
 import sys
-import tomllib
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,16 +22,35 @@ import click
 
 from invoicing import __version__, storage
 from invoicing.audit.reports import run_summary
-from invoicing.core.errors import InvoicingError, VerifyMismatchError
+from invoicing.core.errors import InvoicingError, UsageError, VerifyMismatchError
 from invoicing.core.timeframe import Month
 from invoicing.pipeline import run_month
 from invoicing.render.pool import choose_renderer, default_workers
-from invoicing.storage import LocationParam
 from invoicing.validate.gates import enforce
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+class LocationParam(click.ParamType):
+    """A local path (checked like `click.Path`) or an ``s3://bucket/prefix`` URL."""
+
+    name = "path"
+
+    def __init__(self, **path_options: Any):
+        self._local = click.Path(path_type=Path, **path_options)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        text = os.fspath(value) if isinstance(value, str | os.PathLike) else value
+        if isinstance(text, str) and "://" in text:
+            if not text.startswith(storage.SCHEME):
+                self.fail(f"{text!r}: only local paths and s3://bucket/prefix URLs are supported",
+                          param, ctx)
+            try:
+                return storage.location(text)
+            except storage.StorageError as exc:
+                self.fail(str(exc), param, ctx)
+        return self._local.convert(value, param, ctx)
 
 
 class ReportedError(click.ClickException):
@@ -91,26 +110,57 @@ def month_inputs(func: F) -> F:
                           "apps, customers, subscription_events, pricebook.toml)."),
         click.option("--pricebook", type=LocationParam(dir_okay=False),
                      help="Price book to use instead of <input>/pricebook.toml."),
-        click.option("--on-conflict", type=click.Choice(["error", "max"]), default="error",
-                     show_default=True,
+        click.option("--seller", type=LocationParam(dir_okay=False),
+                     help="Seller file (name, address, VAT id, 0 % VAT declarations) printed "
+                          "on every document; an input like the others. Default: "
+                          "templates/seller.toml."),
+        click.option("--on-conflict", type=click.Choice(["error", "max"]), default=None,
                      help="Two different usage rows for one app and day: stop (error) or "
-                          "bill the larger value of each metric (max)."),
+                          "bill the larger value of each metric (max). Default: as the "
+                          "month was published (diff, reissue, verify), else error. A retry "
+                          "of an issued month on identical inputs changes nothing either way."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def load_seller(templates_dir: Path = TEMPLATES_DIR) -> tuple[str, ...]:
-    """The seller block's lines, from ``templates/seller.toml``."""
-    with (templates_dir / "seller.toml").open("rb") as fh:
-        data = tomllib.load(fh)
-    lines = [data["name"], *str(data.get("address", "")).strip().splitlines()]
-    if data.get("tax_id"):
-        lines.append(str(data["tax_id"]))
-    if data.get("email"):
-        lines.append(str(data["email"]))
-    return tuple(line for line in lines if line)
+def _outside_input(input_dir: Path, out: Path | None, option: str) -> None:
+    """Refuse an output folder inside the input folder: a later run would read what was
+    published there as input (exit 2)."""
+    if out is None:
+        return
+    if storage.is_remote(input_dir) or storage.is_remote(out):
+        inside = str(out).rstrip("/").startswith(str(input_dir).rstrip("/") + "/") or \
+            str(out).rstrip("/") == str(input_dir).rstrip("/")
+    else:
+        inside = out.resolve().is_relative_to(input_dir.resolve())
+    if inside:
+        raise UsageError(f"{option} {out} is inside --input {input_dir}: what is written there "
+                         "would be read back as input; choose a folder outside it")
+
+
+#: An issue date more than this long after the billed month is refused as a slip.
+ISSUE_DATE_LIMIT = timedelta(days=3 * 366)
+
+
+def _issue_date(month: Month, value: datetime | None) -> date | None:
+    """``--issue-date``: not before the 1st after the billed month (a document for October
+    cannot be dated in October), not in the future, and not years after the month."""
+    if value is None:
+        return None
+    day = value.date()
+    today = datetime.now(UTC).date()
+    if day < month.issue_date:
+        raise UsageError(f"--issue-date {day} is before the end of the billed month "
+                         f"{month.label}: documents for it are dated {month.issue_date} or later")
+    if day > today + timedelta(days=1):  # a day's grace for the time zones east of UTC
+        raise UsageError(f"--issue-date {day} is in the future (today is {today} UTC); a "
+                         "document is dated when it is issued")
+    if day - month.end > ISSUE_DATE_LIMIT:
+        raise UsageError(f"--issue-date {day} is more than three years after the billed month "
+                         f"{month.label}; check the date (or the --month)")
+    return day
 
 
 def allow_incomplete_option(func: F) -> F:
@@ -175,8 +225,9 @@ def main(verbose: bool) -> None:
 @render_options
 @allow_incomplete_option
 @reports_errors
-def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-        out_dir: Path, workers: int, cluster: str | None, allow_incomplete: bool) -> None:
+def run(month: Month, input_dir: Path, pricebook: Path | None, seller: Path | None,
+        on_conflict: str | None, out_dir: Path, workers: int, cluster: str | None,
+        allow_incomplete: bool) -> None:
     """Compute a month's charges and publish its invoices.
 
     Writes <out>/<YYYY-MM>/ atomically: a PDF per invoiced customer, line_items.parquet,
@@ -189,11 +240,11 @@ def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
     Example:
       invoicing run --month 2026-10 --input sample_data/2026-10 --out out
     """
+    _outside_input(input_dir, out_dir, "--out")
     result = run_month(
-        input_dir, out_dir, month, pricebook=pricebook,
+        input_dir, out_dir, month, pricebook=pricebook, seller=seller,
         on_conflict=on_conflict,  # type: ignore[arg-type]
-        render=choose_renderer(workers, cluster), seller=load_seller(),
-        allow_incomplete=allow_incomplete,
+        render=choose_renderer(workers, cluster), allow_incomplete=allow_incomplete,
     )
     click.echo(run_summary(result))
 
@@ -205,8 +256,8 @@ def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Human-readable text, or JSON for scripts.")
 @reports_errors
-def diff(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str, out_dir: Path,
-         fmt: str) -> None:
+def diff(month: Month, input_dir: Path, pricebook: Path | None, seller: Path | None,
+         on_conflict: str | None, out_dir: Path, fmt: str) -> None:
     """Show what a rerun would change in an issued month. Writes nothing.
 
     Recomputes the month from --input and compares it with the latest issued revision:
@@ -219,10 +270,11 @@ def diff(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str
       invoicing diff --month 2026-10 --input sample_data/2026-10 --out out
       invoicing diff --month 2026-10 --input sample_data/2026-10 --out out --format json
     """
-    from invoicing.audit.reprocess import diff_month
+    from invoicing.audit.diff import diff_month
 
+    _outside_input(input_dir, out_dir, "--out")
     result = diff_month(input_dir, out_dir, month, pricebook,
-                        None if on_conflict == "error" else on_conflict)  # type: ignore[arg-type]
+                        on_conflict, seller=seller)  # type: ignore[arg-type]
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
         return
@@ -237,13 +289,14 @@ def diff(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str
               help="Output root holding the published <YYYY-MM>/ folder.")
 @click.option("--reason", required=True, help="Why the month is reissued (kept in the manifest).")
 @click.option("--issue-date", type=click.DateTime(formats=["%Y-%m-%d"]),
-              help="Date printed on the credit notes and replacements. Default: today (UTC).")
+              help="Date printed on the credit notes and replacements: from the 1st after "
+                   "the billed month up to today. Default: today (UTC).")
 @render_options
 @allow_incomplete_option
 @reports_errors
-def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-            out_dir: Path, reason: str, issue_date: Any, workers: int, cluster: str | None,
-            allow_incomplete: bool) -> None:
+def reissue(month: Month, input_dir: Path, pricebook: Path | None, seller: Path | None,
+            on_conflict: str | None, out_dir: Path, reason: str, issue_date: datetime | None,
+            workers: int, cluster: str | None, allow_incomplete: bool) -> None:
     """Issue credit notes and replacement invoices for customers whose charges changed.
 
     Writes <out>/<YYYY-MM>/revisions/NNN/ and leaves every issued file untouched. Each
@@ -259,11 +312,12 @@ def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
     """
     from invoicing.audit.reprocess import reissue_month
 
+    _outside_input(input_dir, out_dir, "--out")
     result = reissue_month(
         input_dir, out_dir, month, reason=reason, render=choose_renderer(workers, cluster),
-        seller=load_seller(), pricebook=pricebook,
-        on_conflict=None if on_conflict == "error" else on_conflict,  # type: ignore[arg-type]
-        issue_date=issue_date.date() if issue_date else None, allow_incomplete=allow_incomplete,
+        seller=seller, pricebook=pricebook,
+        on_conflict=on_conflict,  # type: ignore[arg-type]
+        issue_date=_issue_date(month, issue_date), allow_incomplete=allow_incomplete,
     )
     if result.path is None:
         click.echo(f"{month.label}: nothing changed since revision {result.diff.revision}; "
@@ -281,8 +335,8 @@ def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
 @click.option("--out", "out_dir", required=True, type=LocationParam(file_okay=False),
               help="Output root holding the published <YYYY-MM>/ folder.")
 @reports_errors
-def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-           out_dir: Path) -> None:
+def verify(month: Month, input_dir: Path, pricebook: Path | None, seller: Path | None,
+           on_conflict: str | None, out_dir: Path) -> None:
     """Check a published month against its manifest and its inputs.
 
     Recomputes the month, checks every published file's SHA-256 and the revision
@@ -295,7 +349,9 @@ def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: s
     """
     from invoicing.audit.verify import verify_month
 
-    report = verify_month(input_dir, out_dir, month, pricebook)
+    _outside_input(input_dir, out_dir, "--out")
+    report = verify_month(input_dir, out_dir, month, pricebook, seller=seller,
+                          on_conflict=on_conflict)  # type: ignore[arg-type]
     if report.ok:
         from invoicing.audit.reports import totals_text
 
@@ -318,8 +374,8 @@ def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: s
 @render_options
 @allow_incomplete_option
 @reports_errors
-def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-            drafts: Path | None, workers: int, cluster: str | None,
+def preview(month: Month, input_dir: Path, pricebook: Path | None, seller: Path | None,
+            on_conflict: str | None, drafts: Path | None, workers: int, cluster: str | None,
             allow_incomplete: bool) -> None:
     """Compute a month's charges without publishing or using up invoice numbers.
 
@@ -332,15 +388,17 @@ def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
       invoicing preview --month 2026-10 --input sample_data/2026-10 --drafts /tmp/drafts
     """
     from invoicing.audit.reports import preview_text
-    from invoicing.pipeline import compute_month, write_drafts
+    from invoicing.pipeline import compute_month, conflict_policy, write_drafts
 
+    _outside_input(input_dir, drafts, "--drafts")
     computed = compute_month(input_dir, month, pricebook,
-                             on_conflict)  # type: ignore[arg-type]
+                             conflict_policy(on_conflict),  # type: ignore[arg-type]
+                             seller=seller)
     enforce(list(computed.gate_findings), month, allow_incomplete)
     click.echo(preview_text(computed))
     if drafts is not None:
         render = choose_renderer(workers, cluster, label="drafts", draft=True)
-        written = write_drafts(computed, drafts, render, load_seller())
+        written = write_drafts(computed, drafts, render)
         click.echo(f"  wrote {written} draft PDF(s) to {drafts}")
 
 

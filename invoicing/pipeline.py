@@ -24,7 +24,7 @@ from invoicing import __version__
 from invoicing.assemble.document_builder import build_documents
 from invoicing.assemble.totals import Assembled, assemble
 from invoicing.core.documents import InvoiceDocument
-from invoicing.core.errors import AlreadyPublishedError, ErrorLog, InputError, Source
+from invoicing.core.errors import AlreadyPublishedError, ErrorLog
 from invoicing.core.money import known_currencies
 from invoicing.core.timeframe import Month
 from invoicing.entitlements import find_anomalies
@@ -36,6 +36,8 @@ from invoicing.publish.issued import IssuedMonth
 from invoicing.publish.locking import month_lock
 from invoicing.publish.manifest import manifest_for
 from invoicing.publish.staging import open_staging, remove_stale_staging
+from invoicing.render.einvoice import EU_MEMBER_STATES, seller_from
+from invoicing.render.einvoice import FORMAT as EINVOICE_FORMAT
 from invoicing.render.einvoice import check_month as check_einvoices
 from invoicing.render.pool import RenderFn
 from invoicing.storage import is_committed
@@ -110,13 +112,29 @@ def inputs_digest(inputs: Inputs) -> str:
     return digest.hexdigest()
 
 
+def conflict_policy(flag: OnConflict | None, published: dict[str, Any] | None = None
+                    ) -> OnConflict:
+    """The one reading of ``--on-conflict`` for every command: the flag when given, else
+    the policy the month was published with (`published` is its latest manifest), else
+    ``error``. `run` does not need it for a retry: a month already issued from identical
+    inputs is unchanged whatever the flag."""
+    if flag is not None:
+        return flag
+    recorded = (published or {}).get("options", {}).get("on_conflict")
+    return "max" if recorded == "max" else "error"
+
+
 def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
-                  on_conflict: OnConflict = "error", timer: StageTimer | None = None
-                  ) -> Computed:
-    """load -> validate -> pricing -> entitlements -> assemble."""
+                  on_conflict: OnConflict = "error", timer: StageTimer | None = None, *,
+                  seller: Path | None = None) -> Computed:
+    """load -> validate -> pricing -> entitlements -> assemble.
+
+    `seller` is the seller file (default ``templates/seller.toml``), an input like the
+    price book.
+    """
     timer = timer or StageTimer()
     with timer.stage("load"):
-        inputs = load_inputs(input_dir, pricebook)
+        inputs = load_inputs(input_dir, pricebook, seller)
     with timer.stage("validate"):
         # Every problem of the tables and the usage values is collected and reported
         # together (exit 3), like a compiler's errors.
@@ -147,6 +165,10 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
         anomalies = find_anomalies(usage_with_plan, subs, inputs.apps, month, month_start_apps)
     with timer.stage("assemble"):
         assembled = assemble(lines, inputs.customers, versions, month)
+        # Which e-invoice each document carries is kept with it (a credit note repeats it).
+        assembled = Assembled(assembled.line_items, assembled.invoices.with_columns(
+            einvoice_format=pl.when(pl.col("buyer_country").is_in(sorted(EU_MEMBER_STATES)))
+            .then(pl.lit(EINVOICE_FORMAT))))
     digest = inputs_digest(inputs)
     plan_segments = subs.segments.filter(pl.col("item") == "plan")
     return Computed(
@@ -157,11 +179,19 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
     )
 
 
-def documents(computed: Computed, seller: tuple[str, ...]) -> Iterator[InvoiceDocument]:
+def einvoice_seller(computed: Computed) -> Any:
+    """The e-invoice facts of the run's seller file."""
+    return seller_from(computed.inputs.seller.data, computed.inputs.seller.label)
+
+
+def documents(computed: Computed, seller: tuple[str, ...] | None = None
+              ) -> Iterator[InvoiceDocument]:
+    """The month's documents; `seller` overrides the seller block's lines (tests)."""
     return build_documents(
         computed.assembled, computed.inputs.customers, computed.inputs.apps, computed.versions,
         computed.month, run_id=computed.run_id, inputs_digest=computed.inputs_digest,
-        software_version=__version__, seller=seller, plan_periods=computed.plan_periods,
+        software_version=__version__, seller=seller or computed.inputs.seller.lines,
+        seller_file=computed.inputs.seller.text, plan_periods=computed.plan_periods,
     )
 
 
@@ -182,11 +212,10 @@ class RunResult:
     timer: StageTimer
 
 
-def _identical(existing: dict[str, Any], computed_digest: str, on_conflict: str) -> bool:
-    return bool(
-        existing.get("inputs_digest") == computed_digest
-        and existing.get("options", {}).get("on_conflict") == on_conflict
-    )
+def _identical(existing: dict[str, Any], computed_digest: str) -> bool:
+    """The published month was computed from these very inputs. The conflict policy does
+    not matter: identical inputs give the published month whatever a retry's flag says."""
+    return bool(existing.get("inputs_digest") == computed_digest)
 
 
 def run_month(
@@ -195,9 +224,9 @@ def run_month(
     month: Month,
     *,
     pricebook: Path | None = None,
-    on_conflict: OnConflict = "error",
+    on_conflict: OnConflict | None = None,
     render: RenderFn,
-    seller: tuple[str, ...],
+    seller: Path | None = None,
     allow_incomplete: bool = False,
 ) -> RunResult:
     """Compute, render and publish a month; safe to retry.
@@ -211,14 +240,10 @@ def run_month(
         remove_stale_staging(out_dir, month.label)
         if is_committed(month_dir):
             # A retry only needs the inputs' hashes to know whether anything changed.
+            existing = IssuedMonth(out_dir, month).latest().manifest
             with timer.stage("load"):
-                digest = inputs_digest(load_inputs(input_dir, pricebook))
-            try:
-                existing = IssuedMonth(out_dir, month).latest().manifest
-            except (OSError, ValueError) as exc:
-                raise InputError(Source(str(month_dir / "manifest.json")),
-                                 f"published month without a readable manifest ({exc})") from None
-            if _identical(existing, digest, on_conflict):
+                digest = inputs_digest(load_inputs(input_dir, pricebook, seller))
+            if _identical(existing, digest):
                 return RunResult("unchanged", month_dir, existing, timer)
             raise AlreadyPublishedError(
                 f"{month_dir} was already issued from other inputs "
@@ -227,16 +252,17 @@ def run_month(
                 f"'invoicing diff' to see what changed and 'invoicing reissue' to issue "
                 "credit notes and replacement invoices."
             )
-        computed = compute_month(input_dir, month, pricebook, on_conflict, timer)
+        computed = compute_month(input_dir, month, pricebook, conflict_policy(on_conflict), timer,
+                                 seller=seller)
         enforce(list(computed.gate_findings), month, allow_incomplete)
         check_einvoices(computed.inputs.customers, computed.assembled.invoices,
-                        computed.inputs.table_paths["customers"])
+                        computed.inputs.table_paths["customers"], einvoice_seller(computed))
         staging = open_staging(out_dir, month.label)
         try:
             pdf_hashes: dict[str, str] = {}
             with timer.stage("render"):
                 total = int(computed.assembled.invoices["invoice_number"].is_not_null().sum())
-                for number, pdf in render(documents(computed, seller), total):
+                for number, pdf in render(documents(computed), total):
                     pdf_hashes[number] = staging.write_bytes(f"invoices/{number}.pdf", pdf)
             with timer.stage("publish"):
                 invoices = computed.assembled.invoices.with_columns(
@@ -256,12 +282,11 @@ def run_month(
         return RunResult("published", final, manifest, timer)
 
 
-def write_drafts(computed: Computed, folder: Path, render: RenderFn,
-                 seller: tuple[str, ...]) -> int:
+def write_drafts(computed: Computed, folder: Path, render: RenderFn) -> int:
     """Render the month's documents as DRAFT PDFs into `folder` (``preview --drafts``):
     nothing is published and no number is used up. Returns how many were written."""
     folder.mkdir(parents=True, exist_ok=True)
     total = int(computed.assembled.invoices["invoice_number"].is_not_null().sum())
-    for number, pdf in render(documents(computed, seller), total):
+    for number, pdf in render(documents(computed), total):
         (folder / f"DRAFT-{number}.pdf").write_bytes(pdf)
     return total

@@ -30,7 +30,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, Final
 
-import click
 from upath import UPath
 
 from invoicing.core.errors import ExitCode, InvoicingError, LockedError
@@ -127,7 +126,8 @@ def is_committed(folder: Path) -> bool:
     on object storage only its manifest, written last, commits it."""
     if is_remote(folder):
         return (folder / MANIFEST).is_file()
-    return folder.exists()
+    # A dangling link in the month's place counts: reading it then fails with one line.
+    return folder.exists() or folder.is_symlink()
 
 
 def files_of(folder: Path, manifest_bytes: bytes) -> Path:
@@ -206,31 +206,6 @@ def storage_error(exc: BaseException, where: Path | str | None = None) -> Storag
         return StorageError(f"{place}object storage failed, retries included "
                             f"({type(exc).__name__}: {text})")
     return None
-
-
-# --- the command line ------------------------------------------------------------------
-
-
-class LocationParam(click.ParamType):
-    """A local path (checked like `click.Path`) or an ``s3://bucket/prefix`` URL."""
-
-    name = "path"
-
-    def __init__(self, **path_options: Any):
-        self._local = click.Path(path_type=Path, **path_options)
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> Any:
-        text = os.fspath(value) if isinstance(value, str | os.PathLike) else value
-        if isinstance(text, str) and "://" in text:
-            if not text.startswith(SCHEME):
-                self.fail(f"{text!r}: only local paths and s3://bucket/prefix URLs are supported",
-                          param, ctx)
-            try:
-                return location(text)
-            except StorageError as exc:
-                self.fail(str(exc), param, ctx)
-        return self._local.convert(value, param, ctx)
 
 
 # --- publishing without rename ---------------------------------------------------------

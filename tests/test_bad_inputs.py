@@ -311,11 +311,13 @@ ERRORS: list[Any] = [
     pytest.param(no_usage_folder, Stop("usage/: missing: no usage folder in {input}"),
                  id="no-usage-folder"),
     pytest.param(empty_usage_folder, Stop(
-        "usage/: no usage files (*.parquet or *.csv) found; an export that produced nothing "
-        "is refused rather than billed as idle"), id="empty-usage-folder"),
+        "usage/: no usage files (*.parquet, *.csv or *.csv.gz) found; an export that "
+        "produced nothing is refused rather than billed as idle"), id="empty-usage-folder"),
     pytest.param(only_non_table_files, Stop(
-        "usage/: no usage files (*.parquet or *.csv) found; an export that produced nothing "
-        "is refused rather than billed as idle"), id="usage-only-non-table-files"),
+        "usage/part=0/usage.parquet.gz: not a usage file: only .parquet, .csv and .csv.gz "
+        "files are read under usage/ (suffixes in any case), and names starting with '_' or "
+        "'.' are ignored; move 'usage.parquet.gz' out of the usage folder"),
+        id="usage-only-non-table-files"),
     pytest.param(raw_bytes(USAGE, lambda data: b""), Stop(
         f"{USAGE}: not a readable Parquet file (Parquet file size is 0 bytes)"),
         id="usage-zero-bytes"),

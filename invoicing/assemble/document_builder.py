@@ -35,6 +35,7 @@ def build_documents(
     revision: int = 0,
     links: Mapping[str, Mapping[str, str]] | None = None,
     plan_periods: pl.DataFrame | None = None,
+    seller_file: str = "",
 ) -> Iterator[InvoiceDocument]:
     """One typed document per numbered invoice, in invoice-number order.
 
@@ -43,7 +44,10 @@ def build_documents(
     A reissue passes ``kind="credit_note"`` (numbers in ``invoice_number`` are then
     credit-note numbers), its own `issue_date`, and `links`: number -> fields
     ``credits_invoice`` / ``replaces_invoice`` of the document. `plan_periods`
-    (`plan_periods_frame`) gives each app section its plan story.
+    (`plan_periods_frame`) gives each app section its plan story. `seller_file` is the
+    seller file's text (`InvoiceDocument.seller_file`). `customers` holds the buyer data
+    printed; an ``einvoice_format`` column of the invoices (null: none) decides the
+    e-invoice, else the renderer decides by the buyer's country.
     """
     issued = issue_date or month.issue_date
     due = month.due_date if issue_date is None else issue_date + (month.due_date
@@ -87,6 +91,9 @@ def build_documents(
             kind=kind,
             revision=revision,
             plan_fee_policy=version.plan_fee_policy,
+            seller_file=seller_file,
+            einvoice_format=(inv["einvoice_format"] or "none") if "einvoice_format" in inv
+            else None,
             **(links or {}).get(inv["invoice_number"], {}),
         )
 

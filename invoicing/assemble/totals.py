@@ -20,6 +20,17 @@ from invoicing.core.timeframe import Month
 from invoicing.load.pricebook import PriceBookVersion, tax_frame, versions_frame
 from invoicing.pricing.lines import LINE_SCHEMA
 
+#: The buyer data each issued document keeps (invoices.parquet column -> customers column),
+#: so that a credit note reverses the document with the buyer it was issued to, whatever
+#: the customers table says later (SPEC §8).
+BUYER_COLUMNS: dict[str, str] = {
+    "buyer_name": "name",
+    "buyer_email": "email",
+    "buyer_address": "address",
+    "buyer_country": "country",
+    "buyer_tax_id": "tax_id",
+    "buyer_locale": "locale",
+}
 INVOICE_SCHEMA: dict[str, pl.DataType] = {
     "invoice_number": pl.String(),
     "customer_id": pl.String(),
@@ -31,6 +42,9 @@ INVOICE_SCHEMA: dict[str, pl.DataType] = {
     "pricebook_version": pl.String(),
     "line_count": pl.Int64(),
     "pdf_sha256": pl.String(),
+    **{column: pl.String() for column in BUYER_COLUMNS},
+    #: The e-invoice the document carries (``factur-x``), null for none.
+    "einvoice_format": pl.String(),
 }
 LINE_ITEM_SCHEMA: dict[str, pl.DataType] = {"invoice_number": pl.String(), **LINE_SCHEMA}
 
@@ -60,7 +74,8 @@ def assemble(lines: pl.DataFrame, customers: pl.DataFrame, versions: list[PriceB
     )
     invoices = (
         customers.lazy()
-        .select("customer_id", "currency", "country")
+        .select("customer_id", "currency", "country",
+                *[pl.col(c).alias(b) for b, c in BUYER_COLUMNS.items()])
         .join(versions_frame(versions).lazy().select("currency", "pricebook_version",
                                                      "minor_units"), on="currency", how="left")
         .join(tax_frame(versions).lazy(), on=["pricebook_version", "country"], how="left")
@@ -83,6 +98,7 @@ def assemble(lines: pl.DataFrame, customers: pl.DataFrame, versions: list[PriceB
                 invoice_number_expr(month, (pl.col("total") != 0).cum_sum())
             ),
             pdf_sha256=pl.lit(None, dtype=pl.String),
+            einvoice_format=pl.lit(None, dtype=pl.String),  # decided by the caller
         )
         .select([pl.col(n).cast(t) for n, t in INVOICE_SCHEMA.items()])
         .collect()

@@ -14,7 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from invoicing.audit.reprocess import CustomerChange, LineChange, MonthDiff
+from invoicing.audit.diff import CustomerChange, LineChange, MonthDiff
 from invoicing.core.money import in_minor_units
 from invoicing.pipeline import Computed, RunResult
 from invoicing.publish.manifest import totals_per_currency

@@ -1,10 +1,10 @@
-"""Reprocessing a month: compare a recomputation with what was issued (`diff`), and issue
-credit notes and replacement invoices for what changed (`reissue`).
+"""Reprocessing a month: issue credit notes and replacement invoices (`reissue`) for the
+customers whose documents changed (`diff.compare`).
 
-A customer's charges *changed* when any of its line items differs in any column (the
-amount or the evidence behind it), or its invoice totals differ. Only those customers
-get a credit note (reversing the issued invoice and naming its number) and, when the new
-total is not zero, a replacement invoice whose number continues the month's sequence.
+Only those customers get a credit note (reversing the issued invoice and naming its
+number, with the buyer, currency, tax and e-invoice format it was issued with) and, when
+the new total is not zero, a replacement invoice whose number continues the month's
+sequence. A customer removed from the inputs has its current invoice credited in full.
 Everybody else keeps their invoice.
 """
 
@@ -14,7 +14,6 @@ import getpass
 import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +21,36 @@ import polars as pl
 
 from invoicing import __version__
 from invoicing.assemble.document_builder import build_documents
-from invoicing.assemble.totals import INVOICE_SCHEMA, Assembled
-from invoicing.core.errors import NotPublishedError, UsageError
-from invoicing.core.money import MONEY, in_minor_units
+from invoicing.assemble.totals import BUYER_COLUMNS, INVOICE_SCHEMA, Assembled
+from invoicing.audit.diff import (
+    DOCUMENT_COLUMNS,
+    CustomerChange,
+    MonthDiff,
+    changed_inputs,
+    compare,
+    issued_month,
+    seller_changed,
+)
+from invoicing.core.errors import InputError, Source, UsageError
+from invoicing.core.money import MONEY
 from invoicing.core.timeframe import Month
-from invoicing.pipeline import Computed, StageTimer, compute_month
-from invoicing.pricing.lines import LINE_SCHEMA
-from invoicing.publish.issued import REVISIONS, IssuedMonth
+from invoicing.pipeline import (
+    Computed,
+    StageTimer,
+    compute_month,
+    conflict_policy,
+    einvoice_seller,
+)
+from invoicing.publish.issued import REVISIONS
 from invoicing.publish.locking import month_lock
 from invoicing.publish.manifest import manifest_for
 from invoicing.publish.staging import open_staging
+from invoicing.render.einvoice import EU_MEMBER_STATES, FORMAT
 from invoicing.render.einvoice import check_month as check_einvoices
 from invoicing.render.pool import RenderFn
 from invoicing.validate.gates import enforce
 from invoicing.validate.usage import OnConflict
 
-#: What makes one charge of a month: a customer's app and item, and for a prorated plan
-#: fee (one line per plan) the plan. An overage line whose peak moved to a day on another
-#: plan is the same charge with other evidence, not a removed and an added line.
-LINE_KEY = ["customer_id", "sdk_app_id", "item", "slot"]
-#: The evidence `diff` shows next to the amounts of a changed charge.
-EVIDENCE = ["plan", "quantity", "unit_price", "tier", "peak_value", "peak_date", "excess",
-            "days_on_plan", "days_in_month", "active_days", "trial_end"]
 CREDIT_NOTE_SCHEMA: dict[str, pl.DataType] = {
     "credit_note_number": pl.String(),
     "credits_invoice": pl.String(),
@@ -54,223 +61,6 @@ CREDIT_NOTE_SCHEMA: dict[str, pl.DataType] = {
     "total": MONEY,
     "pdf_sha256": pl.String(),
 }
-
-
-@dataclass(frozen=True)
-class LineChange:
-    """One charge that differs, with its evidence before and after.
-
-    Attributes:
-      sdk_app_id, item: the charge.
-      plan: the plan of the new line (of the old one if the charge disappeared).
-      old_amount, new_amount: None where the charge exists on one side only.
-      old, new: the evidence columns of `EVIDENCE` (plan, blocks, peak and its day, ...)
-        of each side, or None where the charge exists on one side only.
-    """
-
-    sdk_app_id: int
-    item: str
-    plan: str | None
-    old_amount: Decimal | None
-    new_amount: Decimal | None
-    old: dict[str, Any] | None = None
-    new: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class CustomerChange:
-    """A customer whose charges changed.
-
-    Attributes:
-      customer_id: the customer.
-      currency: its currency now.
-      invoice_number: the number currently issued, or None (zero total until now).
-      old_total, new_total: totals as issued and as recomputed.
-      lines: the charges that differ, by app and item.
-      old_subtotal, new_subtotal, old_tax, new_tax: the other totals, the same way.
-    """
-
-    customer_id: str
-    currency: str
-    invoice_number: str | None
-    old_total: Decimal
-    new_total: Decimal
-    lines: tuple[LineChange, ...]
-    old_subtotal: Decimal = Decimal(0)
-    new_subtotal: Decimal = Decimal(0)
-    old_tax: Decimal = Decimal(0)
-    new_tax: Decimal = Decimal(0)
-
-
-@dataclass(frozen=True)
-class MonthDiff:
-    """The difference between the issued month and a recomputation.
-
-    Attributes:
-      revision: the revision compared with (the latest).
-      changes: customers whose charges changed, by customer_id.
-      changed_inputs: input files whose SHA-256 differs, or that appeared or vanished.
-    """
-
-    month: Month
-    revision: int
-    changes: tuple[CustomerChange, ...]
-    changed_inputs: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "month": self.month.label,
-            "compared_with_revision": self.revision,
-            "changed_inputs": list(self.changed_inputs),
-            "customers": [
-                {
-                    "customer_id": c.customer_id,
-                    "currency": c.currency,
-                    "invoice_number": c.invoice_number,
-                    "old_total": str(in_minor_units(c.old_total, c.currency)),
-                    "new_total": str(in_minor_units(c.new_total, c.currency)),
-                    "old_subtotal": str(in_minor_units(c.old_subtotal, c.currency)),
-                    "new_subtotal": str(in_minor_units(c.new_subtotal, c.currency)),
-                    "old_tax": str(in_minor_units(c.old_tax, c.currency)),
-                    "new_tax": str(in_minor_units(c.new_tax, c.currency)),
-                    "lines": [
-                        {
-                            "sdk_app_id": ln.sdk_app_id,
-                            "item": ln.item,
-                            "plan": ln.plan,
-                            "old_amount": _shown(ln.old_amount, c.currency),
-                            "new_amount": _shown(ln.new_amount, c.currency),
-                            "old": _evidence_json(ln.old),
-                            "new": _evidence_json(ln.new),
-                        }
-                        for ln in c.lines
-                    ],
-                }
-                for c in self.changes
-            ],
-        }
-
-
-def _evidence_json(evidence: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Evidence as JSON values: dates ISO, prices as exact decimal strings, nulls left out;
-    a whole quantity (blocks, months) as an integer, a share of a month as its decimal."""
-    if evidence is None:
-        return None
-
-    def value(key: str, v: Any) -> Any:
-        if isinstance(v, date):
-            return v.isoformat()
-        if key == "quantity" and isinstance(v, Decimal) and v == v.to_integral_value():
-            return int(v)
-        return str(v) if isinstance(v, Decimal) else v
-
-    return {k: value(k, v) for k, v in evidence.items() if v is not None}
-
-
-def _shown(amount: Decimal | None, currency: str) -> str | None:
-    return None if amount is None else str(in_minor_units(amount, currency))
-
-
-def changed_inputs(issued_manifest: dict[str, Any], computed: Computed) -> tuple[str, ...]:
-    old = {f["path"]: f["sha256"] for f in issued_manifest.get("inputs", [])}
-    new = {f.path: f.sha256 for f in computed.inputs.files}
-    return tuple(sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p)))
-
-
-def _money(value: Any) -> Decimal:
-    return Decimal(0) if value is None else Decimal(value)
-
-
-def _slot() -> pl.Expr:
-    """The plan of a prorated plan fee (one line per plan), else null (see `LINE_KEY`)."""
-    return (pl.when((pl.col("item") == "plan_fee") & pl.col("days_on_plan").is_not_null())
-            .then(pl.col("plan")))
-
-
-def compare(old_items: pl.DataFrame, old_invoices: pl.DataFrame, new: Assembled
-            ) -> list[CustomerChange]:
-    """Customers whose lines or totals differ, with the differing charges (vectorised)."""
-    cols = list(LINE_SCHEMA)
-    old_lines = old_items.select(cols)
-    new_lines = new.line_items.select(cols)
-    differing = pl.concat([
-        old_lines.join(new_lines, on=cols, how="anti", nulls_equal=True),
-        new_lines.join(old_lines, on=cols, how="anti", nulls_equal=True),
-    ])
-    totals = ["customer_id", "currency", "subtotal", "tax_rate", "tax", "total"]
-    moved = pl.concat([
-        old_invoices.select(totals).join(new.invoices.select(totals), on=totals, how="anti",
-                                         nulls_equal=True),
-        new.invoices.select(totals).join(old_invoices.select(totals), on=totals, how="anti",
-                                         nulls_equal=True),
-    ])
-    changed_ids = sorted(set(differing["customer_id"]) | set(moved["customer_id"]))
-    if not changed_ids:
-        return []
-
-    def side(lines: pl.DataFrame, name: str) -> pl.DataFrame:
-        return lines.filter(pl.col("customer_id").is_in(changed_ids)).select(
-            "customer_id", "sdk_app_id", "item", _slot().alias("slot"),
-            pl.col("amount").alias(f"{name}_amount"),
-            pl.struct(EVIDENCE).alias(f"{name}_evidence"))
-
-    line_diff = (
-        side(old_lines, "old")
-        .join(side(new_lines, "new"), on=LINE_KEY, how="full", coalesce=True, nulls_equal=True)
-        .join(differing.select("customer_id", "sdk_app_id", "item", _slot().alias("slot"))
-              .unique().with_columns(_differs=pl.lit(True)),
-              on=LINE_KEY, how="left", nulls_equal=True)
-        .filter(pl.col("_differs").fill_null(False))
-        .sort(LINE_KEY, nulls_last=True)
-    )
-    lines_by_customer: dict[str, list[LineChange]] = {}
-    for r in line_diff.to_dicts():
-        old_ev = r["old_evidence"] if r["old_amount"] is not None else None
-        new_ev = r["new_evidence"] if r["new_amount"] is not None else None
-        lines_by_customer.setdefault(r["customer_id"], []).append(LineChange(
-            sdk_app_id=r["sdk_app_id"], item=r["item"],
-            plan=(new_ev or old_ev or {}).get("plan"),
-            old_amount=r["old_amount"], new_amount=r["new_amount"], old=old_ev, new=new_ev,
-        ))
-    old_by_id = {r["customer_id"]: r for r in old_invoices.to_dicts()}
-    new_by_id = {r["customer_id"]: r for r in new.invoices.to_dicts()}
-    changes = []
-    for cid in changed_ids:
-        old, nw = old_by_id.get(cid, {}), new_by_id.get(cid, {})
-        changes.append(CustomerChange(
-            customer_id=cid,
-            currency=nw.get("currency") or old.get("currency") or "",
-            invoice_number=old.get("invoice_number"),
-            old_total=_money(old.get("total")),
-            new_total=_money(nw.get("total")),
-            lines=tuple(lines_by_customer.get(cid, [])),
-            old_subtotal=_money(old.get("subtotal")),
-            new_subtotal=_money(nw.get("subtotal")),
-            old_tax=_money(old.get("tax")),
-            new_tax=_money(nw.get("tax")),
-        ))
-    return changes
-
-
-def diff_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path | None = None,
-               on_conflict: OnConflict | None = None) -> MonthDiff:
-    """Recompute the month and compare it with the latest issued revision. Writes nothing."""
-    issued = issued_month(out_dir, month)
-    latest = issued.latest()
-    policy = on_conflict or latest.manifest.get("options", {}).get("on_conflict", "error")
-    computed = compute_month(input_dir, month, pricebook, policy)
-    old_items, old_invoices = issued.current_state()
-    return MonthDiff(month, latest.number, tuple(compare(old_items, old_invoices,
-                                                          computed.assembled)),
-                     changed_inputs(latest.manifest, computed))
-
-
-def issued_month(out_dir: Path, month: Month) -> IssuedMonth:
-    issued = IssuedMonth(out_dir, month)
-    if not issued.exists():
-        raise NotPublishedError(f"{issued.root}: the month has not been published; "
-                                "use 'invoicing run' first")
-    return issued
 
 
 @dataclass(frozen=True)
@@ -312,26 +102,59 @@ class _CreditNotes:
       credited: the invoices they reverse, with ``credit_note_number``.
       invoices: the credit notes as rows of ``invoices.parquet`` (negated totals).
       lines: their lines (the credited invoice's lines, negated).
+      buyers: the buyer of each credited invoice as it was issued, in the columns of the
+        customers table (what the credit note prints).
     """
 
     numbers: list[str]
     credited: pl.DataFrame
     invoices: pl.DataFrame
     lines: pl.DataFrame
+    buyers: pl.DataFrame
+
+
+def with_issued_buyers(old_invoices: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
+    """`old_invoices` with the buyer data and e-invoice format of each issued document. A
+    month published before documents kept them takes the customers table's data today
+    (and the e-invoice by country), the best that is known."""
+    missing = [c for c in DOCUMENT_COLUMNS if c not in old_invoices.columns]
+    if not missing:
+        return old_invoices
+    today = customers.select("customer_id", *[pl.col(c).alias(b) for b, c in
+                                              BUYER_COLUMNS.items() if b in missing])
+    out = old_invoices.join(today, on="customer_id", how="left")
+    if "einvoice_format" in missing:
+        out = out.with_columns(einvoice_format=pl.when(
+            pl.col("buyer_country").is_in(sorted(EU_MEMBER_STATES))).then(pl.lit(FORMAT)))
+    return out
+
+
+def _issued_buyers(credited: pl.DataFrame, label: str) -> pl.DataFrame:
+    """The buyers of the credited invoices, as the customers table would hold them."""
+    unknown = credited.filter(pl.col("buyer_name").is_null())
+    if unknown.height:
+        cid, number = unknown["customer_id"][0], unknown["invoice_number"][0]
+        raise InputError(Source(label, "customer_id"), f"customer {cid} is not in the inputs, "
+                         f"and its invoice {number} was issued before documents kept their "
+                         "buyer data: restore the customer's row to credit it")
+    return credited.select("customer_id", "currency",
+                           *[pl.col(b).alias(c) for b, c in BUYER_COLUMNS.items()])
 
 
 def _credit_notes(old_items: pl.DataFrame, old_invoices: pl.DataFrame, changed_ids: list[str],
-                  month: Month, credit_seq: int) -> _CreditNotes:
+                  month: Month, credit_seq: int, label: str) -> _CreditNotes:
+    """Credit notes reversing the changed customers' invoices, with the buyer, currency,
+    tax and e-invoice format those invoices were issued with (SPEC §8)."""
     credited = old_invoices.filter(pl.col("customer_id").is_in(changed_ids)
                                    & pl.col("invoice_number").is_not_null()).sort("customer_id")
     numbers = [f"CN-{month.compact}-{credit_seq + i + 1:06d}" for i in range(credited.height)]
     credited = credited.with_columns(credit_note_number=pl.Series(numbers, dtype=pl.String))
     invoices = credited.select(
-        invoice_number=pl.col("credit_note_number"), customer_id="customer_id",
+        *DOCUMENT_COLUMNS, invoice_number=pl.col("credit_note_number"), customer_id="customer_id",
         currency="currency", subtotal=-pl.col("subtotal"), tax_rate="tax_rate",
         tax=-pl.col("tax"), total=-pl.col("total"), pricebook_version="pricebook_version",
         line_count="line_count", pdf_sha256=pl.lit(None, dtype=pl.String),
-    ).cast(INVOICE_SCHEMA)  # type: ignore[arg-type]
+    ).select(list(INVOICE_SCHEMA)).cast(INVOICE_SCHEMA)  # type: ignore[arg-type]
     lines = (
         old_items.join(credited.select("invoice_number", "credit_note_number"),
                        on="invoice_number")
@@ -339,7 +162,7 @@ def _credit_notes(old_items: pl.DataFrame, old_invoices: pl.DataFrame, changed_i
         .drop("credit_note_number")
         .select(list(old_items.columns))
     )
-    return _CreditNotes(numbers, credited, invoices, lines)
+    return _CreditNotes(numbers, credited, invoices, lines, _issued_buyers(credited, label))
 
 
 @dataclass(frozen=True)
@@ -412,7 +235,7 @@ def _render_revision(staging: Any, computed: Computed, notes: _CreditNotes,
     cn_links = {n: {"credits_invoice": inv} for n, inv in
                 zip(notes.numbers, notes.credited["invoice_number"], strict=True)}
     docs = build_documents(Assembled(line_items=notes.lines, invoices=notes.invoices),
-                           inputs.customers, inputs.apps, computed.versions, month,
+                           notes.buyers, inputs.apps, computed.versions, month,
                            kind="credit_note", links=cn_links, **common)
     for number, pdf in render(docs, len(notes.numbers)):
         pdf_sha[number] = staging.write_bytes(f"credit_notes/{number}.pdf", pdf)
@@ -467,45 +290,56 @@ def _revision_entry(revision: int, reason: str, created: datetime, issue_date: d
 
 def reissue_month(
     input_dir: Path, out_dir: Path, month: Month, *, reason: str, render: RenderFn,
-    seller: tuple[str, ...], pricebook: Path | None = None, on_conflict: OnConflict | None = None,
-    issue_date: date | None = None, now: datetime | None = None, allow_incomplete: bool = False,
+    seller: Path | None = None, pricebook: Path | None = None,
+    on_conflict: OnConflict | None = None, issue_date: date | None = None,
+    now: datetime | None = None, allow_incomplete: bool = False,
 ) -> ReissueResult:
-    """Write revision n+1: credit notes and replacement invoices for changed customers."""
+    """Write revision n+1: credit notes and replacement invoices for changed customers.
+
+    `seller` is the seller file (default ``templates/seller.toml``); a change to it
+    changes every current document, so each is credited and replaced.
+    """
     if not reason.strip():
         raise UsageError("--reason must not be empty: say why the month is reissued")
     with month_lock(out_dir, month):
         issued = issued_month(out_dir, month)
         latest = issued.latest()
-        policy = on_conflict or latest.manifest.get("options", {}).get("on_conflict", "error")
         timer = StageTimer()
-        computed = compute_month(input_dir, month, pricebook, policy, timer)
+        computed = compute_month(input_dir, month, pricebook,
+                                 conflict_policy(on_conflict, latest.manifest), timer,
+                                 seller=seller)
         enforce(list(computed.gate_findings), month, allow_incomplete)
         old_items, old_invoices = issued.current_state()
-        changes = compare(old_items, old_invoices, computed.assembled)
+        old_invoices = with_issued_buyers(old_invoices, computed.inputs.customers)
+        changes = compare(old_items, old_invoices, computed.assembled,
+                          seller_changed(latest.manifest, computed))
         diff = MonthDiff(month, latest.number, tuple(changes),
                          changed_inputs(latest.manifest, computed))
         if not changes and latest.manifest.get("inputs_digest") == computed.inputs_digest:
             return ReissueResult(0, None, (), (), diff)
 
-        # Credit notes and replacements of EU customers are e-invoices too.
-        for invoices in (computed.assembled.invoices, old_invoices):
-            check_einvoices(computed.inputs.customers, invoices,
-                            computed.inputs.table_paths["customers"])
         revision = latest.number + 1
         created = now or datetime.now(UTC)
         issue_date = issue_date or created.date()
         invoice_seq, credit_seq = issued.max_sequences()
+        labels = computed.inputs.table_paths
         notes = _credit_notes(old_items, old_invoices, [c.customer_id for c in changes], month,
-                              credit_seq)
+                              credit_seq, labels["customers"])
         fresh = _replacements(computed, old_items, old_invoices, changes, invoice_seq, revision)
+        # Credit notes and replacements of EU customers are e-invoices too; a credit note
+        # with the buyer it reverses.
+        seller_facts = einvoice_seller(computed)
+        check_einvoices(computed.inputs.customers, fresh.issued.invoices, labels["customers"],
+                        seller_facts)
+        check_einvoices(notes.buyers, notes.invoices, "the credited invoice", seller_facts)
 
         staging = open_staging(issued.root / REVISIONS, f"{revision:03d}", root=out_dir)
         try:
             common: dict[str, Any] = dict(
                 run_id=f"{month.compact}-r{revision}-{computed.inputs_digest[:12]}",
                 inputs_digest=computed.inputs_digest, software_version=__version__,
-                seller=seller, issue_date=issue_date, revision=revision,
-                plan_periods=computed.plan_periods,
+                seller=computed.inputs.seller.lines, seller_file=computed.inputs.seller.text,
+                issue_date=issue_date, revision=revision, plan_periods=computed.plan_periods,
             )
             pdf_sha = _render_revision(staging, computed, notes, fresh, render, common)
             _write_revision_tables(staging, computed, notes, fresh, pdf_sha)

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import polars as pl
 
+from invoicing.audit.diff import changed_inputs, compare, issued_month
 from invoicing.audit.reports import evidence_text, money
-from invoicing.audit.reprocess import changed_inputs, compare, issued_month
 from invoicing.core.timeframe import Month
 from invoicing.load.inputs import sha256_file
-from invoicing.pipeline import compute_month
+from invoicing.pipeline import compute_month, conflict_policy
 from invoicing.pricing.lines import LINE_SCHEMA
 from invoicing.publish.issued import REVISIONS, IssuedMonth, Revision
 from invoicing.publish.locking import month_lock
@@ -33,6 +33,7 @@ from invoicing.publish.staging import MANIFEST
 from invoicing.render import einvoice
 from invoicing.render.attachment import read_attachment
 from invoicing.storage import readable, relative_name
+from invoicing.validate.usage import OnConflict
 
 
 @dataclass
@@ -90,7 +91,8 @@ def _check_files(rev: Revision, previous: Revision | None, report: VerifyReport)
                 f"{previous.path / MANIFEST}")
 
 
-def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path | None = None
+def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path | None = None,
+                 *, seller: Path | None = None, on_conflict: OnConflict | None = None
                  ) -> VerifyReport:
     report = VerifyReport()
     issued: IssuedMonth = issued_month(out_dir, month)  # before the lock: it creates --out
@@ -101,8 +103,8 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
             _check_files(rev, revisions[i - 1] if i else None, report)
 
         latest = revisions[-1]
-        policy = latest.manifest.get("options", {}).get("on_conflict", "error")
-        computed = compute_month(input_dir, month, pricebook, policy)
+        computed = compute_month(input_dir, month, pricebook,
+                                 conflict_policy(on_conflict, latest.manifest), seller=seller)
         for path in changed_inputs(latest.manifest, computed):
             report.mismatches.append(
                 f"{input_dir / path}: input differs from {latest.path / MANIFEST} (SHA-256)")
@@ -148,20 +150,47 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
             if not embedded.select(cols).equals(expected):
                 report.mismatches.append(
                     f"{pdf}: embedded line items differ from the recomputed month")
-            totals = recomputed_totals.filter(pl.col("invoice_number") == number).row(
-                0, named=True)
+            recomputed_invoice = recomputed_totals.filter(pl.col("invoice_number") == number)
+            if recomputed_invoice.is_empty():  # its customer is no longer in the inputs
+                report.mismatches.append(f"{pdf}: current, but its customer is not in the "
+                                         "inputs (reissue the month to credit it)")
+                continue
+            totals = recomputed_invoice.row(0, named=True)
             report.mismatches.extend(_check_einvoice(pdf, totals, expected["amount"].to_list()))
-        countries = computed.inputs.customers.select("customer_id", "country")
+        issued_countries = _issued_countries(revisions)
         for rev in revisions:
-            report.mismatches.extend(_check_credit_note_einvoices(rev, countries))
+            report.mismatches.extend(_check_credit_note_einvoices(
+                rev, issued_countries, computed.inputs.customers))
     return report
 
 
-def _check_credit_note_einvoices(rev: Revision, countries: pl.DataFrame) -> list[str]:
+def _issued_countries(revisions: list[Revision]) -> pl.DataFrame:
+    """(credits_invoice, country): the buyer country each invoice was issued with, as its
+    credit note repeats it. A month published before invoices kept their buyer data has
+    none: its credit notes are checked against the customers table's country today."""
+    frames = [pl.read_parquet(readable(r.files / "invoices.parquet"),
+                              columns=["invoice_number", "customer_id", "buyer_country"])
+              for r in revisions
+              if "buyer_country" in pl.read_parquet_schema(readable(r.files / "invoices.parquet"))]
+    issued = (pl.concat(frames).drop_nulls("invoice_number").unique("invoice_number")
+              if frames else pl.DataFrame(schema={"invoice_number": pl.String,
+                                                  "customer_id": pl.String,
+                                                  "buyer_country": pl.String}))
+    return issued.select(credits_invoice="invoice_number", country="buyer_country",
+                         customer_id="customer_id")
+
+
+def _check_credit_note_einvoices(rev: Revision, countries: pl.DataFrame,
+                                 customers: pl.DataFrame | None = None) -> list[str]:
     """Check 5 for the credit notes of a revision: the XML states what they credit (381)."""
     if not (rev.path / "credit_notes.parquet").is_file():
         return []
-    notes = pl.read_parquet(rev.path / "credit_notes.parquet").join(countries, on="customer_id")
+    notes = pl.read_parquet(rev.path / "credit_notes.parquet")
+    issued = notes.join(countries.drop("customer_id"), on="credits_invoice", how="inner")
+    today = notes.join(issued.select("credits_invoice"), on="credits_invoice", how="anti")
+    if customers is not None:
+        today = today.join(customers.select("customer_id", "country"), on="customer_id")
+    notes = pl.concat([issued, today], how="diagonal").drop_nulls("country")
     items = pl.read_parquet(rev.path / "credit_note_items.parquet")
     problems = []
     for note in notes.iter_rows(named=True):

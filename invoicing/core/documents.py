@@ -158,6 +158,11 @@ class InvoiceDocument:
       revision: 0 for the month's first run, n for the n-th ``reissue``.
       plan_fee_policy: the price-book version's R1 policy (``month_start`` or
         ``prorate_daily``), which the notes explain.
+      seller_file: the text of the seller file the run read (its e-invoice facts: country,
+        VAT id, 0 % VAT declarations); empty: the renderer's ``templates/seller.toml``.
+      einvoice_format: the e-invoice the document carries (``factur-x``), ``none`` for
+        none, or None to decide by the buyer's country. A credit note carries the format
+        of the invoice it reverses.
     """
 
     invoice_number: str
@@ -184,3 +189,5 @@ class InvoiceDocument:
     replaces_invoice: str | None = None
     revision: int = 0
     plan_fee_policy: str = "month_start"
+    seller_file: str = ""
+    einvoice_format: str | None = None

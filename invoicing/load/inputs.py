@@ -10,9 +10,9 @@ at any depth under ``usage/``; each usage row keeps the index of its file and it
 1-based row number so a rejected row can be traced back to its source.
 
 Columns beyond those of SPEC §2 are ignored (an export may carry more than we bill
-on); only the listed columns are read. CSV tables must be UTF-8 (a byte-order mark is
-allowed) and comma-separated, with RFC 4180 quoting, so a quoted field may hold a
-newline; row numbers count data rows, not lines.
+on); only the listed columns are read, but a column name that appears twice (also after
+trimming or case-folding) is an error in every table (`columns`). Which files are read,
+refused or ignored is decided by `files`; CSV parsing is `csv_reader`'s.
 """
 
 from __future__ import annotations
@@ -26,9 +26,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from invoicing.core.errors import MAX_REPORTED_ERRORS, ErrorLog, InputError, Source
+from invoicing.core.errors import ErrorLog, InputError, Source
+from invoicing.load.columns import duplicate_columns, missing_column
+from invoicing.load.csv_reader import decompress, read_csv, type_name
+from invoicing.load.files import find_table, find_usage_files, kind_of
+from invoicing.load.files import label as input_label
 from invoicing.load.pricebook import PriceBook, load_pricebook
-from invoicing.storage import is_remote, readable, relative_name
+from invoicing.load.seller import DEFAULT_SELLER, Seller, load_seller
+from invoicing.storage import readable, relative_name
 
 #: Expected column types per table; `None` marks an optional column.
 USAGE_COLUMNS: dict[str, pl.DataType] = {
@@ -71,9 +76,10 @@ class InputFile:
 
     Attributes:
       path: path relative to the input folder (POSIX separators); a price book given
-        with ``--pricebook`` from outside the folder is ``@pricebook/<name>``.
+        with ``--pricebook`` from outside the folder is ``@pricebook/<name>``, a seller
+        file from outside it ``@seller/<name>``.
       sha256: hex digest of the file's bytes.
-      rows: data rows in the file (None for the price book).
+      rows: data rows in the file (None for the price book and the seller file).
     """
 
     path: str
@@ -96,7 +102,9 @@ class Inputs:
       files: every input file with its hash, sorted by path (for the manifest).
       pricebook: the parsed price book.
       table_paths: table name (``apps``, ``customers``, ``subscription_events``,
-        ``pricebook``) -> the label of the file it was read from, for error messages.
+        ``pricebook``, ``seller``) -> the label of the file it was read from, for errors.
+      seller: the seller file.
+      ignored: files and folders under ``usage/`` ignored by the ``_``/``.`` rule.
     """
 
     input_dir: Path
@@ -109,6 +117,8 @@ class Inputs:
     files: tuple[InputFile, ...]
     pricebook: PriceBook
     table_paths: dict[str, str]
+    seller: Seller
+    ignored: tuple[str, ...] = ()
 
 
 def sha256_file(path: Path) -> str:
@@ -119,29 +129,10 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _relative(path: Path, root: Path) -> str:
+def _relative(path: Path, root: Path, kind: str = "pricebook") -> str:
     """The path relative to the input folder; a file outside it is named by its base name
-    under ``@pricebook/`` so the inputs digest does not depend on where it was stored."""
-    return relative_name(path, root) or f"@pricebook/{path.name}"
-
-
-def _label(path: Path, input_dir: Path) -> str:
-    """How the manifest and errors name an input: relative to ``--input``, wherever it is."""
-    if is_remote(path):
-        return relative_name(path, input_dir) or str(path)
-    return path.relative_to(input_dir).as_posix()
-
-
-def find_table(input_dir: Path, name: str) -> Path:
-    """`<name>.parquet` or `<name>.csv` in the input folder; exactly one must exist."""
-    found = [p for p in (input_dir / f"{name}.parquet", input_dir / f"{name}.csv") if p.is_file()]
-    if not found:
-        raise InputError(Source(f"{name}.parquet"), f"missing: neither {name}.parquet nor "
-                         f"{name}.csv is in {input_dir}")
-    if len(found) > 1:
-        raise InputError(Source(f"{name}.csv"), f"both {name}.parquet and {name}.csv exist; "
-                         "keep only one")
-    return found[0]
+    under ``@<kind>/`` so the inputs digest does not depend on where it was stored."""
+    return relative_name(path, root) or f"@{kind}/{path.name}"
 
 
 def _example(values: pl.Series, row: int) -> str:
@@ -163,11 +154,13 @@ def _check_parquet_schema(
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(Source(label), f"not a readable Parquet file ({reason})") from None
     errors = ErrorLog()
+    for duplicate in duplicate_columns(schema.names, label):
+        errors.add_error(duplicate)
+    errors.raise_if_any()
     present = [c for c in columns if c in schema.names]
     for name in columns:
         if name not in schema.names and name not in optional:
-            errors.add(Source(label, name), f"missing column (the file has: "
-                       f"{', '.join(schema.names) or 'no columns'})")
+            errors.add_error(missing_column(label, name, schema.names))
     for name in present:
         arrow_type = schema.field(name).type
         expected = columns[name]
@@ -181,95 +174,29 @@ def _check_parquet_schema(
                 example = f", row 1 has {col[0].as_py()!r}"
         except (pa.ArrowInvalid, OSError):
             pass
-        errors.add(Source(label, name), f"expected {_type_name(expected)}, found "
+        errors.add(Source(label, name), f"expected {type_name(expected)}, found "
                    f"{arrow_type}{example}")
     errors.raise_if_any()
     return present
 
 
-def _type_name(dtype: pl.DataType) -> str:
-    return {pl.Int64: "int64", pl.Date: "date", pl.String: "string"}[type(dtype)]
-
-
-def _read_csv(
-    path: Path, label: str, columns: dict[str, pl.DataType], optional: frozenset[str]
-) -> pl.DataFrame:
-    """Read a CSV as text, then cast each column strictly, naming the first bad row."""
+def _read_csv_file(path: Path, label: str, columns: dict[str, pl.DataType],
+                   optional: frozenset[str]) -> pl.DataFrame:
+    """A ``.csv`` or ``.csv.gz`` file, read whole and cast strictly."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(Source(label), f"not a readable CSV file ({exc})") from None
-    _check_csv_text(data, label)
-    try:
-        raw = pl.read_csv(data, infer_schema=False, encoding="utf8", raise_if_empty=False)
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, OSError) as exc:
-        reason = str(exc).splitlines()[0]
-        raise InputError(Source(label), f"not a readable CSV file ({reason})") from None
-    # An export with a byte-order mark must not hide its first column.
-    raw = raw.rename({c: c.lstrip("\ufeff").strip() for c in raw.columns})
-    for name in columns:
-        if name not in raw.columns and name not in optional:
-            raise InputError(Source(label, name), f"missing column (the file has: "
-                             f"{', '.join(raw.columns) or 'no columns'})")
-    out = {}
-    errors = ErrorLog()  # every bad value of the file, not only the first
-    for name, dtype in columns.items():
-        if name not in raw.columns:
-            continue
-        text = raw[name].str.strip_chars()
-        text = pl.Series(name, text).replace("", None)
-        if isinstance(dtype, pl.String):
-            out[name] = raw[name]
-            continue
-        if isinstance(dtype, pl.Date):
-            cast = text.str.to_date("%Y-%m-%d", strict=False)
-        else:
-            cast = text.cast(dtype, strict=False)
-        bad = (cast.is_null() & text.is_not_null()).arg_true()
-        errors.count_more(bad.len() - MAX_REPORTED_ERRORS)
-        for position in bad.head(MAX_REPORTED_ERRORS).to_list():
-            errors.add(Source(label, name, position + 1),
-                       f"expected {_type_name(dtype)}, found {text[position]!r}")
-        out[name] = cast
-    errors.raise_if_any()
-    return pl.DataFrame(out)
-
-
-_DELIMITERS = {";": "';'", "\t": "a tab", "|": "'|'"}
-
-
-def _check_csv_text(data: bytes, label: str) -> None:
-    """Refuse a CSV that is not UTF-8 or not comma-separated, before parsing it.
-
-    Parsed blindly, a ``;``-separated export fails deep in the CSV reader (or, with
-    quoted newlines, reports a row count mismatch) without saying why; a CP949 or
-    Latin-1 export fails without saying where.
-    """
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(Source(label), f"not UTF-8: byte 0x{data[exc.start]:02x} on line "
-                         f"{line} cannot be decoded; export the table as UTF-8") from None
-    if text.count('"') % 2:
-        # Quotes pair up in RFC 4180 (an escaped quote is doubled), so the last one opens
-        # a field that never closes; the reader would only say it could not parse it.
-        line = text.count("\n", 0, text.rfind('"')) + 1
-        raise InputError(Source(label), f"a quoted field opened on line {line} is never "
-                         "closed (unbalanced '\"')")
-    header = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
-    if "," not in header:
-        for delimiter, name in _DELIMITERS.items():
-            if delimiter in header:
-                raise InputError(Source(label), f"the header is separated by {name}, not ','; "
-                                 f"export the table as comma-separated CSV (header: {header!r})")
+    if kind_of(path.name) == "csv.gz":
+        data = decompress(data, label)
+    return read_csv(data, label, columns, optional)
 
 
 def _read_table(
     path: Path, label: str, columns: dict[str, pl.DataType], optional: frozenset[str] = frozenset()
 ) -> pl.DataFrame:
-    if path.suffix == ".csv":
-        return _read_csv(path, label, columns, optional)
+    if kind_of(path.name) != "parquet":
+        return _read_csv_file(path, label, columns, optional)
     present = _check_parquet_schema(path, label, columns, optional)
     try:
         # A null-typed nullable column becomes the declared type.
@@ -281,8 +208,8 @@ def _read_table(
 
 def _scan_usage_file(path: Path, label: str, file_id: int) -> tuple[pl.LazyFrame, int]:
     """A lazy frame over one usage file, with its source columns, and its row count."""
-    if path.suffix == ".csv":
-        frame = _read_csv(path, label, USAGE_COLUMNS, USAGE_OPTIONAL)
+    if kind_of(path.name) != "parquet":
+        frame = _read_csv_file(path, label, USAGE_COLUMNS, USAGE_OPTIONAL)
         rows = frame.height
         lazy = frame.lazy()
     else:
@@ -312,7 +239,7 @@ def find_unreadable_usage(inputs: Inputs) -> InputError | None:
     """
     for label in inputs.usage_files:
         path = inputs.input_dir / label
-        if path.suffix != ".parquet":
+        if kind_of(path.name) != "parquet":
             continue
         names = pq.read_schema(readable(path)).names
         for column in (c for c in USAGE_COLUMNS if c in names):
@@ -325,67 +252,65 @@ def find_unreadable_usage(inputs: Inputs) -> InputError | None:
     return None
 
 
-def load_inputs(input_dir: Path, pricebook_path: Path | None = None) -> Inputs:
-    """Read one month's inputs; raise `InputError` on the first structural problem."""
+def load_inputs(input_dir: Path, pricebook_path: Path | None = None,
+                seller_path: Path | None = None) -> Inputs:
+    """Read one month's inputs; raise `InputError` listing every structural problem."""
     if not input_dir.is_dir():
         raise InputError(Source(str(input_dir)), "input folder not found")
-    usage_dir = input_dir / "usage"
-    if not usage_dir.is_dir():
-        raise InputError(Source("usage/"), f"missing: no usage folder in {input_dir}")
-    usage_paths = sorted(
-        (p for p in usage_dir.rglob("*") if p.is_file() and p.suffix in (".parquet", ".csv")
-         and not p.name.startswith((".", "_"))),
-        key=lambda p: _label(p, input_dir),
-    )
-    if not usage_paths:
-        raise InputError(Source("usage/"), "no usage files (*.parquet or *.csv) found; "
-                         "an export that produced nothing is refused rather than billed as idle")
-
     # Every structural problem of every file is collected, so that one run lists them all.
     errors = ErrorLog()
+    found = find_usage_files(input_dir, errors)
     files: list[InputFile] = []
     scans: list[pl.LazyFrame] = []
     usage_labels: list[str] = []
     usage_rows = 0
-    for file_id, path in enumerate(usage_paths):
-        label = _label(path, input_dir)
+    for path in found.read:
+        name = input_label(path, input_dir)
         try:
-            scan, rows = _scan_usage_file(path, label, file_id)
+            scan, rows = _scan_usage_file(path, name, len(usage_labels))
         except InputError as exc:
             errors.add_error(exc)
             continue
         scans.append(scan)
-        usage_labels.append(label)
+        usage_labels.append(name)
         usage_rows += rows
-        files.append(InputFile(label, sha256_file(path), rows))
+        files.append(InputFile(name, sha256_file(path), rows))
 
     tables: dict[str, pl.DataFrame] = {}
     table_paths: dict[str, str] = {}
-    for name, columns in (("apps", APPS_COLUMNS), ("customers", CUSTOMERS_COLUMNS),
-                          ("subscription_events", EVENTS_COLUMNS)):
+    for table, columns in (("apps", APPS_COLUMNS), ("customers", CUSTOMERS_COLUMNS),
+                           ("subscription_events", EVENTS_COLUMNS)):
         try:
-            path = find_table(input_dir, name)
-            label = _label(path, input_dir)
-            frame = _read_table(path, label, columns)
+            path = find_table(input_dir, table)
+            name = input_label(path, input_dir)
+            frame = _read_table(path, name, columns)
         except InputError as exc:
             errors.add_error(exc)
             continue
-        tables[name] = frame
-        table_paths[name] = label
-        files.append(InputFile(label, sha256_file(path), frame.height))
+        tables[table] = frame
+        table_paths[table] = name
+        files.append(InputFile(name, sha256_file(path), frame.height))
 
     pb_path = pricebook_path if pricebook_path is not None else input_dir / "pricebook.toml"
     # Errors name the price book as the user typed it; the manifest names it relative to
     # the input folder (or as @pricebook/<name>), so the run id does not depend on where
-    # it was stored.
+    # it was stored. The seller file likewise (@seller/<name>).
     pb_label = _relative(pb_path, input_dir)
     table_paths["pricebook"] = str(pricebook_path) if pricebook_path is not None else pb_label
     try:
         pricebook = load_pricebook(pb_path, table_paths["pricebook"])
     except InputError as exc:
         errors.add_error(exc)
+    seller_file = seller_path if seller_path is not None else DEFAULT_SELLER
+    try:
+        seller = load_seller(seller_file, None if seller_path is None else str(seller_path))
+        table_paths["seller"] = seller.label
+    except InputError as exc:
+        errors.add_error(exc)
     errors.raise_if_any()
     files.append(InputFile(pb_label, pricebook.sha256, None))
+    table_paths["seller_input"] = _relative(seller_file, input_dir, "seller")
+    files.append(InputFile(table_paths["seller_input"], seller.sha256, None))
 
     return Inputs(
         input_dir=input_dir,
@@ -400,4 +325,6 @@ def load_inputs(input_dir: Path, pricebook_path: Path | None = None) -> Inputs:
         files=tuple(sorted(files, key=lambda f: f.path)),
         pricebook=pricebook,
         table_paths=table_paths,
+        seller=seller,
+        ignored=found.ignored,
     )

@@ -12,25 +12,24 @@ can therefore never fall back silently to a default.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import re
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import Literal
 
 import polars as pl
 
 from invoicing.core.catalogue import ADDONS, ON_OFF_ADDONS, PLANS
 from invoicing.core.errors import ErrorLog, InputError, Source
-from invoicing.core.money import MONEY, RATE, minor_units, to_decimal
+from invoicing.core.money import MONEY, RATE, minor_units
+from invoicing.load.toml_keys import MAX_QUANTITY, KeyFailed, KeyReader
 
-T = TypeVar("T")
+__all__ = ["MAX_QUANTITY"]  # re-exported: validate and pricing read the limit from here
 
 PlanFeePolicy = Literal["month_start", "prorate_daily"]
 POLICIES: tuple[PlanFeePolicy, ...] = ("month_start", "prorate_daily")
@@ -45,16 +44,6 @@ ON_OFF_KEYS: dict[str, tuple[str, ...]] = {"avchatroom_unlimited": ("price",),
                                            "av_call": ("trial_days", "price")}
 #: A tax key: an ISO 3166 alpha-2 code written as the customers table writes it.
 TAX_KEY = re.compile(r"[A-Z]{2}")
-
-
-def unknown_key_message(key: str, known: tuple[str, ...] | list[str], what: str = "key") -> str:
-    """``unknown key; did you mean 'y'?`` with the known key closest to `key`
-    (a case-insensitive match first, then difflib's), or the list of known keys."""
-    folded = {k.casefold(): k for k in known}
-    close = ([folded[key.casefold()]] if key.casefold() in folded
-             else difflib.get_close_matches(key, list(known), n=1, cutoff=0.6))
-    hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
-    return f"unknown {what}{hint}"
 
 
 @dataclass(frozen=True)
@@ -126,15 +115,6 @@ class PriceBook:
         return max(candidates, key=lambda v: v.effective_from, default=None)
 
 
-#: The largest price the batch accepts (exclusive): every product of a price and a block
-#: count up to `MAX_QUANTITY` then stays exact in the pricing scale (`money.WORK`).
-MAX_PRICE = Decimal(10) ** 9
-#: Quotas, blocks and tiers up to this value are accepted (the usage metrics' limit too).
-MAX_QUANTITY = 10**15
-#: Price-book figures keep at most this many decimals: the scale of `money.MONEY`.
-MAX_DECIMALS = 6
-
-
 def load_pricebook(path: Path, label: str | None = None) -> PriceBook:
     """Read and check a price book file; raise `InputError` naming the bad key.
 
@@ -160,7 +140,7 @@ def load_pricebook(path: Path, label: str | None = None) -> PriceBook:
         errors.raise_if_any()
     parsed = []
     for i, table in enumerate(versions_raw, start=1):
-        reader = _Reader(label, i, table, errors)
+        reader = KeyReader(label, i, table, errors)
         version = reader.attempt(functools.partial(_parse_version, reader))
         if version is not None and not reader.failed:
             parsed.append(version)
@@ -175,104 +155,6 @@ def load_pricebook(path: Path, label: str | None = None) -> PriceBook:
     return PriceBook(path=path, sha256=hashlib.sha256(raw).hexdigest(), versions=versions)
 
 
-class _KeyFailed(Exception):
-    """One key of a version is bad (already recorded); the reader skips to the next."""
-
-
-class _Reader:
-    """Typed access to one [[version]] table that names the key on every error.
-
-    A bad key is recorded in the shared `ErrorLog` and ends only the `attempt` that
-    read it, so that every bad key of the file is reported in one run.
-    """
-
-    def __init__(self, label: str, index: int, table: Any, errors: ErrorLog):
-        self.label = label
-        self.index = index
-        self.errors = errors
-        self.failed = False
-        self.table: dict[str, Any] = table if isinstance(table, dict) else {}
-        if not isinstance(table, dict):
-            self.fail("version", "must be a table")
-
-    def fail(self, key: str, message: str) -> NoReturn:
-        self.failed = True
-        self.errors.add(Source(self.label), f"version #{self.index}, key {key!r}: {message}")
-        raise _KeyFailed
-
-    def attempt(self, read: Callable[[], T]) -> T | None:
-        """`read()`, or None when it failed (the error is recorded)."""
-        try:
-            return read()
-        except _KeyFailed:
-            return None
-
-    _MISSING = object()
-
-    def _lookup(self, key: str) -> Any:
-        """The value at a dotted key, or `_MISSING`."""
-        node: Any = self.table
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return self._MISSING
-            node = node[part]
-        return node
-
-    def has(self, key: str) -> bool:
-        return self._lookup(key) is not self._MISSING
-
-    def get(self, key: str) -> Any:
-        value = self._lookup(key)
-        if value is self._MISSING:
-            self.fail(key, "missing")
-        return value
-
-    def closed(self, key: str, table: dict[str, Any], known: tuple[str, ...],
-               what: str = "key") -> None:
-        """Record every key of `table` (at dotted `key`, "" for the version) not in `known`."""
-        for name in table:
-            if name not in known:
-                dotted = f"{key}.{name}" if key else name
-                self.attempt(lambda d=dotted, n=name: self.fail(
-                    d, unknown_key_message(n, known, what)))
-
-    def table_at(self, key: str, optional: bool = False) -> dict[str, Any]:
-        if optional and not self.has(key):
-            return {}
-        value = self.get(key)
-        if not isinstance(value, dict):
-            self.fail(key, "must be a table")
-        return value
-
-    def decimal(self, key: str, value: Any = None, *, limit: Decimal = MAX_PRICE) -> Decimal:
-        """A figure written as a quoted decimal, kept exactly or refused (never rounded)."""
-        value = self.get(key) if value is None else value
-        if not isinstance(value, str | int) or isinstance(value, bool):
-            self.fail(key, f"must be a quoted decimal string such as \"399.00\", got {value!r}")
-        try:
-            amount = to_decimal(value, key)
-        except ValueError as exc:
-            self.fail(key, str(exc))
-        if amount < 0:
-            self.fail(key, f"must not be negative, got {value!r}")
-        exponent = amount.normalize().as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
-            self.fail(key, f"{value!r} has more than {MAX_DECIMALS} decimals; the batch keeps "
-                      "price-book figures exactly and does not round them")
-        if amount >= limit:
-            self.fail(key, f"{value!r} is too large (the batch accepts figures below {limit:,})")
-        return amount
-
-    def positive_int(self, key: str, allow_zero: bool = False) -> int:
-        value = self.get(key)
-        lowest = 0 if allow_zero else 1
-        if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
-            self.fail(key, f"must be a {'non-negative' if allow_zero else 'positive'} integer")
-        if value > MAX_QUANTITY:
-            self.fail(key, f"{value} is too large (the batch accepts up to {MAX_QUANTITY:,})")
-        return int(value)
-
-
 def parse_tier(text: str) -> int | None:
     """A tier key or event value as a number (``"0600"`` and ``"600"`` are one tier);
     None when it is not a whole number in range."""
@@ -282,7 +164,7 @@ def parse_tier(text: str) -> int | None:
     return value if value <= MAX_QUANTITY else None
 
 
-def _tiers(r: _Reader, name: str) -> dict[str, Decimal]:
+def _tiers(r: KeyReader, name: str) -> dict[str, Decimal]:
     """Tier -> price, keyed by the tier's canonical text (``"600"``)."""
     tiers = r.table_at(f"addon.{name}")
     if not tiers:
@@ -301,13 +183,13 @@ def _tiers(r: _Reader, name: str) -> dict[str, Decimal]:
     return prices
 
 
-def _on_off(r: _Reader, name: str) -> dict[str, Decimal]:
+def _on_off(r: KeyReader, name: str) -> dict[str, Decimal]:
     key = f"addon.{name}"
     r.closed(key, r.table_at(key), ON_OFF_KEYS[name])
     return {"on": r.decimal(f"{key}.price")}
 
 
-def _addon_prices(r: _Reader) -> tuple[dict[str, dict[str, Decimal]], int | None]:
+def _addon_prices(r: KeyReader) -> tuple[dict[str, dict[str, Decimal]], int | None]:
     """Prices of the add-ons the version sells, and the A/V trial length (None if it does
     not sell ``av_call``). An add-on it does not sell has no entry: an event in force
     that needs its price is refused by `validate.check_events`."""
@@ -327,7 +209,7 @@ def _addon_prices(r: _Reader) -> tuple[dict[str, dict[str, Decimal]], int | None
     return prices, trial_days
 
 
-def _tax(r: _Reader) -> dict[str, Decimal | None]:
+def _tax(r: KeyReader) -> dict[str, Decimal | None]:
     """Country -> rate; a key that is not an upper-case ISO 3166 alpha-2 code (``kr``,
     ``Korea``) would never match a customer, so it is refused."""
     table = r.attempt(lambda: r.table_at("tax", optional=True)) or {}
@@ -345,7 +227,7 @@ def _tax(r: _Reader) -> dict[str, Decimal | None]:
     return rates
 
 
-def _parse_version(r: _Reader) -> PriceBookVersion:
+def _parse_version(r: KeyReader) -> PriceBookVersion:
     r.closed("", r.table, VERSION_KEYS)
     effective_from = r.get("effective_from")
     if not isinstance(effective_from, date) or hasattr(effective_from, "hour"):
@@ -379,7 +261,7 @@ def _parse_version(r: _Reader) -> PriceBookVersion:
     # Rates are fractions: "0.10" is 10 %. A rate of 1 or more is a typo for a percentage.
     tax = _tax(r)
     if r.failed or dau is None or groups is None:
-        raise _KeyFailed
+        raise KeyFailed
     return PriceBookVersion(
         version_id=f"{currency}@{effective_from.isoformat()}",
         effective_from=effective_from,

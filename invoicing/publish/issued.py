@@ -28,12 +28,19 @@ from typing import Any
 
 import polars as pl
 
+from invoicing.core.errors import OutputUnavailableError
 from invoicing.core.timeframe import Month
 from invoicing.load.inputs import sha256_file
 from invoicing.publish.staging import MANIFEST
 from invoicing.storage import files_of, is_committed, readable
 
 REVISIONS = "revisions"
+
+
+class DamagedMonthError(OutputUnavailableError):
+    """``<out>/<YYYY-MM>`` (or one of its revisions) is there but is not a complete
+    publication: an empty folder, a dangling link, a file, a missing or unreadable
+    manifest. Nothing is read from it or written to it (exit 9)."""
 _SEQ = re.compile(r"-(\d{6})$")
 
 
@@ -112,8 +119,22 @@ class IssuedMonth:
 
 
 def _revision(number: int, folder: Path) -> Revision:
-    raw = (folder / MANIFEST).read_bytes()
-    return Revision(number, folder, json.loads(raw), files_of(folder, raw))
+    what = "the month" if number == 0 else f"revision {number}"
+    try:
+        raw = (folder / MANIFEST).read_bytes()
+        manifest = json.loads(raw)
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        kind = ("a dangling symbolic link" if folder.is_symlink() and not folder.exists()
+                else "not a folder" if folder.exists() and not folder.is_dir()
+                else f"no readable {MANIFEST}")
+        raise DamagedMonthError(
+            f"{folder}: {what} is not a complete publication ({kind}: {reason}); nothing "
+            "was read or changed. Restore it from a backup, or move it away to publish "
+            "the month again") from None
+    return Revision(number, folder, manifest, files_of(folder, raw))
 
 
 def _sequences(numbers: pl.Series) -> list[int]:

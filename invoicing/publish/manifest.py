@@ -61,6 +61,10 @@ def manifest_for(computed: Computed, written: dict[str, str], timer: StageTimer,
         # What the PDF bytes depend on; a cluster run checked its workers match it.
         "renderer": renderer_environment(),
         "inputs_digest": computed.inputs_digest,
+        # The seller file is one of the inputs; named here so a later diff finds it.
+        "seller": {"path": computed.inputs.table_paths["seller_input"],
+                   "sha256": computed.inputs.seller.sha256},
+        "ignored_inputs": list(computed.inputs.ignored),
         "inputs": [
             {"path": f.path, "sha256": f.sha256, "rows": f.rows} for f in computed.inputs.files
         ],

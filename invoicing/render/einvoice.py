@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from xml.etree.ElementTree import Element, SubElement, register_namespace, tostring
 
 import polars as pl
@@ -137,9 +137,12 @@ class EInvoiceSeller:
 
 def load_seller(path: Path) -> EInvoiceSeller:
     """Read the e-invoice facts of ``seller.toml``; a bad ``zero_rated_vat`` entry raises."""
-    label = f"templates/{path.name}"
     with path.open("rb") as fh:
-        data = tomllib.load(fh)
+        return seller_from(tomllib.load(fh), f"templates/{path.name}")
+
+
+def seller_from(data: dict[str, Any], label: str) -> EInvoiceSeller:
+    """The e-invoice facts of a parsed seller file (`label` names it in errors)."""
     zero_rates: dict[str, ZeroRate] = {}
     for country, entry in sorted(data.get("zero_rated_vat", {}).items()):
         key = f"key 'zero_rated_vat.{country}'"
@@ -160,6 +163,15 @@ def load_seller(path: Path) -> EInvoiceSeller:
         zero_rates=zero_rates,
         source=label,
     )
+
+
+#: The ``einvoice_format`` of a Factur-X (EN 16931 CII) document.
+FORMAT = "factur-x"
+
+
+def einvoice_format(country: str | None) -> str | None:
+    """The e-invoice a buyer in `country` gets: Factur-X in the EU, none elsewhere."""
+    return FORMAT if country is not None and is_eu(country) else None
 
 
 def is_eu(country: str) -> bool:

@@ -37,6 +37,7 @@ import io
 import os
 import re
 import threading
+import tomllib
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -279,6 +280,20 @@ def _einvoice_seller(path: Path) -> einvoice.EInvoiceSeller:
     return einvoice.load_seller(path)
 
 
+@cache
+def _einvoice_seller_of(text: str) -> einvoice.EInvoiceSeller:
+    """The seller a document carries (the run's seller file), parsed once per process."""
+    return einvoice.seller_from(tomllib.loads(text), "seller file")
+
+
+def wants_einvoice(doc: InvoiceDocument) -> bool:
+    """The document is a Factur-X e-invoice: as issued (``einvoice_format``), or, for a
+    document that does not say, when its buyer is in an EU member state."""
+    if doc.einvoice_format is not None:
+        return doc.einvoice_format == einvoice.FORMAT
+    return einvoice.is_eu(doc.customer.country)
+
+
 def einvoice_parts(doc: InvoiceDocument, line_items: Attachment, stamp: datetime,
                    templates_dir: Path, draft: bool = False
                    ) -> tuple[list[Attachment], Callable[[object, pydyf.PDF], None]]:
@@ -290,9 +305,10 @@ def einvoice_parts(doc: InvoiceDocument, line_items: Attachment, stamp: datetime
     PDFs are exactly what they were before e-invoices existed; drafts never carry an XML
     an accounting system could book.
     """
-    if draft or not einvoice.is_eu(doc.customer.country):
+    if draft or not wants_einvoice(doc):
         return [line_items], compress_streams_once
-    seller = _einvoice_seller(templates_dir / "seller.toml")
+    seller = (_einvoice_seller_of(doc.seller_file) if doc.seller_file
+              else _einvoice_seller(templates_dir / "seller.toml"))
     xml = Attachment(
         file_obj=io.BytesIO(einvoice.cii_xml(doc, seller)),
         name=einvoice.XML_NAME,
