@@ -94,6 +94,7 @@ def test_diff_shows_changed_customers_and_lines(published: Path) -> None:
         "customer_id": "c1", "currency": "USD", "invoice_number": "IM-202610-000001",
         "old_total": "548.99", "new_total": "848.97", "old_subtotal": "548.99",
         "new_subtotal": "848.97", "old_tax": "0.00", "new_tax": "0.00",
+        "document_changes": [],
         "lines": [{"sdk_app_id": 1, "item": "dau_overage", "plan": "pro",
                    "old_amount": "149.99", "new_amount": "449.97",
                    "old": {**evidence, "quantity": 1, "peak_value": 15000, "excess": 5000},

@@ -110,6 +110,11 @@ def diff_text(result: MonthDiff) -> str:
         lines += ["", "Changed charges:"]
         lines += table(["invoice", "customer", "app", "charge", "before", "after",
                         "amount before", "amount after"], charges, right=(6, 7))
+    documents = [[c.invoice_number or "(none)", c.customer_id, ", ".join(c.documents)]
+                 for c in result.changes if c.documents]
+    if documents:
+        lines += ["", "Changed documents (issued data other than the figures):"]
+        lines += table(["invoice", "customer", "changed"], documents)
     if result.changes:
         lines += ["", "Changed totals:"]
         lines += table(["invoice", "customer", "subtotal", "tax", "total", "difference"],
