@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 from distributed import Client, LocalCluster
 
-from invoicing.cli import load_seller, main
+from invoicing.cli import main
 from invoicing.core.errors import ClusterUnavailableError, ExitCode
 from invoicing.core.timeframe import Month
 from invoicing.pipeline import run_month
@@ -134,8 +134,7 @@ class OnFirstProgress(io.StringIO):
 
 
 def cluster_run(out: Path, address: str, stream: io.StringIO) -> None:
-    run_month(SAMPLE, out, MONTH, render=make_cluster_renderer(address, stream=stream, tty=False),
-              seller=load_seller())
+    run_month(SAMPLE, out, MONTH, render=make_cluster_renderer(address, stream=stream, tty=False))
 
 
 # --- the tests ------------------------------------------------------------------------------
@@ -241,8 +240,9 @@ def test_a_scheduler_stopped_mid_run_publishes_nothing_and_the_rerun_completes(
     assert hashes(tmp_path / "2026-10") == hashes(local_month[0])
 
 
-def foreign_installation(root: Path) -> Path:
-    """A copy of invoicing whose bundled fonts differ by one extra file (fonts symlinked)."""
+def foreign_installation(root: Path, extra_font: bool = True) -> Path:
+    """A copy of invoicing whose bundled fonts differ by one extra file (fonts symlinked),
+    or (``extra_font=False``) whose code differs by one comment line."""
     shutil.copytree(REPO / "invoicing", root / "invoicing",
                     ignore=shutil.ignore_patterns("__pycache__"))
     fonts = root / "templates" / "fonts"
@@ -252,7 +252,11 @@ def foreign_installation(root: Path) -> Path:
             (root / "templates" / path.name).symlink_to(path)
     for path in (REPO / "templates" / "fonts").iterdir():
         (fonts / path.name).symlink_to(path)
-    (fonts / "Extra.ttf").write_bytes(b"not the image's font")
+    if extra_font:
+        (fonts / "Extra.ttf").write_bytes(b"not the image's font")
+    else:
+        money = root / "invoicing" / "core" / "money.py"
+        money.write_text(money.read_text() + "# a hot fix deployed to one worker only\n")
     return root
 
 
@@ -264,8 +268,23 @@ def test_a_worker_with_other_fonts_is_refused(tmp_path: Path, scheduler: Schedul
     line, = result.stderr.strip().splitlines()
     here = str(renderer_environment()["fonts_sha256"])
     assert line.startswith(f"Error: cluster {scheduler.address}: worker tcp://127.0.0.1:")
-    assert f"renders with another environment (fonts_sha256 {here[:12]}… here, " in line
+    # The fonts are data of the software, so its identity differs too.
+    assert "renders with another environment (software_sha256 " in line
+    assert f"; fonts_sha256 {here[:12]}… here, " in line
     assert line.endswith("nothing was rendered. Run the same image on the workers as here.")
     assert "templates_sha256" not in line  # only the fonts differ
     assert not (out / "2026-10").exists()
     assert not list(out.glob(".2026-10.tmp-*"))
+
+
+def test_a_worker_running_changed_code_is_refused(tmp_path: Path, scheduler: Scheduler) -> None:
+    """The same version string, one changed line of code: the software identity differs."""
+    scheduler.worker(pythonpath=foreign_installation(tmp_path / "foreign", extra_font=False))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, run_args(out, "--cluster", scheduler.address))
+    assert result.exit_code == ExitCode.CLUSTER_MISMATCH, result.output
+    line, = result.stderr.strip().splitlines()
+    here = str(renderer_environment()["software_sha256"])
+    assert f"renders with another environment (software_sha256 {here[:12]}… here, " in line
+    assert "fonts_sha256" not in line and "templates_sha256" not in line
+    assert not (out / "2026-10").exists()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from invoicing import __version__
-from invoicing.render.environment import renderer_environment
+from invoicing.render.environment import renderer_environment, software_digest
 from invoicing.validate.gates import manifest_entry as gates_entry
 
 if TYPE_CHECKING:  # pipeline imports this module
@@ -57,7 +57,8 @@ def manifest_for(computed: Computed, written: dict[str, str], timer: StageTimer,
     return {
         "month": computed.month.label,
         "run_id": computed.run_id,
-        "software": {"name": "invoicing", "version": __version__},
+        "software": {"name": "invoicing", "version": __version__,
+                     "sha256": software_digest()},
         # What the PDF bytes depend on; a cluster run checked its workers match it.
         "renderer": renderer_environment(),
         "inputs_digest": computed.inputs_digest,

@@ -18,21 +18,42 @@ from functools import cache
 from pathlib import Path
 
 #: The keys of `renderer_environment`, in the order the manifest prints them.
-KEYS = ("invoicing", "weasyprint", "pydyf", "harfbuzz", "harfbuzz_subset", "fonts_sha256",
-        "templates_sha256")
+KEYS = ("invoicing", "software_sha256", "weasyprint", "pydyf", "harfbuzz", "harfbuzz_subset",
+        "fonts_sha256", "templates_sha256")
+
+#: The package's own folder (code and catalogues) and the templates beside it.
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+#: Byte-code and caches: rebuilt from the code, not part of it.
+_NOT_CODE = ("__pycache__",)
 
 
 def folder_digest(folder: Path, skip: str | None = None) -> str:
     """SHA-256 over every file below `folder` (relative path and content hash, sorted).
 
-    ``skip`` leaves out one top-level sub-folder (the fonts have their own digest).
+    ``skip`` leaves out one top-level sub-folder (the fonts have their own digest);
+    byte-code caches are always left out.
     """
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder)
         if skip is not None and relative.parts[0] == skip:
             continue
+        if any(part in _NOT_CODE for part in relative.parts) or path.suffix == ".pyc":
+            continue
         digest.update(f"{relative.as_posix()}\t{_file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
+@cache
+def software_digest() -> str:
+    """The software's identity: SHA-256 over the package's own code and data (every file
+    of ``invoicing/``, its catalogues included, and of ``templates/``). A version string
+    stays the same across changes; this does not."""
+    from invoicing.render.pdf import DEFAULT_TEMPLATES_DIR
+
+    digest = hashlib.sha256()
+    for name, folder in (("invoicing", PACKAGE_DIR), ("templates", DEFAULT_TEMPLATES_DIR)):
+        digest.update(f"{name}\t{folder_digest(folder)}\n".encode())
     return digest.hexdigest()
 
 
@@ -70,6 +91,7 @@ def renderer_environment() -> dict[str, str | bool]:
 
     return {
         "invoicing": __version__,
+        "software_sha256": software_digest(),
         "weasyprint": weasyprint.__version__,
         "pydyf": pydyf.__version__,
         "harfbuzz": harfbuzz_version(),
