@@ -21,6 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
+from invoicing import __version__
 from invoicing.audit.diff import changed_inputs, compare, issued_month
 from invoicing.audit.reports import evidence_text, money
 from invoicing.core.timeframe import Month
@@ -32,6 +33,7 @@ from invoicing.publish.locking import month_lock
 from invoicing.publish.staging import MANIFEST
 from invoicing.render import einvoice
 from invoicing.render.attachment import read_attachment
+from invoicing.render.environment import software_digest
 from invoicing.storage import readable, relative_name
 from invoicing.validate.usage import OnConflict
 
@@ -161,7 +163,22 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
         for rev in revisions:
             report.mismatches.extend(_check_credit_note_einvoices(
                 rev, issued_countries, computed.inputs.customers))
+        if report.mismatches:
+            report.mismatches[:0] = _software_difference(latest)
     return report
+
+
+def _software_difference(latest: Revision) -> list[str]:
+    """A line naming the software difference when the month was published by other code:
+    the mismatches may then come from the software, not from the inputs or the files."""
+    published = latest.manifest.get("software", {})
+    here = software_digest()
+    if not published.get("sha256") or published["sha256"] == here:
+        return []
+    return [f"{latest.path / MANIFEST}: published by other software (invoicing "
+            f"{published.get('version', '?')}, software_sha256 {published['sha256'][:12]}…; "
+            f"this is {__version__}, {here[:12]}…): the differences below may come from the "
+            "software rather than the inputs; verify with the software that published it"]
 
 
 def _issued_countries(revisions: list[Revision]) -> pl.DataFrame:

@@ -26,6 +26,8 @@ class Month:
         match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", text)
         if match is None or not 1 <= int(match[2]) <= 12 or int(match[1]) < 1:
             raise ValueError(f"{text!r} is not a month in the form YYYY-MM (for example 2026-10)")
+        if int(match[1]) > 9998:  # its invoices are dated in the next month, which must exist
+            raise ValueError(f"{text!r} is beyond the last month that can be billed (9998-12)")
         return cls(int(match[1]), int(match[2]))
 
     @classmethod
