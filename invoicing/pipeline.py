@@ -36,6 +36,7 @@ from invoicing.publish.issued import IssuedMonth
 from invoicing.publish.locking import month_lock
 from invoicing.publish.manifest import manifest_for
 from invoicing.publish.staging import open_staging, remove_stale_staging
+from invoicing.render.coverage import check_locales, unprintable_names
 from invoicing.render.einvoice import EU_MEMBER_STATES, seller_from
 from invoicing.render.einvoice import FORMAT as EINVOICE_FORMAT
 from invoicing.render.einvoice import check_month as check_einvoices
@@ -90,6 +91,8 @@ class Computed:
         for the plan story the invoices print.
       gate_findings: the month gates that failed (`gates.check_month`); `run`, `reissue`
         and `preview` refuse the month on any, unless told ``--allow-incomplete``.
+      unprintable: (invoice_number, customer_id, characters) for each document whose
+        buyer name or address holds characters no bundled font has.
     """
 
     month: Month
@@ -103,6 +106,7 @@ class Computed:
     on_conflict: OnConflict
     plan_periods: pl.DataFrame
     gate_findings: tuple[Finding, ...] = ()
+    unprintable: pl.DataFrame | None = None
 
 
 def inputs_digest(inputs: Inputs) -> str:
@@ -141,6 +145,7 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
         errors = ErrorLog()
         labels = inputs.table_paths
         check_customers(inputs.customers, labels["customers"], errors)
+        check_locales(inputs.customers, labels["customers"], errors)
         check_apps(inputs.apps, inputs.customers, labels["apps"], errors)
         # An unknown currency is already reported by check_customers.
         currencies = sorted(set(inputs.customers["currency"].drop_nulls().unique().to_list())
@@ -170,12 +175,17 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
             einvoice_format=pl.when(pl.col("buyer_country").is_in(sorted(EU_MEMBER_STATES)))
             .then(pl.lit(EINVOICE_FORMAT))))
     digest = inputs_digest(inputs)
+    numbered = assembled.invoices.filter(pl.col("invoice_number").is_not_null())
+    unprintable = numbered.select("invoice_number", "customer_id").join(
+        unprintable_names(inputs.customers.join(numbered, on="customer_id", how="semi")),
+        on="customer_id")
     plan_segments = subs.segments.filter(pl.col("item") == "plan")
     return Computed(
         month=month, inputs=inputs, usage=usage, versions=versions, assembled=assembled,
         anomalies=anomalies, inputs_digest=digest, run_id=f"{month.compact}-{digest[:12]}",
         on_conflict=on_conflict, plan_periods=plan_periods_frame(subs),
         gate_findings=tuple(check_month(usage, plan_segments, month)),
+        unprintable=unprintable,
     )
 
 

@@ -142,7 +142,16 @@ def preview_text(computed: Computed) -> str:
         lines.append(f"  total {currency}: {t['total']} ({t['invoices']} invoices)")
     lines.append(f"  usage rows rejected: {computed.usage.counts.rejected}; "
                  f"anomalies: {computed.anomalies.height}")
+    if computed.unprintable is not None:
+        lines += unprintable_lines(computed.unprintable.to_dicts())
     return "\n".join(lines)
+
+
+def unprintable_lines(documents: list[dict[str, str]]) -> list[str]:
+    """One line per document whose buyer name or address no bundled font can print."""
+    return [f"  {d['invoice_number']} ({d['customer_id']}): the name or address holds "
+            f"characters no bundled font has, printed as boxes: {d['characters']}"
+            for d in documents]
 
 
 def run_summary(result: RunResult) -> str:
@@ -169,6 +178,7 @@ def run_summary(result: RunResult) -> str:
         f"{counts['usage_rows_rejected']} rejected (rejected_rows.parquet)"
     )
     lines.append(f"  anomalies: {counts['anomalies']} (anomalies.parquet)")
+    lines += unprintable_lines(m.get("unprintable_characters", []))
     gates = m.get("month_gates", {})
     if gates.get("accepted_incomplete"):
         lines.append("  month gates overridden with --allow-incomplete:")

@@ -53,6 +53,8 @@ def manifest_for(computed: Computed, written: dict[str, str], timer: StageTimer,
     inv = computed.assembled.invoices
     counts = computed.usage.counts
     used = computed.assembled.invoices.group_by("pricebook_version").len()
+    unprintable = ([] if computed.unprintable is None
+                   else computed.unprintable.sort("invoice_number").to_dicts())
     customers_per_version = dict(zip(used["pricebook_version"], used["len"], strict=True))
     return {
         "month": computed.month.label,
@@ -92,7 +94,10 @@ def manifest_for(computed: Computed, written: dict[str, str], timer: StageTimer,
             "zero_total_customers": int(inv["invoice_number"].is_null().sum()),
             "line_items": computed.assembled.line_items.height,
             "anomalies": computed.anomalies.height,
+            "documents_with_unprintable_characters": len(unprintable),
         },
+        # Buyer names or addresses holding characters no bundled font has (printed as boxes).
+        "unprintable_characters": unprintable,
         "totals": totals_per_currency(inv),
         "outputs": dict(sorted(written.items())),
     }
