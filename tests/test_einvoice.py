@@ -346,24 +346,22 @@ def test_eu_tax_id_without_a_country_prefix_is_refused(tmp_path: Path) -> None:
                    tmp_path / "out")
 
 
-def test_seller_without_a_vat_id_is_refused(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_seller_without_a_vat_id_is_refused(tmp_path: Path) -> None:
     seller = tmp_path / "seller.toml"
     seller.write_text('name = "X Ltd."\naddress = "1 Road"\ncountry = "SG"\n', encoding="utf-8")
-    monkeypatch.setattr(einvoice, "SELLER_FILE", seller)
     result = run_cli(eu_month("FR", "FR40303265045").write(tmp_path / "in"), tmp_path / "out",
-                     "--workers", "1")
+                     "--workers", "1", "--seller", str(seller))
     assert_stopped(result, ExitCode.INPUT_ERROR,
-                   "templates/seller.toml: key 'vat_id' missing: customer C1 (FR) gets an "
+                   f"{seller}: key 'vat_id' missing: customer C1 (FR) gets an "
                    "EN 16931 e-invoice, which needs the seller's country and VAT identifier",
                    tmp_path / "out")
 
 
-def test_non_eu_month_never_reads_the_seller_facts(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(einvoice, "SELLER_FILE", tmp_path / "absent.toml")
+def test_non_eu_month_needs_no_e_invoice_facts_of_the_seller(tmp_path: Path) -> None:
+    seller = tmp_path / "seller.toml"
+    seller.write_text('name = "X Ltd."\naddress = "1 Road"\n', encoding="utf-8")
     result = run_cli(eu_month("US", None).write(tmp_path / "in"), tmp_path / "out",
-                     "--workers", "1")
+                     "--workers", "1", "--seller", str(seller))
     assert result.exit_code == 0, result.output
 
 

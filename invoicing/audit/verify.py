@@ -162,7 +162,8 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
         issued_countries = _issued_countries(revisions)
         for rev in revisions:
             report.mismatches.extend(_check_credit_note_einvoices(
-                rev, issued_countries, computed.inputs.customers))
+                rev, computed.inputs.customers.select("customer_id", "country"),
+                issued_countries))
         if report.mismatches:
             report.mismatches[:0] = _software_difference(latest)
     return report
@@ -198,16 +199,21 @@ def _issued_countries(revisions: list[Revision]) -> pl.DataFrame:
 
 
 def _check_credit_note_einvoices(rev: Revision, countries: pl.DataFrame,
-                                 customers: pl.DataFrame | None = None) -> list[str]:
-    """Check 5 for the credit notes of a revision: the XML states what they credit (381)."""
+                                 issued: pl.DataFrame | None = None) -> list[str]:
+    """Check 5 for the credit notes of a revision: the XML states what they credit (381).
+
+    A credit note's buyer is the one of the invoice it credits (`issued`: credits_invoice,
+    country); `countries` (customer_id, country) serves notes of invoices without one.
+    """
     if not (rev.path / "credit_notes.parquet").is_file():
         return []
     notes = pl.read_parquet(rev.path / "credit_notes.parquet")
-    issued = notes.join(countries.drop("customer_id"), on="credits_invoice", how="inner")
-    today = notes.join(issued.select("credits_invoice"), on="credits_invoice", how="anti")
-    if customers is not None:
-        today = today.join(customers.select("customer_id", "country"), on="customer_id")
-    notes = pl.concat([issued, today], how="diagonal").drop_nulls("country")
+    known = (notes.join(issued.drop("customer_id"), on="credits_invoice", how="inner")
+             if issued is not None else notes.clear().with_columns(
+                 country=pl.lit(None, dtype=pl.String)))
+    rest = notes.join(known.select("credits_invoice"), on="credits_invoice", how="anti").join(
+        countries, on="customer_id")
+    notes = pl.concat([known, rest], how="diagonal").drop_nulls("country")
     items = pl.read_parquet(rev.path / "credit_note_items.parquet")
     problems = []
     for note in notes.iter_rows(named=True):
