@@ -38,11 +38,30 @@ def duplicate_columns(names: Sequence[str], label: str) -> list[InputError]:
     return errors
 
 
+def _closest(name: str, present: Sequence[str], cutoff: float) -> str | None:
+    folded = {fold(p): p for p in present}
+    if fold(name) in folded:
+        return folded[fold(name)]
+    close = difflib.get_close_matches(name, list(present), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def misspelled_optional(label: str, name: str, present: Sequence[str]) -> InputError | None:
+    """An optional column `name` is absent but the file has a column that looks like it
+    (``LIVE_GROUP_COUNT``, ``live_group_cont``): that column would be ignored and the
+    optional one taken as empty, so it is refused; None when nothing looks like it."""
+    if name in present:
+        return None
+    close = _closest(name, present, cutoff=0.85)
+    if close is None:
+        return None
+    return InputError(Source(label, close), f"looks like the optional column {name!r}, which "
+                      "is missing; rename it (a column of another name is ignored)")
+
+
 def missing_column(label: str, name: str, present: Sequence[str]) -> InputError:
     """`name` is not among `present`: say what the file has, and the likely slip."""
-    folded = {fold(p): p for p in present}
-    close = ([folded[fold(name)]] if fold(name) in folded
-             else difflib.get_close_matches(name, list(present), n=1, cutoff=0.75))
-    hint = f"; did you mean {close[0]!r}? (names are matched exactly)" if close else ""
+    close = _closest(name, present, cutoff=0.75)
+    hint = f"; did you mean {close!r}? (names are matched exactly)" if close else ""
     return InputError(Source(label, name), f"missing column (the file has: "
                       f"{', '.join(present) or 'no columns'}){hint}")

@@ -15,7 +15,7 @@ import zlib
 import polars as pl
 
 from invoicing.core.errors import MAX_REPORTED_ERRORS, ErrorLog, InputError, Source
-from invoicing.load.columns import duplicate_columns, missing_column
+from invoicing.load.columns import duplicate_columns, missing_column, misspelled_optional
 
 
 def type_name(dtype: pl.DataType) -> str:
@@ -51,6 +51,8 @@ def read_csv(
     for name in columns:
         if name not in raw.columns and name not in optional:
             raise missing_column(label, name, raw.columns)
+        if name in optional and (slip := misspelled_optional(label, name, raw.columns)):
+            raise slip
     out = {}
     errors = ErrorLog()  # every bad value of the file, not only the first
     for name, dtype in columns.items():

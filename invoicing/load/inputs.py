@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from invoicing.core.errors import ErrorLog, InputError, Source
-from invoicing.load.columns import duplicate_columns, missing_column
+from invoicing.load.columns import duplicate_columns, missing_column, misspelled_optional
 from invoicing.load.csv_reader import decompress, read_csv, type_name
 from invoicing.load.files import find_table, find_usage_files, kind_of
 from invoicing.load.files import label as input_label
@@ -161,6 +161,8 @@ def _check_parquet_schema(
     for name in columns:
         if name not in schema.names and name not in optional:
             errors.add_error(missing_column(label, name, schema.names))
+        elif name in optional and (slip := misspelled_optional(label, name, schema.names)):
+            errors.add_error(slip)
     for name in present:
         arrow_type = schema.field(name).type
         expected = columns[name]

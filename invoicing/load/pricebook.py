@@ -46,6 +46,10 @@ ON_OFF_KEYS: dict[str, tuple[str, ...]] = {"avchatroom_unlimited": ("price",),
 TAX_KEY = re.compile(r"[A-Z]{2}")
 
 
+#: A table header line and its top-level name (``[[version]]``, ``[version.tax]``).
+_HEADER = re.compile(r"^\s*\[\[?\s*(?P<top>[^\].\s]+)")
+
+
 @dataclass(frozen=True)
 class Overage:
     """Overage pricing of one metric (R2, R3).
@@ -126,9 +130,21 @@ def load_pricebook(path: Path, label: str | None = None) -> PriceBook:
         raise InputError(Source(label), "price book not found")
     raw = path.read_bytes()
     try:
-        doc = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        text = raw.decode("utf-8")
+        doc = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
         raise InputError(Source(label), f"not valid TOML: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        # A misspelled [[version]] header makes TOML fail elsewhere; name it first.
+        errors = ErrorLog()
+        for number, line in enumerate(text.splitlines(), start=1):
+            header = _HEADER.match(line)
+            if header is not None and header["top"] != "version":
+                errors.add(Source(label), f"line {number}: table {header['top']!r}: unknown "
+                           "table; the price book holds only [[version]] tables")
+        errors.add(Source(label), f"not valid TOML: {exc}")
+        errors.raise_if_any()
+        raise  # pragma: no cover - raise_if_any raised
     errors = ErrorLog()
     for key in doc:
         if key != "version":
