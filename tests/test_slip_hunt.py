@@ -86,7 +86,7 @@ def _pricebook_mutations() -> Iterator[pytest.ParameterSet]:
                     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
                     # TOML names the repeated line; a repeated [[version]] leaves an empty one
                     return f"line {index + 2}|{name}"
-                head, sep, tail = lines[index].partition(name)
+                head, _, tail = lines[index].partition(name)
                 lines[index] = head + other + tail
                 path.write_text("\n".join(lines) + "\n", encoding="utf-8")
                 return other
