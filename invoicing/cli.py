@@ -14,25 +14,27 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from invoicing import __version__, storage
+from invoicing.audit.options import checked_issue_date, outside_input
 from invoicing.audit.reports import run_summary
-from invoicing.core.errors import InvoicingError, UsageError, VerifyMismatchError
+from invoicing.core.errors import InvoicingError, VerifyMismatchError
 from invoicing.core.timeframe import Month
 from invoicing.pipeline import run_month
-from invoicing.render.pool import choose_renderer, default_workers
+from invoicing.render.renderers import choose_renderer, default_workers
 from invoicing.validate.gates import enforce
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class LocationParam(click.ParamType):
-    """A local path (checked like `click.Path`) or an ``s3://bucket/prefix`` URL."""
+    """A local path (checked like `click.Path`) or a storage URL such as ``s3://bucket/prefix``
+    (the schemes of `storage.BACKENDS`)."""
 
     name = "path"
 
@@ -43,14 +45,12 @@ class LocationParam(click.ParamType):
                 ctx: click.Context | None) -> Any:
         text = os.fspath(value) if isinstance(value, str | os.PathLike) else value
         if isinstance(text, str) and "://" in text:
-            if not text.startswith(storage.SCHEME):
-                self.fail(f"{text!r}: only local paths and s3://bucket/prefix URLs are supported",
-                          param, ctx)
             try:
                 return storage.location(text)
             except storage.StorageError as exc:
                 self.fail(str(exc), param, ctx)
         return self._local.convert(value, param, ctx)
+
 
 
 class ReportedError(click.ClickException):
@@ -123,44 +123,6 @@ def month_inputs(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
-
-
-def _outside_input(input_dir: Path, out: Path | None, option: str) -> None:
-    """Refuse an output folder inside the input folder: a later run would read what was
-    published there as input (exit 2)."""
-    if out is None:
-        return
-    if storage.is_remote(input_dir) or storage.is_remote(out):
-        inside = str(out).rstrip("/").startswith(str(input_dir).rstrip("/") + "/") or \
-            str(out).rstrip("/") == str(input_dir).rstrip("/")
-    else:
-        inside = out.resolve().is_relative_to(input_dir.resolve())
-    if inside:
-        raise UsageError(f"{option} {out} is inside --input {input_dir}: what is written there "
-                         "would be read back as input; choose a folder outside it")
-
-
-#: An issue date more than this long after the billed month is refused as a slip.
-ISSUE_DATE_LIMIT = timedelta(days=3 * 366)
-
-
-def _issue_date(month: Month, value: datetime | None) -> date | None:
-    """``--issue-date``: not before the 1st after the billed month (a document for October
-    cannot be dated in October), not in the future, and not years after the month."""
-    if value is None:
-        return None
-    day = value.date()
-    today = datetime.now(UTC).date()
-    if day < month.issue_date:
-        raise UsageError(f"--issue-date {day} is before the end of the billed month "
-                         f"{month.label}: documents for it are dated {month.issue_date} or later")
-    if day > today + timedelta(days=1):  # a day's grace for the time zones east of UTC
-        raise UsageError(f"--issue-date {day} is in the future (today is {today} UTC); a "
-                         "document is dated when it is issued")
-    if day - month.end > ISSUE_DATE_LIMIT:
-        raise UsageError(f"--issue-date {day} is more than three years after the billed month "
-                         f"{month.label}; check the date (or the --month)")
-    return day
 
 
 def allow_incomplete_option(func: F) -> F:
@@ -240,7 +202,7 @@ def run(month: Month, input_dir: Path, pricebook: Path | None, seller: Path | No
     Example:
       invoicing run --month 2026-10 --input sample_data/2026-10 --out out
     """
-    _outside_input(input_dir, out_dir, "--out")
+    outside_input(input_dir, out_dir, "--out")
     result = run_month(
         input_dir, out_dir, month, pricebook=pricebook, seller=seller,
         on_conflict=on_conflict,  # type: ignore[arg-type]
@@ -272,7 +234,7 @@ def diff(month: Month, input_dir: Path, pricebook: Path | None, seller: Path | N
     """
     from invoicing.audit.diff import diff_month
 
-    _outside_input(input_dir, out_dir, "--out")
+    outside_input(input_dir, out_dir, "--out")
     result = diff_month(input_dir, out_dir, month, pricebook,
                         on_conflict, seller=seller)  # type: ignore[arg-type]
     if fmt == "json":
@@ -312,12 +274,12 @@ def reissue(month: Month, input_dir: Path, pricebook: Path | None, seller: Path 
     """
     from invoicing.audit.reprocess import reissue_month
 
-    _outside_input(input_dir, out_dir, "--out")
+    outside_input(input_dir, out_dir, "--out")
     result = reissue_month(
         input_dir, out_dir, month, reason=reason, render=choose_renderer(workers, cluster),
         seller=seller, pricebook=pricebook,
         on_conflict=on_conflict,  # type: ignore[arg-type]
-        issue_date=_issue_date(month, issue_date), allow_incomplete=allow_incomplete,
+        issue_date=checked_issue_date(month, issue_date), allow_incomplete=allow_incomplete,
     )
     if result.path is None:
         click.echo(f"{month.label}: nothing changed since revision {result.diff.revision}; "
@@ -349,7 +311,7 @@ def verify(month: Month, input_dir: Path, pricebook: Path | None, seller: Path |
     """
     from invoicing.audit.verify import verify_month
 
-    _outside_input(input_dir, out_dir, "--out")
+    outside_input(input_dir, out_dir, "--out")
     report = verify_month(input_dir, out_dir, month, pricebook, seller=seller,
                           on_conflict=on_conflict)  # type: ignore[arg-type]
     if report.ok:
@@ -390,7 +352,7 @@ def preview(month: Month, input_dir: Path, pricebook: Path | None, seller: Path 
     from invoicing.audit.reports import preview_text
     from invoicing.pipeline import compute_month, conflict_policy, write_drafts
 
-    _outside_input(input_dir, drafts, "--drafts")
+    outside_input(input_dir, drafts, "--drafts")
     computed = compute_month(input_dir, month, pricebook,
                              conflict_policy(on_conflict),  # type: ignore[arg-type]
                              seller=seller)

@@ -17,11 +17,12 @@ from typing import Any
 
 import polars as pl
 
+from invoicing.assemble.computed import Computed
 from invoicing.assemble.totals import BUYER_COLUMNS, Assembled
 from invoicing.core.errors import NotPublishedError
 from invoicing.core.money import in_minor_units
 from invoicing.core.timeframe import Month
-from invoicing.pipeline import Computed, compute_month, conflict_policy
+from invoicing.pipeline import compute_month, conflict_policy
 from invoicing.pricing.lines import LINE_SCHEMA
 from invoicing.publish.issued import IssuedMonth
 from invoicing.validate.usage import OnConflict

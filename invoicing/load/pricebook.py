@@ -153,7 +153,7 @@ def load_pricebook(path: Path, label: str | None = None) -> PriceBook:
     versions_raw = doc.get("version")
     if not isinstance(versions_raw, list) or not versions_raw:
         errors.add(Source(label), "no [[version]] tables")
-        errors.raise_if_any()
+        versions_raw = []  # reported with any other error of the file below
     parsed = []
     for i, table in enumerate(versions_raw, start=1):
         reader = KeyReader(label, i, table, errors)
@@ -234,9 +234,9 @@ def _tax(r: KeyReader) -> dict[str, Decimal | None]:
         if not TAX_KEY.fullmatch(country):
             hint = (f"; did you mean {country.upper()!r}?"
                     if TAX_KEY.fullmatch(country.upper()) else "")
-            r.attempt(lambda c=country, h=hint: r.fail(
-                f"tax.{c}", "a tax key is a country code as the customers table writes it: "
-                f"two upper-case letters (ISO 3166 alpha-2){h}"))
+            r.attempt(functools.partial(
+                r.fail, f"tax.{country}", "a tax key is a country code as the customers table "
+                f"writes it: two upper-case letters (ISO 3166 alpha-2){hint}"))
             continue
         rates[country] = r.attempt(functools.partial(r.decimal, f"tax.{country}", rate,
                                                      limit=Decimal(1)))

@@ -9,6 +9,7 @@ is closest to.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
@@ -95,8 +96,8 @@ class KeyReader:
         for name in table:
             if name not in known:
                 dotted = f"{key}.{name}" if key else name
-                self.attempt(lambda d=dotted, n=name: self.fail(
-                    d, unknown_key_message(n, known, what)))
+                self.attempt(functools.partial(self.fail, dotted,
+                                               unknown_key_message(name, known, what)))
 
     def table_at(self, key: str, optional: bool = False) -> dict[str, Any]:
         if optional and not self.has(key):
