@@ -299,6 +299,10 @@ def test_a_credit_note_keeps_the_e_invoice_of_the_invoice_it_reverses(tmp_path: 
     b.customers[0].update(country="US", address="1 Main St\nBoston, MA")
     b.write(folder)
     args = ["--month", "2026-10", "--input", str(folder), "--out", str(out)]
+    verify = cli("verify", *args)
+    assert verify.exit_code == ExitCode.VERIFY_MISMATCH
+    assert (f"{out}/2026-10/invoices.parquet: customer c1: issued with other data than the "
+            "inputs hold now (buyer address, buyer country, einvoice format)") in verify.output
     reissue = cli("reissue", *args, "--reason", "moved to the US", "--workers", "1",
                   INCOMPLETE_OK)
     assert reissue.exit_code == 0, reissue.output

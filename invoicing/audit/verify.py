@@ -123,7 +123,13 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
                     f"{ln.sdk_app_id} {ln.item}: published {money(ln.old_amount, cur)} "
                     f"({evidence_text(ln.item, ln.old)}), recomputed "
                     f"{money(ln.new_amount, cur)} ({evidence_text(ln.item, ln.new)})")
-            if not change.lines:
+            if change.documents:
+                report.mismatches.append(
+                    f"{latest.path / 'invoices.parquet'}: customer {change.customer_id}: "
+                    f"issued with other data than the inputs hold now "
+                    f"({', '.join(change.documents)})")
+            if not change.lines and (not change.documents
+                                     or change.old_total != change.new_total):
                 report.mismatches.append(
                     f"{latest.path / 'invoices.parquet'}: customer {change.customer_id}: "
                     f"published total {money(change.old_total, cur)}, recomputed "
