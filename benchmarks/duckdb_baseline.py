@@ -54,6 +54,7 @@ import duckdb
 from babel.numbers import get_currency_precision
 
 from invoicing.core.timeframe import Month
+from invoicing.render.einvoice import EU_MEMBER_STATES
 
 PLANS = ("free", "pro", "flagship")
 TIERED_ADDONS = ("group_member_limit", "groups_per_user", "history_retention_days")
@@ -155,7 +156,11 @@ def _load_tables(con: duckdb.DuckDBPyConnection, input_dir: Path) -> None:
     )
     con.execute(
         "CREATE TEMP TABLE customers AS SELECT CAST(customer_id AS VARCHAR) AS customer_id, "
-        "CAST(country AS VARCHAR) AS country, CAST(currency AS VARCHAR) AS currency "
+        "CAST(country AS VARCHAR) AS country, CAST(currency AS VARCHAR) AS currency, "
+        # The buyer data each issued document keeps (invoices.parquet, issue 19).
+        "CAST(name AS VARCHAR) AS name, CAST(email AS VARCHAR) AS email, "
+        "CAST(address AS VARCHAR) AS address, CAST(tax_id AS VARCHAR) AS tax_id, "
+        "CAST(locale AS VARCHAR) AS locale "
         f"FROM {_reader(_table(input_dir, 'customers'))}"
     )
     # rowid follows the file's row order: the later row of two same-day events wins.
@@ -580,7 +585,11 @@ SELECT CASE WHEN i.total <> 0 THEN printf('IM-{compact}-%06d', sum(
        i.customer_id, i.currency, i.subtotal,
        CAST(coalesce(t.rate, 0) AS DECIMAL(38, 6)) AS tax_rate, i.tax, i.total,
        ch.version_id AS pricebook_version, CAST(coalesce(n.lines, 0) AS BIGINT) AS line_count,
-       CAST(NULL AS VARCHAR) AS pdf_sha256
+       CAST(NULL AS VARCHAR) AS pdf_sha256,
+       c.name AS buyer_name, c.email AS buyer_email, c.address AS buyer_address,
+       c.country AS buyer_country, CAST(c.tax_id AS VARCHAR) AS buyer_tax_id,
+       c.locale AS buyer_locale,
+       CASE WHEN c.country IN ({eu_countries}) THEN 'factur-x' END AS einvoice_format
 FROM invoices i JOIN customers c USING (customer_id)
 JOIN chosen ch ON ch.currency = i.currency
 LEFT JOIN tax_all t ON t.version_id = ch.version_id AND t.country = c.country
@@ -707,6 +716,7 @@ def compute_outputs(input_dir: Path, month: Month, out_dir: Path, *,
             options += f", COMPRESSION_LEVEL {int(compression_level)}"
         con.execute(_OUTPUTS.format(
             compact=month.compact, item_order=_ITEM_ORDER_SQL, options=options,
+            eu_countries=", ".join(f"'{c}'" for c in sorted(EU_MEMBER_STATES)),
             line_items=_sql_str(str(out_dir / "line_items.parquet")),
             invoices=_sql_str(str(out_dir / "invoices.parquet")),
         ))
