@@ -57,6 +57,8 @@ class Line:
       free_quota: overage only: the free quota of the plan.
       block: overage only: block size.
       excess: overage only: ``max(0, peak_value - free_quota)``.
+      bands: graduated overage only: the blocks and amount of each band that billed
+        blocks, as a JSON array (`invoicing.pricing.models.graduated`).
       days_on_plan: prorated plan fee only: days the app was on ``plan``.
       days_in_month: prorated plan fee only: days in the billing month.
       active_days: add-ons only: number of days the add-on was active.
@@ -77,6 +79,7 @@ class Line:
     free_quota: int | None = None
     block: int | None = None
     excess: int | None = None
+    bands: str | None = None
     days_on_plan: int | None = None
     days_in_month: int | None = None
     active_days: int | None = None

@@ -8,12 +8,13 @@ checked against the contract by mypy where it is registered below.
 
 from __future__ import annotations
 
-from invoicing.pricing.models import blocks
+from invoicing.pricing.models import blocks, graduated
 from invoicing.pricing.models.contract import PricingModel
 
 _BLOCKS: PricingModel = blocks
+_GRADUATED: PricingModel = graduated
 
 #: Every pricing model by the name the price book gives it.
-MODELS: dict[str, PricingModel] = {model.name: model for model in (_BLOCKS,)}
+MODELS: dict[str, PricingModel] = {model.name: model for model in (_BLOCKS, _GRADUATED)}
 
 __all__ = ["MODELS", "PricingModel"]
