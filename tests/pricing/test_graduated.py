@@ -209,3 +209,66 @@ def test_a_bad_band_stops_the_run_naming_its_key(tmp_path: Path, section: str,
     version = 1 if book.index('currency = "USD"') < book.index('currency = "KRW"') else 2
     assert_stopped(run_cli(folder, tmp_path / "out"), ExitCode.INPUT_ERROR,
                    f"pricebook.toml: version #{version}, {message}", tmp_path / "out")
+
+
+# --- the bands on the page, in the e-invoice and in diff ----------------------------------
+
+
+def _text(pdf: Path) -> str:
+    from pypdf import PdfReader
+
+    return " ".join(" ".join(page.extract_text().split()) for page in PdfReader(pdf).pages)
+
+
+def test_bands_are_explained_on_the_page_in_the_xml_and_by_diff(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from lxml import etree
+
+    from invoicing.cli import main
+    from invoicing.render import einvoice
+
+    b = MonthBuilder(pricebook=graduated_book().replace('KR = "0.10"', 'KR = "0.10"\nDE = "0.19"'))
+    b.customer("c1", country="DE").customer("k1", currency="KRW", country="KR",
+                                            locale="ko_KR")
+    b.app(1, "c1").day(1, d(3), dau=125_000)      # 12 blocks
+    b.app(3, "k1").day(3, d(5), dau=90_000)       # 8 blocks
+    folder, out = b.write(tmp_path / "in"), tmp_path / "out"
+    assert run_cli(folder, out).exit_code == 0
+    month = out / "2026-10"
+
+    usd = _text(month / "invoices/IM-202610-000001.pdf")
+    for words in ("12 blocks of 10,000", "Blocks 1–10: 10 × $149.99 = $1,499.90",
+                  "Blocks 11–12: 2 × $99.99 = $199.98", "$1,699.88"):
+        assert words in usd, words
+    krw = _text(month / "invoices/IM-202610-000002.pdf")
+    for words in ("8블록 (1블록 = 10,000)", "1–2번째 블록: 2블록 × ₩206,000 = ₩412,000",
+                  "6–8번째 블록: 3블록 × ₩100,000.5 = ₩300,001.5", "₩1,162,002"):
+        assert words in krw, words
+
+    xml = einvoice.read_embedded_xml(month / "invoices/IM-202610-000001.pdf")
+    assert xml is not None
+    names = etree.fromstring(xml).xpath("//ram:SpecifiedTradeProduct/ram:Name/text()",
+                                        namespaces=einvoice.NS)
+    assert ("App 1 App 1: DAU overage: Peak DAU 125,000 on October 3, 2026; Free quota "
+            "10,000, excess 115,000; 12 blocks of 10,000; Blocks 1–10: 10 × $149.99 = "
+            "$1,499.90; Blocks 11–12: 2 × $99.99 = $199.98") in names
+
+    # One more block (135,000): diff shows the bands before and after.
+    usage = folder / "usage/part=0/usage.parquet"
+    frame = pl.read_parquet(usage).with_columns(
+        dau=pl.when(pl.col("sdk_app_id") == 1).then(135_000).otherwise(pl.col("dau")))
+    frame.write_parquet(usage)
+    args = ["diff", "--month", "2026-10", "--input", str(folder), "--out", str(out)]
+    text = CliRunner().invoke(main, args).output
+    assert ("Pro, Peak DAU 125,000 on October 3, 2026, 12 blocks of 10,000, Blocks 1–10: "
+            "10 × $149.99 = $1,499.90, Blocks 11–12: 2 × $99.99 = $199.98") in text
+    assert "Blocks 11–13: 3 × $99.99 = $299.97" in text
+    report = json.loads(CliRunner().invoke(main, [*args, "--format", "json"]).output)
+    [line] = report["customers"][0]["lines"]
+    assert (line["old_amount"], line["new_amount"]) == ("1699.88", "1799.87")
+    assert line["new"]["bands"] == [
+        {"first_block": 1, "last_block": 10, "blocks": 10, "price_per_block": "149.99",
+         "amount": "1499.9"},
+        {"first_block": 11, "last_block": 13, "blocks": 3, "price_per_block": "99.99",
+         "amount": "299.97"},
+    ]
