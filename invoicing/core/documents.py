@@ -43,7 +43,8 @@ class Line:
         ``history_retention_days``, ``av_call``).
       description: canonical English description (also in line_items.parquet).
       quantity: billed quantity (a decimal): 1 for a monthly fee or add-on, the number
-        of blocks for overage; for a prorated plan fee the share of the month,
+        of blocks for overage in blocks (1 for graduated overage, whose unit price is
+        the exact sum of its bands); for a prorated plan fee the share of the month,
         days_on_plan / days_in_month rounded up at 21 decimals (printed as ``22/31``).
       unit_price: price of one unit (monthly fee, price per block, add-on price), so
         that ``amount = round_half_up(quantity × unit_price)``.
