@@ -253,6 +253,11 @@ def test_bands_are_explained_on_the_page_in_the_xml_and_by_diff(tmp_path: Path) 
             "10,000, excess 115,000; 12 blocks of 10,000; Blocks 1–10: 10 × $149.99 = "
             "$1,499.90; Blocks 11–12: 2 × $99.99 = $199.98") in names
 
+    # verify reads the bands back from every PDF's embedded line items.
+    verified = CliRunner().invoke(main, ["verify", "--month", "2026-10", "--input",
+                                         str(folder), "--out", str(out)])
+    assert verified.exit_code == 0, verified.output
+
     # One more block (135,000): diff shows the bands before and after.
     usage = folder / "usage/part=0/usage.parquet"
     frame = pl.read_parquet(usage).with_columns(
