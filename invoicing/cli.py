@@ -8,6 +8,7 @@ its traceback.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import logging
 import re
@@ -16,7 +17,7 @@ import tomllib
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
@@ -151,7 +152,25 @@ def render_options(func: F) -> F:
     return func
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group; the delivery commands live in `invoicing.cli_delivery` (keeping
+    each module short) and are imported when first named."""
+
+    elsewhere: ClassVar[dict[str, str]] = {"send": "invoicing.cli_delivery",
+                                           "status": "invoicing.cli_delivery"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.elsewhere])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.elsewhere:
+            command: click.Command = getattr(importlib.import_module(self.elsewhere[cmd_name]),
+                                             cmd_name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="invoicing")
 @click.option("-v", "--verbose", is_flag=True, help="Log each stage and its timing to stderr.")
 def main(verbose: bool) -> None:

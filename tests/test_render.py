@@ -132,12 +132,16 @@ def test_catalogue_fallback_keeps_locale_formatting(renderer: InvoiceRenderer) -
 
 
 def test_catalogues_cover_every_template_message() -> None:
-    """Every msgid of the template is in each .po, translated, with the same placeholders."""
+    """Every msgid of the templates (the invoice's and the e-mails') is in each .po,
+    translated, with the same placeholders."""
+    templates = [DEFAULT_TEMPLATES_DIR / "invoice.html",
+                 *sorted((DEFAULT_TEMPLATES_DIR / "email").iterdir())]
     extracted = {
         msg if isinstance(msg, str) else msg[0]
+        for template in templates
         for _, msg, _, _ in extract_from_file(
             "jinja2.ext:babel_extract",
-            str(DEFAULT_TEMPLATES_DIR / "invoice.html"),
+            str(template),
             options={"extensions": "jinja2.ext.i18n", "trimmed": "true"},
         )
     }

@@ -1,0 +1,237 @@
+"""`invoicing send` and `invoicing status` against a real SMTP server (aiosmtpd on
+127.0.0.1): every document once, in order, with the published bytes; reruns send
+nothing; refusals, a bad address and a dropped connection are recorded and reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+from click.testing import CliRunner, Result
+
+from invoicing.cli import main
+from invoicing.core.errors import ExitCode
+from sample_data import correct_export
+from tests.builders import MonthBuilder, d, run_cli
+from tests.conftest import sample_copy
+from tests.smtp_server import Mailbox, attachments, smtp_server
+
+__all__ = ["smtp_server"]  # the fixture, used by name
+
+SELLER_DOMAIN = "imcloud.example"
+
+
+def send(root: Path, url: str, *extra: str, input_dir: str = "in") -> Result:
+    return CliRunner().invoke(main, [
+        "send", "--month", "2026-10", "--input", str(root / input_dir), "--out",
+        str(root / "out"), "--smtp", url, "--retry-delay", "0", *extra])
+
+
+def ledger(root: Path) -> list[dict[str, object]]:
+    path = root / "out" / "2026-10.delivery" / "ledger.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def published_files(month: Path) -> dict[str, bytes]:
+    """Every published PDF of the month (all revisions), by file name."""
+    return {p.name: p.read_bytes() for p in month.rglob("*.pdf")}
+
+
+def test_sample_month_and_its_reissue_reach_each_customer_once(
+        sample_published: tuple[Path, str, str], tmp_path: Path,
+        smtp_server: tuple[Mailbox, str]) -> None:
+    mailbox, url = smtp_server
+    root = sample_copy(sample_published, tmp_path)
+    result = send(root, url)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        f"2026-10: 15 document(s) of 1 revision(s); 15 sent to {url}\n"
+        "  sent: 15, already sent: 0, failed: 0, not attempted: 0\n")
+
+    customers = pl.read_csv(root / "in" / "customers.csv")
+    email_of = dict(zip(customers["customer_id"], customers["email"], strict=True))
+    invoices = pl.read_parquet(root / "out/2026-10/invoices.parquet").drop_nulls(
+        "invoice_number").sort("invoice_number")
+    pdfs = published_files(root / "out/2026-10")
+    messages = mailbox.messages()
+    assert [m["X-Invoicing-Document"] for _, m in messages] == invoices["invoice_number"].to_list()
+    for (rcpt, message), row in zip(messages, invoices.iter_rows(named=True), strict=True):
+        number = row["invoice_number"]
+        assert rcpt == [email_of[row["customer_id"]]]
+        assert message["Message-ID"] == f"<{row['pdf_sha256']}@{SELLER_DOMAIN}>"
+        assert attachments(message) == {f"{number}.pdf": pdfs[f"{number}.pdf"]}
+    assert messages[0][1]["Subject"] == "Invoice IM-202610-000001 · October 2026 · $2,146.97"
+    korean = messages[5][1]
+    assert korean["Subject"] == "청구서 IM-202610-000006 · 2026년 10월 · ₩3,248,300"
+    body = korean.get_body(("plain",)).get_content()
+    assert "납부 기한: 2026년 11월 3일" in body and "청구 금액: ₩3,248,300" in body
+
+    # A rerun sends nothing.
+    again = send(root, url)
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines()[1] == (
+        "  sent: 0, already sent: 15, failed: 0, not attempted: 0")
+    assert len(mailbox.received) == 15
+
+    # A reissue: the credit note first, then its replacement; nothing else again.
+    correct_export.correct(root / "fixed")
+    reissued = CliRunner().invoke(main, [
+        "reissue", "--month", "2026-10", "--input", str(root / "fixed"), "--out",
+        str(root / "out"), "--reason", "US usage export corrected", "--workers", "1"])
+    assert reissued.exit_code == 0, reissued.output
+    third = send(root, url, input_dir="fixed")
+    assert third.exit_code == 0, third.output
+    assert third.stdout.splitlines()[1] == (
+        "  sent: 2, already sent: 15, failed: 0, not attempted: 0")
+    new = mailbox.messages()[15:]
+    assert [(rcpt, m["X-Invoicing-Document"]) for rcpt, m in new] == [
+        (["ap@bluebird-social.example"], "CN-202610-000001"),
+        (["ap@bluebird-social.example"], "IM-202610-000016")]
+    pdfs = published_files(root / "out/2026-10")
+    for _, message in new:
+        name = f"{message['X-Invoicing-Document']}.pdf"
+        assert attachments(message) == {name: pdfs[name]}
+    assert new[0][1]["Subject"] == "Credit note CN-202610-000001 · October 2026 · -$2,596.96"
+    assert "Credits invoice: IM-202610-000002" in new[0][1].get_body(("plain",)).get_content()
+    assert "Replaces invoice: IM-202610-000002" in new[1][1].get_body(("plain",)).get_content()
+    assert send(root, url, input_dir="fixed").stdout.splitlines()[1] == (
+        "  sent: 0, already sent: 17, failed: 0, not attempted: 0")
+    assert len(mailbox.received) == 17
+
+    status = CliRunner().invoke(main, ["status", "--month", "2026-10", "--out",
+                                       str(root / "out")])
+    assert status.exit_code == 0, status.output
+    lines = status.stdout.splitlines()
+    assert lines[0] == "2026-10: 17 document(s): 17 sent, 0 failed, 0 in flight, 0 not sent yet"
+    assert lines[1].split() == ["document", "kind", "revision", "customer", "status", "attempts",
+                                "recipient", "last", "record", "reply"]
+    assert lines[17].split()[:7] == ["CN-202610-000001", "credit", "note", "1", "C1002", "sent",
+                                     "1"]
+
+
+def small_month(emails: dict[str, str] | None = None) -> MonthBuilder:
+    b = MonthBuilder()
+    for i, cid in enumerate(("c1", "c2", "c3", "c4"), start=1):
+        b.customer(cid).app(i, cid).day(i, d(1), dau=15_000)
+        if emails and cid in emails:
+            b.customers[-1]["email"] = emails[cid]
+    return b
+
+
+def published_small(root: Path, emails: dict[str, str] | None = None) -> Path:
+    small_month(emails).write(root / "in")
+    result = run_cli(root / "in", root / "out")
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_refusals_and_a_bad_address_are_recorded_and_the_month_goes_on(
+        tmp_path: Path, smtp_server: tuple[Mailbox, str]) -> None:
+    mailbox, url = smtp_server
+    root = published_small(tmp_path, {"c3": "Accounts Payable"})
+    mailbox.refuse["c1@example.com"] = "550 5.1.1 no such mailbox"
+    mailbox.temporary["c2@example.com"] = 1
+    result = send(root, url)
+    assert result.exit_code == ExitCode.NOT_DELIVERED, result.output
+    assert result.stdout.splitlines() == [
+        f"2026-10: 4 document(s) of 1 revision(s); 2 sent to {url}",
+        "  sent: 2, already sent: 0, failed: 2, not attempted: 0",
+        "  failed, refused by the server (5xx): 1",
+        "    IM-202610-000001 to 'c1@example.com': 550 5.1.1 no such mailbox",
+        "  failed, the customer's e-mail is not an address: 1",
+        "    IM-202610-000003 to 'Accounts Payable': 'Accounts Payable' is not an e-mail address",
+    ]
+    assert result.stderr.splitlines()[-1] == (
+        "Error: 2026-10: 2 document(s) not delivered; fix what the summary names, then run "
+        "'invoicing send' again (it sends only those)")
+    assert [(r, m["X-Invoicing-Document"]) for r, m in mailbox.messages()] == [
+        (["c2@example.com"], "IM-202610-000002"), (["c4@example.com"], "IM-202610-000004")]
+    assert [(r["document"], r["attempt"], r["status"], r["reply"]) for r in ledger(root)] == [
+        ("IM-202610-000001", 1, "sending", None),
+        ("IM-202610-000001", 1, "perm-failed", "550 5.1.1 no such mailbox"),
+        ("IM-202610-000002", 1, "sending", None),
+        ("IM-202610-000002", 1, "temp-failed", "451 4.3.0 mailbox busy, try again later"),
+        ("IM-202610-000002", 2, "sending", None),
+        ("IM-202610-000002", 2, "accepted", "250 2.0.0 Ok: queued"),
+        ("IM-202610-000003", 1, "perm-failed",
+         "'Accounts Payable' is not an e-mail address"),
+        ("IM-202610-000004", 1, "sending", None),
+        ("IM-202610-000004", 1, "accepted", "250 2.0.0 Ok: queued"),
+    ]
+
+    # Once the mailbox exists again, a rerun sends just the refused one.
+    del mailbox.refuse["c1@example.com"]
+    rerun = send(root, url)
+    assert rerun.exit_code == ExitCode.NOT_DELIVERED, rerun.output
+    assert rerun.stdout.splitlines()[1] == "  sent: 1, already sent: 2, failed: 1, not attempted: 0"
+    assert [m["X-Invoicing-Document"] for _, m in mailbox.messages()][2:] == ["IM-202610-000001"]
+    status = CliRunner().invoke(main, ["status", "--month", "2026-10", "--out", str(root / "out")])
+    assert status.stdout.splitlines()[0] == (
+        "2026-10: 4 document(s): 3 sent, 1 failed, 0 in flight, 0 not sent yet")
+    assert status.stdout.splitlines()[4].split()[:6] == [
+        "IM-202610-000003", "invoice", "0", "c3", "failed", "2"]
+
+
+def test_a_dropped_connection_is_retried_and_nothing_is_sent_twice(
+        tmp_path: Path, smtp_server: tuple[Mailbox, str]) -> None:
+    mailbox, url = smtp_server
+    root = published_small(tmp_path)
+    mailbox.drop_at = {2}
+    result = send(root, url)
+    assert result.exit_code == 0, result.output
+    assert [m["X-Invoicing-Document"] for _, m in mailbox.messages()] == [
+        "IM-202610-000001", "IM-202610-000002", "IM-202610-000003", "IM-202610-000004"]
+    dropped = [r for r in ledger(root) if r["status"] == "temp-failed"]
+    assert [(r["document"], r["reason"]) for r in dropped] == [("IM-202610-000002",
+                                                                "connection")]
+    assert str(dropped[0]["reply"]).startswith("connection lost")
+
+
+def test_an_unreachable_server_stops_the_month_with_exit_14(tmp_path: Path) -> None:
+    from tests.smtp_server import free_port
+
+    root = published_small(tmp_path)
+    result = send(root, f"smtp://127.0.0.1:{free_port()}", "--attempts", "2")
+    assert result.exit_code == ExitCode.NOT_DELIVERED, result.output
+    lines = result.stdout.splitlines()
+    assert lines[1] == "  sent: 0, already sent: 0, failed: 1, not attempted: 3"
+    assert lines[2] == "  failed, server unreachable or connection lost at every attempt: 1"
+    assert [r["status"] for r in ledger(root)] == ["sending", "temp-failed"] * 2
+
+
+def test_a_month_verify_refuses_is_not_sent(tmp_path: Path,
+                                            smtp_server: tuple[Mailbox, str]) -> None:
+    mailbox, url = smtp_server
+    root = published_small(tmp_path)
+    pdf = root / "out/2026-10/invoices/IM-202610-000002.pdf"
+    pdf.write_bytes(pdf.read_bytes() + b"\n")
+    result = send(root, url)
+    assert result.exit_code == ExitCode.VERIFY_MISMATCH, result.output
+    assert result.output.splitlines() == [
+        f"Error: {root / 'out/2026-10'}: 'invoicing verify' finds 1 mismatch(es); nothing was "
+        "sent (run it for the list)"]
+    assert mailbox.received == []
+    assert not (root / "out/2026-10.delivery").exists()
+
+
+def test_dry_run_writes_the_messages_and_records_nothing(tmp_path: Path) -> None:
+    root = published_small(tmp_path)
+    result = CliRunner().invoke(main, [
+        "send", "--month", "2026-10", "--input", str(root / "in"), "--out", str(root / "out"),
+        "--dry-run", str(root / "mail")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (root / "mail").iterdir()) == [
+        f"IM-202610-00000{i}.eml" for i in range(1, 5)]
+    assert not (root / "out/2026-10.delivery").exists()
+    assert "(dry run: nothing sent, nothing recorded)" in result.stdout.splitlines()[0]
+
+
+def test_send_needs_a_server_or_a_dry_run_and_a_valid_url(tmp_path: Path) -> None:
+    args = ["send", "--month", "2026-10", "--input", str(tmp_path), "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == ExitCode.USAGE
+    assert "give the SMTP server with --smtp URL" in result.output
+    result = CliRunner().invoke(main, [*args, "--smtp", "http://mail.example.com"])
+    assert result.exit_code == ExitCode.USAGE
+    assert "is not an SMTP server URL such as smtp://mail.example.com:587" in result.output
