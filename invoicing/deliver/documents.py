@@ -23,8 +23,7 @@ from invoicing.core.errors import VerifyMismatchError
 from invoicing.core.money import in_minor_units
 from invoicing.load.inputs import load_inputs
 from invoicing.publish.issued import IssuedMonth, Revision
-from invoicing.publish.staging import MANIFEST, sha256_bytes
-from invoicing.storage import readable
+from invoicing.storage import MANIFEST, readable, sha256_bytes
 
 INVOICE = "invoice"
 CREDIT_NOTE = "credit_note"

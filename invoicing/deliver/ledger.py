@@ -26,18 +26,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from filelock import FileLock, Timeout
-
-from invoicing.core.errors import LockedError, OutputUnavailableError
+from invoicing import storage
 from invoicing.core.timeframe import Month
-from invoicing.publish.staging import DIR_MODE, FILE_MODE
 from invoicing.storage import is_remote
+from invoicing.storage.local import DIR_MODE, FILE_MODE
 
 log = logging.getLogger("invoicing")
 
@@ -228,24 +225,8 @@ def open_ledger(out_dir: Path, month: Month) -> LocalLedger | ObjectLedger:
     return ObjectLedger(folder) if is_remote(folder) else LocalLedger(folder)
 
 
-@contextmanager
-def delivery_lock(out_dir: Path, month: Month) -> Iterator[None]:
-    """One ``send`` per month at a time on a local disk (fails at once, exit 6). On object
-    storage the conditional create of each record keeps two senders apart instead."""
-    if is_remote(out_dir):
-        yield
-        return
-    lock = FileLock(str(out_dir / f".{month.label}.delivery.lock"), mode=0o640)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise LockedError(f"{location(out_dir, month)}: another 'invoicing send' is delivering "
-                          "this month; try again when it has finished") from None
-    except OSError as exc:
-        raise OutputUnavailableError(
-            f"--out {out_dir}: cannot write the delivery ledger "
-            f"({exc.strerror or type(exc).__name__}); nothing was sent") from None
-    try:
-        yield
-    finally:
-        lock.release()
+def delivery_lock(out_dir: Path, month: Month) -> AbstractContextManager[None]:
+    """One ``send`` per month at a time: ``<out>/.<YYYY-MM>.delivery.lock`` on a local disk
+    (a second one fails at once, exit 6). On object storage the conditional create of
+    each record keeps two senders apart instead."""
+    return storage.lock(out_dir, location(out_dir, month).name)

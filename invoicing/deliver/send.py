@@ -37,7 +37,7 @@ from invoicing.deliver.documents import (
 from invoicing.deliver.ledger import Record, delivery_lock, open_ledger, states
 from invoicing.deliver.messages import Sender, build_message, is_address, message_id
 from invoicing.deliver.smtp import ACCEPTED, PERMANENT, Connection, SmtpServer
-from invoicing.render.pool import Progress
+from invoicing.render.progress import Progress
 
 #: Why a document was not delivered, as the summary and `status` name it.
 REASONS: Final = {

@@ -1,7 +1,4 @@
-"""The delivery commands, `send` and `status`: a thin Click layer over `invoicing.deliver`.
-
-`invoicing.cli` names them in its command group and imports this module when one is run.
-"""
+"""The delivery commands, `send` and `status`: a thin Click layer over `invoicing.deliver`."""
 
 from __future__ import annotations
 
@@ -10,9 +7,15 @@ from typing import Any
 
 import click
 
-from invoicing.cli import ReportedError, _parse_month, month_inputs, reports_errors
+from invoicing.cli.commands import (
+    LocationParam,
+    ReportedError,
+    _parse_month,
+    main,
+    month_inputs,
+    reports_errors,
+)
 from invoicing.core.timeframe import Month
-from invoicing.storage import LocationParam
 
 
 def _parse_smtp(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -27,7 +30,7 @@ def _parse_smtp(ctx: click.Context, param: click.Parameter, value: str | None) -
         raise click.BadParameter(str(exc).removeprefix("--smtp ")) from None
 
 
-@click.command()
+@main.command()
 @month_inputs
 @click.option("--out", "out_dir", required=True, type=LocationParam(file_okay=False),
               help="Output root holding the published <YYYY-MM>/ folder; the delivery ledger "
@@ -89,7 +92,7 @@ def send(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str
             "names, then run 'invoicing send' again (it sends only those)"))
 
 
-@click.command()
+@main.command()
 @click.option("--month", callback=_parse_month, metavar="YYYY-MM",
               help="Billing month. Default: the previous calendar month.")
 @click.option("--out", "out_dir", required=True, type=LocationParam(file_okay=False),

@@ -8,7 +8,6 @@ its traceback.
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import logging
 import os
@@ -18,7 +17,7 @@ import tomllib
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -32,7 +31,7 @@ from invoicing.validate.gates import enforce
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
 
 class LocationParam(click.ParamType):
@@ -173,25 +172,7 @@ def render_options(func: F) -> F:
     return func
 
 
-class _Commands(click.Group):
-    """The command group; the delivery commands live in `invoicing.cli_delivery` (keeping
-    each module short) and are imported when first named."""
-
-    elsewhere: ClassVar[dict[str, str]] = {"send": "invoicing.cli_delivery",
-                                           "status": "invoicing.cli_delivery"}
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *self.elsewhere])
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.elsewhere:
-            command: click.Command = getattr(importlib.import_module(self.elsewhere[cmd_name]),
-                                             cmd_name)
-            return command
-        return super().get_command(ctx, cmd_name)
-
-
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="invoicing")
 @click.option("-v", "--verbose", is_flag=True, help="Log each stage and its timing to stderr.")
 def main(verbose: bool) -> None:
@@ -382,7 +363,3 @@ def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
         render = choose_renderer(workers, cluster, label="drafts", draft=True)
         written = write_drafts(computed, drafts, render, load_seller())
         click.echo(f"  wrote {written} draft PDF(s) to {drafts}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
