@@ -27,8 +27,8 @@ class Mailbox:
       temporary: recipient -> how many more times it gets ``451`` at RCPT.
       drop_at: numbers (1-based, counting every DATA) of the DATA commands at which the
         connection is dropped before the message is kept.
-      delay: seconds the server takes before accepting a message (it keeps it anyway, even
-        if the client is gone by then).
+      delay: seconds the server takes to reply after it has kept a message (a client
+        killed meanwhile never learns that it was accepted).
     """
 
     received: list[tuple[list[str], bytes]] = field(default_factory=list)
@@ -54,10 +54,10 @@ class Mailbox:
         if self.data_commands in self.drop_at:
             server.transport.abort()
             return "421 4.4.2 connection dropped"
-        if self.delay:
-            await asyncio.sleep(self.delay)
         with self.lock:
             self.received.append((list(envelope.rcpt_tos), bytes(envelope.original_content)))
+        if self.delay:  # queued already: a client gone by now never hears it was
+            await asyncio.sleep(self.delay)
         return "250 2.0.0 Ok: queued"
 
     def messages(self) -> list[tuple[list[str], EmailMessage]]:

@@ -8,6 +8,10 @@ import email
 import email.policy
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -257,3 +261,46 @@ def test_send_needs_a_server_or_a_dry_run_and_a_valid_url(tmp_path: Path) -> Non
     result = CliRunner().invoke(main, [*args, "--smtp", "http://mail.example.com"])
     assert result.exit_code == ExitCode.USAGE
     assert "is not an SMTP server URL such as smtp://mail.example.com:587" in result.output
+
+
+def test_a_send_killed_mid_month_loses_nothing_and_resends_only_what_was_in_flight(
+        published_small: Path, smtp_server: tuple[Mailbox, str]) -> None:
+    """SIGKILL while the server replies to a message it kept (the client never hears),
+    then a rerun: every document arrives; only the one in flight arrives twice, both
+    times with the same Message-ID."""
+    mailbox, url = smtp_server
+    root = published_small
+    mailbox.delay = 0.5
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoicing.cli", "send", "--month", "2026-10", "--input",
+         str(root / "in"), "--out", str(root / "out"), "--smtp", url, "--retry-delay", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while mailbox.data_commands < 2 and process.poll() is None:
+            assert time.monotonic() < deadline, "the send never reached its second message"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    records = ledger(root)
+    last = {r["document"]: r["status"] for r in records}
+    in_flight = {doc for doc, status in last.items() if status == "sending"}
+    assert in_flight == {"IM-202610-000002"}
+
+    mailbox.delay = 0.0
+    rerun = send(root, url)
+    assert rerun.exit_code == ExitCode.NOT_DELIVERED, rerun.output  # c3: not an address
+    assert rerun.stdout.splitlines()[2] == (
+        "  sent again after an interruption (same Message-ID): IM-202610-000002")
+    by_document: dict[str, list[str]] = {}
+    for _, message in mailbox.messages():
+        by_document.setdefault(message["X-Invoicing-Document"], []).append(message["Message-ID"])
+    assert sorted(by_document) == ["IM-202610-000001", "IM-202610-000002", "IM-202610-000004"]
+    assert {doc: len(ids) for doc, ids in by_document.items()} == {
+        "IM-202610-000001": 1, "IM-202610-000002": 2, "IM-202610-000004": 1}
+    assert len(set(by_document["IM-202610-000002"])) == 1
+    status = CliRunner().invoke(main, ["status", "--month", "2026-10", "--out", str(root / "out")])
+    assert status.stdout.splitlines()[0] == (
+        "2026-10: 4 document(s): 3 sent, 1 failed, 0 in flight, 0 not sent yet")
