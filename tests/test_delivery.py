@@ -214,7 +214,8 @@ def test_an_unreachable_server_stops_the_month_with_exit_14(published_small: Pat
     lines = result.stdout.splitlines()
     assert lines[1] == "  sent: 0, already sent: 0, failed: 1, not attempted: 3"
     assert lines[2] == "  failed, server unreachable or connection lost at every attempt: 1"
-    assert [r["status"] for r in ledger(root)] == ["sending", "temp-failed"] * 2
+    assert [(r["status"], str(r["reply"])[:30]) for r in ledger(root)] == [
+        ("temp-failed", "cannot reach smtp://127.0.0.1:")] * 2  # nothing left: no `sending`
 
 
 def test_a_month_verify_refuses_is_not_sent(published_small: Path,

@@ -129,3 +129,20 @@ def test_an_einvoice_file_beside_the_pdf_travels_with_it(one_invoice: Path,
     assert parts["IM-202610-000001.xml"] == ("application/xml", xml)
     assert "같은 내용의 전자 청구서 파일도 함께 첨부했습니다." in message.get_body(
         ("plain",)).get_content()
+
+
+def test_the_rate_limit_spaces_messages_by_its_interval() -> None:
+    from invoicing.deliver.send import _Pacer
+
+    waits: list[float] = []
+    pacer = _Pacer(0.001, waits.append)  # one message per 1,000 s: the waits are recorded
+    pacer.wait()
+    pacer.wait()
+    pacer.wait()
+    assert len(waits) == 2
+    assert 999 < waits[0] <= 1000 and 1999 < waits[1] <= 2000
+    unlimited: list[float] = []
+    free = _Pacer(None, unlimited.append)
+    free.wait()
+    free.wait()
+    assert unlimited == []

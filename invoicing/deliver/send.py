@@ -244,12 +244,14 @@ def _deliver(doc: IssuedDocument, buyer: Buyer | None, sender: Sender, connectio
             sleep(policy.backoff(tried - 1))
         pacer.wait()
         attempt += 1
-        try:
-            record(ledger_mod.SENDING, buyer.email)
-        except ledger_mod.AlreadyRecordedError:
-            report.busy.append(doc.number)
-            return True
-        reply = connection.send(sender.email, buyer.email, data)
+        reply = connection.open()  # not connected: nothing leaves, no `sending` record
+        if reply is None:
+            try:
+                record(ledger_mod.SENDING, buyer.email)
+            except ledger_mod.AlreadyRecordedError:
+                report.busy.append(doc.number)
+                return True
+            reply = connection.send(sender.email, buyer.email, data)
         if reply.kind == ACCEPTED:
             record(ledger_mod.ACCEPTED, buyer.email, reply.text)
             report.sent.append(doc.number)

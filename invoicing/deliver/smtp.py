@@ -161,13 +161,31 @@ class Connection:
             raise
         return smtp
 
+    def open(self) -> Reply | None:
+        """Connect (and log in) unless connected: None when ready, else why not, as a
+        temporary `Reply` (nothing was sent). A refused login or a missing STARTTLS
+        raises `DeliveryError`: no retry can fix those."""
+        if self._smtp is not None:
+            return None
+        try:
+            self._smtp = self._open()
+        except smtplib.SMTPResponseException as exc:  # e.g. 421 or 554 to the greeting
+            reply = _reply(exc.smtp_code, exc.smtp_error)
+            return Reply(reply.kind, f"{self.server.url} refused the connection ({reply.text})",
+                         dropped=True)
+        except (OSError, smtplib.SMTPException) as exc:
+            return Reply(TEMPORARY, f"cannot reach {self.server.url} ({exc})", dropped=True)
+        return None
+
     def send(self, sender: str, recipient: str, message: bytes) -> Reply:
         """One attempt: MAIL FROM, RCPT TO, DATA. Never raises for the server's answers or
         a lost connection; those come back as a `Reply`."""
+        problem = self.open()
+        if problem is not None:
+            return problem
+        smtp = self._smtp
+        assert smtp is not None
         try:
-            if self._smtp is None:
-                self._smtp = self._open()
-            smtp = self._smtp
             for step in (lambda: smtp.mail(sender), lambda: smtp.rcpt(recipient)):
                 code, text = step()
                 if code not in (250, 251):
@@ -187,13 +205,14 @@ class Connection:
             self.close()
             return Reply(TEMPORARY, f"connection lost ({exc or 'closed by the server'})",
                          dropped=True)
-        except smtplib.SMTPResponseException as exc:  # e.g. 421 to the greeting
+        except smtplib.SMTPResponseException as exc:
             self.close()
             reply = _reply(exc.smtp_code, exc.smtp_error)
             return Reply(reply.kind, reply.text, dropped=True)
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
-            return Reply(TEMPORARY, f"cannot reach {self.server.url} ({exc})", dropped=True)
+            return Reply(TEMPORARY, f"connection failed ({type(exc).__name__}: {exc})",
+                         dropped=True)
 
     def _reset(self) -> None:
         try:
