@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -115,8 +116,8 @@ def month_documents(issued: IssuedMonth, revisions: int | None = None
         else:
             issue = date.fromisoformat(rev.manifest["revision"]["issue_date"])
             due = issue + (month.due_date - month.issue_date)
-        common = dict(revision=rev.number, issue_date=issue, period_start=month.start,
-                      period_end=month.end)
+        common: dict[str, Any] = dict(revision=rev.number, issue_date=issue,
+                                      period_start=month.start, period_end=month.end)
         notes = rev.files / "credit_notes.parquet"
         if rev.number and _listed(rev, "credit_notes.parquet"):
             for row in pl.read_parquet(readable(notes)).sort("credit_note_number").to_dicts():
@@ -126,7 +127,7 @@ def month_documents(issued: IssuedMonth, revisions: int | None = None
                     total=in_minor_units(row["total"], row["currency"]), due_date=None,
                     credits_invoice=row["credits_invoice"], replaces_invoice=None,
                     attachments=_attachments(rev, CREDIT_NOTE, row["credit_note_number"]),
-                    **common))  # type: ignore[arg-type]
+                    **common))
         invoices = pl.read_parquet(readable(rev.files / "invoices.parquet"))
         mine = invoices.filter(pl.col("invoice_number").is_not_null())
         if "issued_in_revision" in invoices.columns:
@@ -137,7 +138,7 @@ def month_documents(issued: IssuedMonth, revisions: int | None = None
                 currency=row["currency"], total=in_minor_units(row["total"], row["currency"]),
                 due_date=due, credits_invoice=None, replaces_invoice=row.get("replaces"),
                 attachments=_attachments(rev, INVOICE, row["invoice_number"]),
-                **common))  # type: ignore[arg-type]
+                **common))
     return docs
 
 

@@ -145,10 +145,14 @@ def send_month(
     """Deliver what the ledger does not show as accepted (see the module's docstring).
 
     Refuses (exit 7) a month that `verify` does not pass. With `dry_run`, each message is
-    written to ``<dry_run>/<number>.eml`` instead, and the ledger is neither read for
-    in-flight state nor written.
+    written to ``<dry_run>/<number>.eml`` instead: the ledger is read (what it shows as
+    accepted is skipped) and not written.
     """
-    if server is None and dry_run is None:
+    if dry_run is not None:
+        target, server = str(dry_run), None
+    elif server is not None:
+        target = server.url
+    else:
         raise ValueError("send_month needs a server or a dry-run folder")
     with delivery_lock(out_dir, month):
         checked = verify_month(input_dir, out_dir, month, pricebook)
@@ -161,8 +165,7 @@ def send_month(
         ledger = open_ledger(out_dir, month)
         done = states(ledger.records())
         report = SendReport(documents=len(documents), revisions=checked.revisions,
-                            target=str(dry_run) if dry_run else server.url,  # type: ignore[union-attr]
-                            dry_run=dry_run is not None)
+                            target=target, dry_run=dry_run is not None)
         todo = []
         for doc in documents:
             state = done.get(doc.number)
@@ -180,10 +183,12 @@ def send_month(
                 state = done.get(doc.number)
                 if dry_run is not None:
                     _write_eml(doc, buyer, sender, dry_run, clock(), report)
-                elif not _deliver(doc, buyer, sender, connection, ledger,  # type: ignore[arg-type]
-                                  state, policy, pacer, sleep, clock, run, report):
-                    report.not_attempted.extend(d.number for d in todo[i + 1:])
-                    break
+                else:
+                    assert connection is not None
+                    if not _deliver(doc, buyer, sender, connection, ledger, state, policy,
+                                    pacer, sleep, clock, run, report):
+                        report.not_attempted.extend(d.number for d in todo[i + 1:])
+                        break
                 progress.advance()
         finally:
             progress.close()
