@@ -245,7 +245,7 @@ def test_dry_run_writes_the_messages_and_records_nothing(published_small: Path) 
     assert result.stdout.splitlines()[:3] == [
         f"2026-10: 4 document(s) of 1 revision(s); 3 written to {root / 'mail'} (dry run: "
         "nothing sent, nothing recorded)",
-        "  sent: 3, already sent: 0, failed: 1, not attempted: 0",
+        "  written: 3, already sent: 0, failed: 1, not attempted: 0",
         "  failed, the customer's e-mail is not an address: 1"]
     message = email.message_from_bytes((root / "mail/IM-202610-000001.eml").read_bytes(),
                                        policy=email.policy.default)

@@ -88,7 +88,8 @@ def send_summary(month: Month, report: SendReport) -> str:
     lines = [f"{month.label}: {report.documents} document(s) of {report.revisions} "
              f"revision(s); {len(report.sent)} {verb} {report.target}"
              + (" (dry run: nothing sent, nothing recorded)" if report.dry_run else ""),
-             f"  sent: {len(report.sent)}, already sent: {len(report.already)}, "
+             f"  {'written' if report.dry_run else 'sent'}: {len(report.sent)}, "
+             f"already sent: {len(report.already)}, "
              f"failed: {len(report.failed)}, not attempted: {len(report.not_attempted)}"]
     if report.resent:
         lines.append(f"  sent again after an interruption (same Message-ID): "
