@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from invoicing.core.errors import UsageError
+from invoicing.cli import main
+from invoicing.core.errors import ExitCode, UsageError
 from invoicing.core.timeframe import Month
 from invoicing.deliver.documents import Buyer, month_documents
 from invoicing.deliver.ledger import SENDING, LocalLedger, Record, states
@@ -24,6 +26,9 @@ from invoicing.deliver.send import Policy
 from invoicing.deliver.smtp import SmtpServer, parse_url
 from invoicing.publish.issued import IssuedMonth
 from tests.builders import MonthBuilder, d, run_cli
+from tests.smtp_server import Mailbox, tls_smtp_server
+
+__all__ = ["tls_smtp_server"]  # the fixture, used by name
 
 SENDER = Sender("IM Cloud Services Ltd.", "billing@imcloud.example")
 WHEN = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -146,3 +151,35 @@ def test_the_rate_limit_spaces_messages_by_its_interval() -> None:
     free.wait()
     free.wait()
     assert unlimited == []
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # see the fixture
+def test_starttls_implicit_tls_and_login(one_invoice: Path, tmp_path: Path,
+                                         tls_smtp_server: tuple[Mailbox, str, str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers that require TLS and a login: smtp:// upgrades with STARTTLS, smtps:// is
+    TLS from the start, the password comes from INVOICING_SMTP_PASSWORD; a wrong one is
+    one line and exit 14, and nothing is recorded as in flight."""
+    mailbox, starttls, implicit = tls_smtp_server
+    out = tmp_path / "out"
+    shutil.copytree(one_invoice, out)
+    args = ["send", "--month", "2026-10", "--input", str(one_invoice.parent / "in"),
+            "--out", str(out), "--retry-delay", "0"]
+
+    monkeypatch.setenv("INVOICING_SMTP_PASSWORD", "wrong")
+    refused = CliRunner().invoke(main, [*args, "--smtp", starttls])
+    assert refused.exit_code == ExitCode.NOT_DELIVERED, refused.output
+    assert refused.output.splitlines() == [
+        f"Error: {starttls}: login refused (535 "
+        "5.7.8 Authentication credentials invalid); check the user and "
+        "INVOICING_SMTP_PASSWORD"]
+    assert states(LocalLedger(out / "2026-10.delivery").records()) == {}
+
+    monkeypatch.setenv("INVOICING_SMTP_PASSWORD", "s3cret")
+    sent = CliRunner().invoke(main, [*args, "--smtp", starttls])
+    assert sent.exit_code == 0, sent.output
+    shutil.rmtree(out / "2026-10.delivery")
+    again = CliRunner().invoke(main, [*args, "--smtp", implicit])
+    assert again.exit_code == 0, again.output
+    assert [m["X-Invoicing-Document"] for _, m in mailbox.messages()] == [
+        "IM-202610-000001", "IM-202610-000001"]
