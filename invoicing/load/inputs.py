@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from invoicing.load.columns import duplicate_columns, missing_column, misspelled
 from invoicing.load.csv_reader import decompress, read_csv, type_name
 from invoicing.load.files import find_table, find_usage_files, kind_of
 from invoicing.load.files import label as input_label
-from invoicing.load.pricebook import PriceBook, load_pricebook
+from invoicing.load.pricebook import MetricModel, PriceBook, load_pricebook
 from invoicing.load.seller import DEFAULT_SELLER, Seller, load_seller
 from invoicing.storage import readable, relative_name
 
@@ -255,8 +256,14 @@ def find_unreadable_usage(inputs: Inputs) -> InputError | None:
 
 
 def load_inputs(input_dir: Path, pricebook_path: Path | None = None,
-                seller_path: Path | None = None) -> Inputs:
-    """Read one month's inputs; raise `InputError` listing every structural problem."""
+                seller_path: Path | None = None, *,
+                models: Mapping[str, MetricModel]) -> Inputs:
+    """Read one month's inputs; raise `InputError` listing every structural problem.
+
+    `seller_path`: the seller file (default ``templates/seller.toml``). `models`: the
+    pricing models the price book's overage sections may name
+    (`invoicing.pricing.models.MODELS`, handed in because pricing is a later stage).
+    """
     if not input_dir.is_dir():
         raise InputError(Source(str(input_dir)), "input folder not found")
     # Every structural problem of every file is collected, so that one run lists them all.
@@ -300,7 +307,7 @@ def load_inputs(input_dir: Path, pricebook_path: Path | None = None,
     pb_label = _relative(pb_path, input_dir)
     table_paths["pricebook"] = str(pricebook_path) if pricebook_path is not None else pb_label
     try:
-        pricebook = load_pricebook(pb_path, table_paths["pricebook"])
+        pricebook = load_pricebook(pb_path, table_paths["pricebook"], models=models)
     except InputError as exc:
         errors.add_error(exc)
     seller_file = seller_path if seller_path is not None else DEFAULT_SELLER

@@ -7,7 +7,8 @@ a quoted decimal string (a TOML float would already have lost exactness).
 The schema is closed (SPEC §8): every table and key is known, and anything else (a
 misspelled ``plan_fee_polcy``, a ``[version.Tax]`` table, a tax key ``kr``) is an
 error naming the key and, when there is one, the known key it is closest to. A slip
-can therefore never fall back silently to a default.
+can therefore never fall back silently to a default. An overage section's keys are its
+pricing model's (`invoicing.pricing.models`).
 """
 
 from __future__ import annotations
@@ -16,20 +17,28 @@ import functools
 import hashlib
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import polars as pl
 
 from invoicing.core.catalogue import ADDONS, ON_OFF_ADDONS, PLANS
 from invoicing.core.errors import ErrorLog, InputError, Source
 from invoicing.core.money import MONEY, RATE, minor_units
-from invoicing.load.toml_keys import MAX_QUANTITY, KeyFailed, KeyReader
+from invoicing.load.toml_keys import (
+    MAX_DECIMALS,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    KeyFailed,
+    KeyReader,
+)
 
-__all__ = ["MAX_QUANTITY"]  # re-exported: validate and pricing read the limit from here
+# Re-exported: the limits are read from here by validate, pricing and the models.
+__all__ = ["MAX_DECIMALS", "MAX_PRICE", "MAX_QUANTITY"]
 
 PlanFeePolicy = Literal["month_start", "prorate_daily"]
 POLICIES: tuple[PlanFeePolicy, ...] = ("month_start", "prorate_daily")
@@ -37,32 +46,43 @@ POLICIES: tuple[PlanFeePolicy, ...] = ("month_start", "prorate_daily")
 #: The keys a ``[[version]]`` table may hold; any other key is an error.
 VERSION_KEYS: tuple[str, ...] = ("effective_from", "currency", "plan_fee_policy", "plan_fee",
                                  "dau_overage", "group_overage", "addon", "tax")
-#: The keys of ``[version.dau_overage]`` and ``[version.group_overage]``.
-OVERAGE_KEYS: tuple[str, ...] = ("free_quota", "block", "price_per_block")
 #: The keys of an on/off add-on's table (``av_call`` also has its trial length).
 ON_OFF_KEYS: dict[str, tuple[str, ...]] = {"avchatroom_unlimited": ("price",),
                                            "av_call": ("trial_days", "price")}
 #: A tax key: an ISO 3166 alpha-2 code written as the customers table writes it.
 TAX_KEY = re.compile(r"[A-Z]{2}")
-
-
 #: A table header line and its top-level name (``[[version]]``, ``[version.tax]``).
 _HEADER = re.compile(r"^\s*\[\[?\s*(?P<top>[^\].\s]+)")
 
 
+#: The overage metrics (R2, R3): each price-book section names its pricing model.
+OVERAGE_SECTIONS = ("dau_overage", "group_overage")
+#: The model of a section without a ``model`` key: whole blocks at one price (R2).
+DEFAULT_MODEL = "blocks"
+
+
 @dataclass(frozen=True)
-class Overage:
-    """Overage pricing of one metric (R2, R3).
+class MetricPricing:
+    """How one version prices one overage metric.
 
     Attributes:
-      free_quota: units included in Pro and Flagship each day.
-      block: size of one billed block; a partial block counts whole.
-      price_per_block: price of one block.
+      model: the pricing model's name (``blocks``, ``graduated``; see
+        `invoicing.pricing.models`).
+      terms: the model's own record of its price-book section (what its ``read_terms``
+        returned).
     """
 
-    free_quota: int
-    block: int
-    price_per_block: Decimal
+    model: str
+    terms: Any
+
+
+class MetricModel(Protocol):
+    """What the reader needs of a pricing model. The models live in
+    `invoicing.pricing.models`, a later stage: the caller hands them in (`load_pricebook`)."""
+
+    keys: frozenset[str]
+
+    def read_terms(self, r: MetricReader, section: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -75,8 +95,8 @@ class PriceBookVersion:
       currency: ISO 4217 code of every figure in the version.
       plan_fee_policy: ``month_start`` (R1 default) or ``prorate_daily``.
       plan_fee: monthly fee per plan (``free``, ``pro``, ``flagship``).
-      dau_overage: R2 pricing.
-      group_overage: R3 pricing.
+      overage: section (``dau_overage``, ``group_overage``) -> its model and terms (R2,
+        R3).
       addon_prices: add-on -> tier -> monthly price; on/off add-ons use the tier ``on``;
         a tier is written in its canonical form (``"600"``, never ``"0600"``). An add-on
         the version does not sell has no entry.
@@ -90,8 +110,7 @@ class PriceBookVersion:
     currency: str
     plan_fee_policy: PlanFeePolicy
     plan_fee: dict[str, Decimal]
-    dau_overage: Overage
-    group_overage: Overage
+    overage: dict[str, MetricPricing]
     addon_prices: dict[str, dict[str, Decimal]]
     av_call_trial_days: int | None
     tax: dict[str, Decimal]
@@ -119,19 +138,50 @@ class PriceBook:
         return max(candidates, key=lambda v: v.effective_from, default=None)
 
 
-def load_pricebook(path: Path, label: str | None = None) -> PriceBook:
+def load_pricebook(path: Path, label: str | None = None, *,
+                   models: Mapping[str, MetricModel]) -> PriceBook:
     """Read and check a price book file; raise `InputError` naming the bad key.
 
     `label` is how errors name the file (as the user typed it); default: the path.
-    Every bad key of every version is reported at once (`InputErrors`).
+    `models`: the pricing models by name (`invoicing.pricing.models.MODELS`), which read
+    the overage sections. Every bad key of every version is reported at once
+    (`InputErrors`).
     """
     label = label or str(path)
     if not path.is_file():
         raise InputError(Source(label), "price book not found")
     raw = path.read_bytes()
+    doc = _parse_toml(raw, label)
+    errors = ErrorLog()
+    for key in doc:
+        if key != "version":
+            errors.add(Source(label), f"key {key!r}: unknown table; the price book holds only "
+                       "[[version]] tables")
+    versions_raw = doc.get("version")
+    if not isinstance(versions_raw, list) or not versions_raw:
+        errors.add(Source(label), "no [[version]] tables")
+        versions_raw = []  # reported with any other error of the file below
+    parsed = []
+    for i, table in enumerate(versions_raw, start=1):
+        reader = KeyReader(label, i, table, errors)
+        version = reader.attempt(functools.partial(_parse_version, reader, models))
+        if version is not None and not reader.failed:
+            parsed.append(version)
+    versions = tuple(sorted(parsed, key=lambda v: (v.currency, v.effective_from)))
+    seen: set[tuple[str, date]] = set()
+    for v in versions:
+        if (v.currency, v.effective_from) in seen:
+            errors.add(Source(label),
+                       f"two versions for {v.currency} with effective_from {v.effective_from}")
+        seen.add((v.currency, v.effective_from))
+    errors.raise_if_any()
+    return PriceBook(path=path, sha256=hashlib.sha256(raw).hexdigest(), versions=versions)
+
+
+def _parse_toml(raw: bytes, label: str) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except UnicodeDecodeError as exc:
         raise InputError(Source(label), f"not valid TOML: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -145,30 +195,25 @@ def load_pricebook(path: Path, label: str | None = None) -> PriceBook:
         errors.add(Source(label), f"not valid TOML: {exc}")
         errors.raise_if_any()
         raise  # pragma: no cover - raise_if_any raised
-    errors = ErrorLog()
-    for key in doc:
-        if key != "version":
-            errors.add(Source(label), f"key {key!r}: unknown table; the price book holds only "
-                       "[[version]] tables")
-    versions_raw = doc.get("version")
-    if not isinstance(versions_raw, list) or not versions_raw:
-        errors.add(Source(label), "no [[version]] tables")
-        versions_raw = []  # reported with any other error of the file below
-    parsed = []
-    for i, table in enumerate(versions_raw, start=1):
-        reader = KeyReader(label, i, table, errors)
-        version = reader.attempt(functools.partial(_parse_version, reader))
-        if version is not None and not reader.failed:
-            parsed.append(version)
-    versions = tuple(sorted(parsed, key=lambda v: (v.currency, v.effective_from)))
-    seen: set[tuple[str, date]] = set()
-    for v in versions:
-        if (v.currency, v.effective_from) in seen:
-            errors.add(Source(label),
-                       f"two versions for {v.currency} with effective_from {v.effective_from}")
-        seen.add((v.currency, v.effective_from))
-    errors.raise_if_any()
-    return PriceBook(path=path, sha256=hashlib.sha256(raw).hexdigest(), versions=versions)
+
+
+#: The reader a pricing model reads its section with (`MetricModel.read_terms`).
+MetricReader = KeyReader
+
+
+def _overage(r: KeyReader, section: str, models: Mapping[str, MetricModel]) -> MetricPricing:
+    """An overage section: its ``model`` (default `DEFAULT_MODEL`) reads the rest."""
+    table = r.table_at(section)
+    name = table.get("model", DEFAULT_MODEL)
+    if not isinstance(name, str) or name not in models:
+        r.fail(f"{section}.model", f"unknown pricing model {name!r}; the known models are "
+               f"{', '.join(sorted(models))}")
+    model = models[name]
+    # Unknown keys first, each with the closest key of the model: a misspelled `blok`
+    # is named as such, not only as a missing `block`.
+    r.closed(section, table, ("model", *sorted(model.keys)), f"key of model {name!r}")
+    terms = model.read_terms(r, section)
+    return MetricPricing(model=name, terms=terms)
 
 
 def parse_tier(text: str) -> int | None:
@@ -238,12 +283,13 @@ def _tax(r: KeyReader) -> dict[str, Decimal | None]:
                 r.fail, f"tax.{country}", "a tax key is a country code as the customers table "
                 f"writes it: two upper-case letters (ISO 3166 alpha-2){hint}"))
             continue
+        # Rates are fractions: "0.10" is 10 %. A rate of 1 or more is a typo for a percentage.
         rates[country] = r.attempt(functools.partial(r.decimal, f"tax.{country}", rate,
                                                      limit=Decimal(1)))
     return rates
 
 
-def _parse_version(r: KeyReader) -> PriceBookVersion:
+def _parse_version(r: KeyReader, models: Mapping[str, MetricModel]) -> PriceBookVersion:
     r.closed("", r.table, VERSION_KEYS)
     effective_from = r.get("effective_from")
     if not isinstance(effective_from, date) or hasattr(effective_from, "hour"):
@@ -263,20 +309,11 @@ def _parse_version(r: KeyReader) -> PriceBookVersion:
     fees = {plan: r.attempt(functools.partial(r.decimal, f"plan_fee.{plan}")) for plan in PLANS}
     r.closed("plan_fee", r.attempt(lambda: r.table_at("plan_fee")) or {}, PLANS, "plan")
 
-    def overage(key: str) -> Overage:
-        r.closed(key, r.table_at(key), OVERAGE_KEYS)
-        return Overage(
-            free_quota=r.positive_int(f"{key}.free_quota", allow_zero=True),
-            block=r.positive_int(f"{key}.block"),
-            price_per_block=r.decimal(f"{key}.price_per_block"),
-        )
-
-    dau, groups = r.attempt(lambda: overage("dau_overage")), r.attempt(
-        lambda: overage("group_overage"))
+    overage = {section: r.attempt(functools.partial(_overage, r, section, models))
+               for section in OVERAGE_SECTIONS}
     prices, trial_days = _addon_prices(r)
-    # Rates are fractions: "0.10" is 10 %. A rate of 1 or more is a typo for a percentage.
     tax = _tax(r)
-    if r.failed or dau is None or groups is None:
+    if r.failed:
         raise KeyFailed
     return PriceBookVersion(
         version_id=f"{currency}@{effective_from.isoformat()}",
@@ -284,8 +321,8 @@ def _parse_version(r: KeyReader) -> PriceBookVersion:
         currency=currency,
         plan_fee_policy=policy,
         plan_fee={plan: fee for plan, fee in fees.items() if fee is not None},
-        dau_overage=dau,
-        group_overage=groups,
+        overage={section: pricing for section, pricing in overage.items()
+                 if pricing is not None},
         addon_prices=prices,
         av_call_trial_days=trial_days,
         tax={country: rate for country, rate in tax.items() if rate is not None},
@@ -296,7 +333,8 @@ def _parse_version(r: KeyReader) -> PriceBookVersion:
 
 
 def versions_frame(versions: list[PriceBookVersion]) -> pl.DataFrame:
-    """One row per selected version: the scalar prices the pricing expressions join on."""
+    """One row per selected version: the scalar prices the pricing expressions join on
+    (the overage models bring their own terms: `pricing.models`)."""
     return pl.DataFrame(
         {
             "pricebook_version": [v.version_id for v in versions],
@@ -304,12 +342,6 @@ def versions_frame(versions: list[PriceBookVersion]) -> pl.DataFrame:
             "minor_units": [minor_units(v.currency) for v in versions],
             "plan_fee_policy": [v.plan_fee_policy for v in versions],
             **{f"fee_{plan}": [v.plan_fee[plan] for v in versions] for plan in PLANS},
-            "dau_free_quota": [v.dau_overage.free_quota for v in versions],
-            "dau_block": [v.dau_overage.block for v in versions],
-            "dau_price": [v.dau_overage.price_per_block for v in versions],
-            "group_free_quota": [v.group_overage.free_quota for v in versions],
-            "group_block": [v.group_overage.block for v in versions],
-            "group_price": [v.group_overage.price_per_block for v in versions],
             "av_trial_days": [v.av_call_trial_days for v in versions],
         },
         schema={
@@ -318,12 +350,6 @@ def versions_frame(versions: list[PriceBookVersion]) -> pl.DataFrame:
             "minor_units": pl.Int32,
             "plan_fee_policy": pl.String,
             **{f"fee_{plan}": MONEY for plan in PLANS},
-            "dau_free_quota": pl.Int64,
-            "dau_block": pl.Int64,
-            "dau_price": MONEY,
-            "group_free_quota": pl.Int64,
-            "group_block": pl.Int64,
-            "group_price": MONEY,
             "av_trial_days": pl.Int32,
         },
     )

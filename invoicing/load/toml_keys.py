@@ -126,8 +126,8 @@ class KeyReader:
             self.fail(key, f"{value!r} is too large (the batch accepts figures below {limit:,})")
         return amount
 
-    def positive_int(self, key: str, allow_zero: bool = False) -> int:
-        value = self.get(key)
+    def positive_int(self, key: str, allow_zero: bool = False, value: Any = None) -> int:
+        value = self.get(key) if value is None else value
         lowest = 0 if allow_zero else 1
         if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
             self.fail(key, f"must be a {'non-negative' if allow_zero else 'positive'} integer")

@@ -31,6 +31,8 @@ from invoicing.validate.gates import enforce
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+
 
 class LocationParam(click.ParamType):
     """A local path (checked like `click.Path`) or a storage URL such as ``s3://bucket/prefix``
@@ -362,7 +364,3 @@ def preview(month: Month, input_dir: Path, pricebook: Path | None, seller: Path 
         render = choose_renderer(workers, cluster, label="drafts", draft=True)
         written = write_drafts(computed, drafts, render)
         click.echo(f"  wrote {written} draft PDF(s) to {drafts}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
