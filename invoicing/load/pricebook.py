@@ -35,6 +35,7 @@ from invoicing.load.toml_keys import (
     MAX_QUANTITY,
     KeyFailed,
     KeyReader,
+    suggestion,
 )
 
 # Re-exported: the limits are read from here by validate, pricing and the models.
@@ -211,7 +212,12 @@ def _overage(r: KeyReader, section: str, models: Mapping[str, MetricModel]) -> M
     model = models[name]
     # Unknown keys first, each with the closest key of the model: a misspelled `blok`
     # is named as such, not only as a missing `block`.
-    r.closed(section, table, ("model", *sorted(model.keys)), f"key of model {name!r}")
+    keys = ("model", *sorted(model.keys))
+    for key in sorted(set(table) - set(keys)):
+        close = suggestion(key, keys)
+        r.attempt(functools.partial(
+            r.fail, f"{section}.{key}", f"not a key of model {name!r} (its keys: "
+            f"{', '.join(keys)})" + (f"; did you mean {close!r}?" if close else "")))
     terms = model.read_terms(r, section)
     return MetricPricing(model=name, terms=terms)
 

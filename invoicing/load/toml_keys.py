@@ -28,13 +28,20 @@ MAX_QUANTITY = 10**15
 MAX_DECIMALS = 6
 
 
+def suggestion(key: str, known: tuple[str, ...] | list[str]) -> str | None:
+    """The known key closest to `key`: a case-insensitive match first, then difflib's."""
+    folded = {k.casefold(): k for k in known}
+    if key.casefold() in folded:
+        return folded[key.casefold()]
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def unknown_key_message(key: str, known: tuple[str, ...] | list[str], what: str = "key") -> str:
     """``unknown key; did you mean 'y'?`` with the known key closest to `key`
     (a case-insensitive match first, then difflib's), or the list of known keys."""
-    folded = {k.casefold(): k for k in known}
-    close = ([folded[key.casefold()]] if key.casefold() in folded
-             else difflib.get_close_matches(key, list(known), n=1, cutoff=0.6))
-    hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
+    close = suggestion(key, known)
+    hint = f"; did you mean {close!r}?" if close else f" (known: {', '.join(known)})"
     return f"unknown {what}{hint}"
 
 
