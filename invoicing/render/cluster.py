@@ -47,7 +47,7 @@ from invoicing.render.progress import Progress, RenderFn
 
 try:
     from distributed import Client, as_completed
-    from distributed.client import FutureCancelledError
+    from distributed.client import ClosedClientError, FutureCancelledError
     from distributed.comm.core import CommClosedError
     from distributed.scheduler import KilledWorker
 except ImportError as exc:  # pragma: no cover - the base install
@@ -68,7 +68,7 @@ WINDOW_PER_THREAD = 3
 
 #: What losing the scheduler (or every worker) looks like from the client side.
 _LOST = (FutureCancelledError, CancelledError, CommClosedError, KilledWorker, OSError,
-         TimeoutError)
+         TimeoutError, ClosedClientError)  # the last: the client closed itself on the loss
 
 # --- on the workers -------------------------------------------------------------------------
 
