@@ -269,3 +269,40 @@ def test_a_worker_with_other_fonts_is_refused(tmp_path: Path, scheduler: Schedul
     assert "templates_sha256" not in line  # only the fonts differ
     assert not (out / "2026-10").exists()
     assert not list(out.glob(".2026-10.tmp-*"))
+
+
+def test_losing_every_worker_ends_the_run_within_the_cluster_timeout(
+        tmp_path: Path, scheduler: Scheduler) -> None:
+    """Scheduler up, both workers killed by PID: Dask would wait for a worker forever; the
+    run stops after --cluster-timeout seconds without one, exit 12, nothing left."""
+    workers = [scheduler.worker(), scheduler.worker()]
+    with Client(scheduler.address, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+
+    def kill_every_worker() -> None:
+        for worker in workers:
+            os.kill(worker.pid, signal.SIGKILL)
+
+    stream = OnFirstProgress(kill_every_worker)
+    render = make_cluster_renderer(scheduler.address, stream=stream, tty=False, timeout=3.0,
+                                   batch=1)
+    with pytest.raises(ClusterUnavailableError) as failure:
+        run_month(SAMPLE, tmp_path, MONTH, render=render, seller=load_seller())
+    assert stream.fired
+    assert all(worker.wait(timeout=10) == -signal.SIGKILL for worker in workers)
+    assert str(failure.value) == (
+        f"cluster {scheduler.address}: no worker for 3 s (every worker lost, or the "
+        "scheduler not answering); nothing was published, rerun when the cluster is back")
+    assert failure.value.exit_code == ExitCode.CLUSTER_UNAVAILABLE
+    assert not (tmp_path / "2026-10").exists()
+    assert not list(tmp_path.glob(".2026-10.tmp-*"))
+
+
+def test_a_cluster_without_workers_ends_within_the_timeout_from_the_environment(
+        tmp_path: Path, scheduler: Scheduler) -> None:
+    result = CliRunner().invoke(main, run_args(tmp_path, "--cluster", scheduler.address),
+                                env={"INVOICING_CLUSTER_TIMEOUT": "1"})
+    assert_stopped(result, ExitCode.CLUSTER_UNAVAILABLE,
+                   f"cluster {scheduler.address}: no worker joined within 1 s "
+                   "(WorkerStartTimeoutError: Only 0/1 workers arrived after 1.0); nothing was "
+                   "published", tmp_path)

@@ -19,9 +19,10 @@ a Dask distributed cluster. The scheduler, the workers and their retries are Das
   the `render_engine` caches stay warm across documents and runs).
 * **Faults.** A worker that dies mid-render has its tasks rerun elsewhere by the
   scheduler; the PDF is a function of the document, so the month is unchanged. A
-  scheduler that cannot be reached, has no worker, or goes away mid-run raises
-  `ClusterUnavailableError` (exit 12): the caller discards its staging folder, so nothing
-  is published, and a rerun starts again from scratch.
+  scheduler that cannot be reached, has no worker, goes away mid-run, or a cluster
+  without a worker (or an answering scheduler) for `CLUSTER_TIMEOUT` seconds (every
+  worker lost: Dask would wait for one forever) raises `ClusterUnavailableError` (exit
+  12): the caller discards its staging folder, so nothing is published.
 
 Dask is an optional extra (``pip install 'invoicing[cluster]'``); only this module imports
 it, and only when ``--cluster`` is given.
@@ -43,7 +44,7 @@ from typing import Any, TextIO
 from invoicing.core.documents import InvoiceDocument
 from invoicing.core.errors import ClusterMismatchError, ClusterUnavailableError
 from invoicing.render.environment import differences, fingerprint, renderer_environment
-from invoicing.render.progress import Progress, RenderFn
+from invoicing.render.progress import CLUSTER_TIMEOUT, Progress, RenderFn
 
 try:
     from distributed import Client, as_completed
@@ -56,9 +57,10 @@ except ImportError as exc:  # pragma: no cover - the base install
 
 log = logging.getLogger("invoicing")
 
-#: Seconds to wait for the scheduler to answer, and for at least one worker to join.
+#: Seconds to wait for the scheduler to answer.
 CONNECT_TIMEOUT = 10.0
-WORKER_TIMEOUT = 60.0
+#: Seconds between checks of that deadline while no result is ready.
+_POLL = 0.1
 #: Documents per task: each task costs the coordinator and the scheduler a few
 #: messages, so a few documents share one (a one-page invoice renders in ~0.1 s).
 BATCH = 4
@@ -117,9 +119,10 @@ def _quiet_dask_logs() -> None:
 
 def connect(address: str, timeout: float | None = None,
             worker_timeout: float | None = None) -> Client:
-    """A client of the scheduler at `address` with at least one worker, or one clear error."""
+    """A client of the scheduler at `address` with at least one worker, or one clear error
+    (`worker_timeout`: seconds to wait for the first worker, default `CLUSTER_TIMEOUT`)."""
     timeout = timeout or CONNECT_TIMEOUT
-    worker_timeout = worker_timeout or WORKER_TIMEOUT
+    worker_timeout = worker_timeout or CLUSTER_TIMEOUT
     _quiet_dask_logs()
     try:
         # PDFs come straight from the workers, not relayed through the scheduler.
@@ -170,19 +173,23 @@ def dashboard(client: Client) -> str:
 
 def make_cluster_renderer(address: str, label: str = "rendering", stream: TextIO | None = None,
                           tty: bool | None = None, draft: bool = False,
-                          window: int | None = None) -> RenderFn:
+                          window: int | None = None, timeout: float | None = None,
+                          batch: int = BATCH) -> RenderFn:
     """A render function for `pipeline.run_month` that renders on the cluster at `address`.
 
     PDFs come back in completion order (the caller names and hashes each by its number,
     so the outputs do not depend on the order). ``window``: tasks in flight (default
     `WINDOW_PER_THREAD` per worker thread, recounted as workers come and go), each of
-    `BATCH` documents.
+    `BATCH` documents. ``timeout``: seconds without a worker (waiting for the first
+    one, or after losing every one) after which the run stops with
+    `ClusterUnavailableError` (default `CLUSTER_TIMEOUT`).
     """
+    limit_s = timeout or CLUSTER_TIMEOUT
 
     def render(docs: Iterator[InvoiceDocument], total: int) -> Iterator[tuple[str, bytes]]:
         if total == 0:
             return
-        client = connect(address)
+        client = connect(address, worker_timeout=limit_s)
         try:
             threads = check_workers(client, address)
             workers = len(client.scheduler_info().get("workers", {}))
@@ -191,7 +198,8 @@ def make_cluster_renderer(address: str, label: str = "rendering", stream: TextIO
                   f"dashboard {dashboard(client)}", file=stream or sys.stderr, flush=True)
             progress = Progress(label, total, stream, tty)
             try:
-                yield from _stream(client, address, docs, window, draft, progress)
+                yield from _stream(client, address, docs, window, draft, progress,
+                                   batch=batch, timeout=limit_s)
             finally:
                 progress.close()
         finally:
@@ -221,15 +229,62 @@ class _Window:
         return self.size
 
 
+class _Watch:
+    """Ends a run whose cluster has had no worker, or no scheduler answering, for `timeout`
+    seconds: Dask itself waits forever for a worker to come back. Asked only while no
+    result is ready, and at most once a second; a slow document never trips it."""
+
+    def __init__(self, client: Client, address: str, timeout: float):
+        self.client = client
+        self.address = address
+        self.timeout = timeout
+        self.lost_since: float | None = None
+        self.checked = float("-inf")
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now - self.checked < 1.0:
+            return
+        self.checked = now
+        workers = 0
+        with contextlib.suppress(Exception):  # a scheduler gone or hung counts as no worker
+            if self.client.status == "running":
+                workers = len(self.client.nthreads(callback_timeout=min(5.0, self.timeout)))
+        if workers:
+            self.lost_since = None
+        elif self.lost_since is None:
+            self.lost_since = now
+        elif now - self.lost_since >= self.timeout:
+            raise ClusterUnavailableError(
+                f"cluster {self.address}: no worker for {self.timeout:g} s (every worker "
+                "lost, or the scheduler not answering); nothing was published, rerun when "
+                "the cluster is back")
+
+
+def _next_done(pending: as_completed, watch: _Watch) -> Any:
+    """The next finished future; `watch` decides how long to wait for one."""
+    condition = getattr(pending, "thread_condition", None)
+    while not pending.has_ready():
+        watch.check()
+        if condition is None:
+            time.sleep(_POLL / 10)
+        else:
+            with condition:
+                condition.wait(timeout=_POLL)
+    return next(pending)
+
+
 def _stream(client: Client, address: str, docs: Iterator[InvoiceDocument],
-            window: int | None, draft: bool, progress: Progress, batch: int = BATCH
-            ) -> Iterator[tuple[str, bytes]]:
+            window: int | None, draft: bool, progress: Progress, batch: int = BATCH,
+            timeout: float = CLUSTER_TIMEOUT) -> Iterator[tuple[str, bytes]]:
     """Keep `window` tasks of `batch` documents in flight (default: `WINDOW_PER_THREAD` per
-    worker thread); yield each PDF as it arrives."""
+    worker thread); yield each PDF as it arrives; stop after `timeout` seconds without
+    worker for `timeout` seconds."""
     expected = fingerprint(renderer_environment())
     limit = _Window(client, window)
     run = uuid.uuid4().hex[:8]  # keys unique per call, so two runs never share a result
     pending = as_completed(loop=client.loop)
+    watch = _Watch(client, address, timeout)
     in_flight = 0
     docs = iter(docs)
     try:
@@ -243,7 +298,7 @@ def _stream(client: Client, address: str, docs: Iterator[InvoiceDocument],
                 in_flight += 1
             if in_flight == 0:
                 return
-            future = next(pending)
+            future = _next_done(pending, watch)
             made_by, pdfs = future.result()
             future.release()
             in_flight -= 1

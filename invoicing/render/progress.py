@@ -15,6 +15,11 @@ from invoicing.core.documents import InvoiceDocument
 
 RenderFn = Callable[[Iterator[InvoiceDocument], int], Iterator[tuple[str, bytes]]]
 BAR_WIDTH = 36
+#: Seconds a Dask cluster may go without a worker (none joined yet, every worker lost, the
+#: scheduler gone or not answering) before a run stops with exit 12
+#: (``--cluster-timeout``, ``INVOICING_CLUSTER_TIMEOUT``): long enough for Kubernetes to
+#: replace a worker pod, short enough that a lost cluster does not hold the month.
+CLUSTER_TIMEOUT = 300.0
 
 
 class Progress:
