@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -158,8 +157,9 @@ def test_sample_month_on_the_cluster_is_byte_identical(
     assert code == 0, stdout + stderr
     assert hashes(tmp_path / "2026-10") == hashes(reference)
     first, *progress = stderr.splitlines()
-    assert re.fullmatch(f"rendering on cluster {address}: 2 worker\\(s\\), 2 thread\\(s\\); "
-                        "dashboard http://127\\.0\\.0\\.1:[0-9]+/status", first), first
+    # The `cluster` extra does not install bokeh, so no dashboard is promised.
+    assert first == (f"rendering on cluster {address}: 2 worker(s), 2 thread(s); "
+                     "dashboard none (no bokeh on the scheduler)")
     assert progress == local_progress.splitlines()  # the same lines as a local run
     assert progress[-1] == "rendering: 15/15 (100%)"
     assert stdout.startswith("2026-10: published")

@@ -31,6 +31,7 @@ it, and only when ``--cluster`` is given.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import sys
 import threading
@@ -165,10 +166,21 @@ def check_workers(client: Client, address: str) -> int:
     return sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()) or 1
 
 
+def scheduler_has_bokeh() -> bool:
+    """Run on the scheduler: Dask's dashboard pages need bokeh, which the `cluster` extra
+    does not install (without it the address serves only /health and /metrics)."""
+    return importlib.util.find_spec("bokeh") is not None
+
+
 def dashboard(client: Client) -> str:
     """The scheduler's dashboard address, or a note that it has none."""
     services = client.scheduler_info().get("services", {})
-    return client.dashboard_link if "dashboard" in services else "none (no dashboard)"
+    if "dashboard" not in services:
+        return "none (no dashboard)"
+    with contextlib.suppress(Exception):  # advisory: the run does not need a dashboard
+        if not client.run_on_scheduler(scheduler_has_bokeh):
+            return "none (no bokeh on the scheduler)"
+    return client.dashboard_link
 
 
 def make_cluster_renderer(address: str, label: str = "rendering", stream: TextIO | None = None,
