@@ -45,7 +45,8 @@ from typing import Any, TextIO
 from invoicing.core.documents import InvoiceDocument
 from invoicing.core.errors import ClusterMismatchError, ClusterUnavailableError
 from invoicing.render.environment import differences, fingerprint, renderer_environment
-from invoicing.render.progress import CLUSTER_TIMEOUT, Progress, RenderFn
+from invoicing.render.progress import CLUSTER_TIMEOUT, Progress
+from invoicing.storage import sha256_bytes, write_objects
 
 try:
     from distributed import Client, as_completed
@@ -102,6 +103,21 @@ def render_on_worker(docs: list[InvoiceDocument], draft: bool
     renderer = _worker_renderer()
     pdfs = [(doc.invoice_number, renderer.render_pdf(doc, draft=draft)) for doc in docs]
     return fingerprint(renderer_environment()), pdfs
+
+
+def store_on_worker(docs: list[InvoiceDocument], draft: bool, target: str, expected: str
+                    ) -> tuple[str, list[tuple[str, str, int]]]:
+    """One Dask task when the workers write: render, write each PDF to
+    ``<target>/<number>.pdf`` (concurrently, with this worker's own storage
+    configuration), and return only the fingerprint and, per document, its number,
+    SHA-256 and size. A worker whose environment is not `expected` writes nothing."""
+    made_by = fingerprint(renderer_environment())
+    if made_by != expected:
+        return made_by, [(doc.invoice_number, "", 0) for doc in docs]
+    renderer = _worker_renderer()
+    pdfs = {doc.invoice_number: renderer.render_pdf(doc, draft=draft) for doc in docs}
+    write_objects(target, {f"{number}.pdf": pdf for number, pdf in pdfs.items()})
+    return made_by, [(number, sha256_bytes(pdf), len(pdf)) for number, pdf in pdfs.items()]
 
 
 # --- on the coordinator ---------------------------------------------------------------------
@@ -186,38 +202,60 @@ def dashboard(client: Client) -> str:
 def make_cluster_renderer(address: str, label: str = "rendering", stream: TextIO | None = None,
                           tty: bool | None = None, draft: bool = False,
                           window: int | None = None, timeout: float | None = None,
-                          batch: int = BATCH) -> RenderFn:
+                          batch: int = BATCH) -> ClusterRenderer:
     """A render function for `pipeline.run_month` that renders on the cluster at `address`.
 
     PDFs come back in completion order (the caller names and hashes each by its number,
     so the outputs do not depend on the order). ``window``: tasks in flight (default
     `WINDOW_PER_THREAD` per worker thread, recounted as workers come and go), each of
-    `BATCH` documents. ``timeout``: seconds without a worker (waiting for the first
+    `batch` documents. ``timeout``: seconds without a worker (waiting for the first
     one, or after losing every one) after which the run stops with
     `ClusterUnavailableError` (default `CLUSTER_TIMEOUT`).
     """
-    limit_s = timeout or CLUSTER_TIMEOUT
+    return ClusterRenderer(address, label, stream, tty, draft, window,
+                           timeout or CLUSTER_TIMEOUT, batch)
 
-    def render(docs: Iterator[InvoiceDocument], total: int) -> Iterator[tuple[str, bytes]]:
+
+class ClusterRenderer:
+    """A `RenderFn` on a Dask cluster; `store` has the workers write the PDFs themselves."""
+
+    def __init__(self, address: str, label: str, stream: TextIO | None, tty: bool | None,
+                 draft: bool, window: int | None, timeout: float, batch: int):
+        self.address, self.label, self.stream, self.tty = address, label, stream, tty
+        self.draft, self.window, self.timeout, self.batch = draft, window, timeout, batch
+
+    def __call__(self, docs: Iterator[InvoiceDocument], total: int
+                 ) -> Iterator[tuple[str, bytes]]:
+        """(number, PDF bytes): the PDFs travel back to this process."""
+        yield from self._run(docs, total, render_on_worker, self.draft)
+
+    def store(self, docs: Iterator[InvoiceDocument], total: int, target: str
+              ) -> Iterator[tuple[str, str, int]]:
+        """(number, SHA-256, size): each worker writes its PDFs to ``<target>/<number>.pdf``
+        (a `Staging.worker_target`), and only these three values travel back."""
+        expected = fingerprint(renderer_environment())
+        yield from self._run(docs, total, store_on_worker, self.draft, target, expected)
+
+    def _run(self, docs: Iterator[InvoiceDocument], total: int, task: Any, *args: Any
+             ) -> Iterator[tuple[Any, ...]]:
         if total == 0:
             return
-        client = connect(address, worker_timeout=limit_s)
+        client = connect(self.address, worker_timeout=self.timeout)
         try:
-            threads = check_workers(client, address)
+            threads = check_workers(client, self.address)
             workers = len(client.scheduler_info().get("workers", {}))
             # Before the progress bar starts, so the bar keeps its line.
-            print(f"{label} on cluster {address}: {workers} worker(s), {threads} thread(s); "
-                  f"dashboard {dashboard(client)}", file=stream or sys.stderr, flush=True)
-            progress = Progress(label, total, stream, tty)
+            print(f"{self.label} on cluster {self.address}: {workers} worker(s), {threads} "
+                  f"thread(s); dashboard {dashboard(client)}", file=self.stream or sys.stderr,
+                  flush=True)
+            progress = Progress(self.label, total, self.stream, self.tty)
             try:
-                yield from _stream(client, address, docs, window, draft, progress,
-                                   batch=batch, timeout=limit_s)
+                yield from _stream(client, self.address, docs, self.window, progress,
+                                   self.batch, self.timeout, task, *args)
             finally:
                 progress.close()
         finally:
             client.close(timeout=5)
-
-    return render
 
 
 class _Window:
@@ -287,11 +325,11 @@ def _next_done(pending: as_completed, watch: _Watch) -> Any:
 
 
 def _stream(client: Client, address: str, docs: Iterator[InvoiceDocument],
-            window: int | None, draft: bool, progress: Progress, batch: int = BATCH,
-            timeout: float = CLUSTER_TIMEOUT) -> Iterator[tuple[str, bytes]]:
-    """Keep `window` tasks of `batch` documents in flight (default: `WINDOW_PER_THREAD` per
-    worker thread); yield each PDF as it arrives; stop after `timeout` seconds without
-    worker for `timeout` seconds."""
+            window: int | None, progress: Progress, batch: int, timeout: float, task: Any,
+            *args: Any) -> Iterator[tuple[Any, ...]]:
+    """Keep `window` tasks ``task(documents, *args)`` of `batch` documents in flight
+    (default: `WINDOW_PER_THREAD` per worker thread); yield each document's result as it
+    arrives; stop after `timeout` seconds without a worker."""
     expected = fingerprint(renderer_environment())
     limit = _Window(client, window)
     run = uuid.uuid4().hex[:8]  # keys unique per call, so two runs never share a result
@@ -305,7 +343,7 @@ def _stream(client: Client, address: str, docs: Iterator[InvoiceDocument],
                 chunk = list(islice(docs, batch))
                 if not chunk:
                     break
-                pending.add(client.submit(render_on_worker, chunk, draft, pure=False,
+                pending.add(client.submit(task, chunk, *args, pure=False,
                                           key=f"render-{chunk[0].invoice_number}-{run}"))
                 in_flight += 1
             if in_flight == 0:
@@ -318,8 +356,8 @@ def _stream(client: Client, address: str, docs: Iterator[InvoiceDocument],
                 raise ClusterMismatchError(
                     f"cluster {address}: {pdfs[0][0]} was rendered by a worker with another "
                     "environment (it joined after the check); nothing was published")
-            for number, pdf in pdfs:
-                yield number, pdf
+            for result in pdfs:
+                yield result
                 progress.advance()
     except _LOST as exc:
         raise ClusterUnavailableError(
