@@ -147,15 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="dask worker processes")
     parser.add_argument("--outputs", default="s3,local", help="s3, local or both")
     parser.add_argument("--batch", type=int, default=0,
-                        help="documents per task (default: the cluster renderer's BATCH)")
+                        help="documents per task (default: the cluster renderer's batch_for)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds, interleaved; the fastest of each output is kept")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args(argv)
     docs = documents(MIX, args.count)
-    from invoicing.render.cluster import BATCH
+    from invoicing.render.cluster import batch_for
 
-    batch = args.batch or BATCH
+    batch = args.batch or batch_for(args.count, args.workers)
     runs: dict[str, list[dict[str, Any]]] = {o: [] for o in args.outputs.split(",")}
     with tempfile.TemporaryDirectory(prefix="funnel-bench-") as name:
         folder = Path(name)

@@ -11,7 +11,7 @@ a Dask distributed cluster. The scheduler, the workers and their retries are Das
   run (`ClusterMismatchError`, exit 13). Every PDF also comes back with the fingerprint
   of the environment that rendered it, so a worker that joins later is held to the same
   rule. Documents are rendered by the same `InvoiceRenderer` code as locally.
-* **Flat memory.** At most `window` tasks of `BATCH` documents are in flight; each PDF
+* **Flat memory.** At most `window` tasks of `batch_for` documents are in flight; each PDF
   is handed to the caller (which writes it to the staging folder) as soon as it arrives,
   and its future is released, so neither this process nor the cluster holds the month.
 * **One renderer per worker process.** `_worker_renderer` builds an `InvoiceRenderer` the
@@ -35,7 +35,6 @@ import importlib.util
 import logging
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
@@ -44,6 +43,7 @@ from typing import Any, TextIO
 
 from invoicing.core.documents import InvoiceDocument
 from invoicing.core.errors import ClusterMismatchError, ClusterUnavailableError
+from invoicing.render.cluster_wait import Watch, Window, next_done
 from invoicing.render.environment import differences, fingerprint, renderer_environment
 from invoicing.render.progress import CLUSTER_TIMEOUT, Progress
 from invoicing.storage import sha256_bytes, write_objects
@@ -61,14 +61,14 @@ log = logging.getLogger("invoicing")
 
 #: Seconds to wait for the scheduler to answer.
 CONNECT_TIMEOUT = 10.0
-#: Seconds between checks of that deadline while no result is ready.
-_POLL = 0.1
 #: Documents per task: each task costs the coordinator and the scheduler a few
-#: messages, so a few documents share one (a one-page invoice renders in ~0.1 s).
+#: messages, so several documents share one (a one-page invoice renders in ~0.1 s).
+#: At least `BATCH`; up to `MAX_BATCH` when the month is large enough that every worker
+#: thread still gets `TASKS_PER_THREAD` tasks (`batch_for`): a task of 16 halves the
+#: batch's CPU per invoice against 4 (BENCHMARKS.md, "The width of the funnel").
 BATCH = 4
-#: Tasks in flight per worker thread: enough to keep every worker busy while PDFs
-#: travel back, few enough that memory stays flat (a document is ~2 KiB, a PDF ~40 KiB).
-WINDOW_PER_THREAD = 3
+MAX_BATCH = 16
+TASKS_PER_THREAD = 16
 
 #: What losing the scheduler (or every worker) looks like from the client side.
 _LOST = (FutureCancelledError, CancelledError, CommClosedError, KilledWorker, OSError,
@@ -202,25 +202,30 @@ def dashboard(client: Client) -> str:
 def make_cluster_renderer(address: str, label: str = "rendering", stream: TextIO | None = None,
                           tty: bool | None = None, draft: bool = False,
                           window: int | None = None, timeout: float | None = None,
-                          batch: int = BATCH) -> ClusterRenderer:
+                          batch: int | None = None) -> ClusterRenderer:
     """A render function for `pipeline.run_month` that renders on the cluster at `address`.
 
     PDFs come back in completion order (the caller names and hashes each by its number,
     so the outputs do not depend on the order). ``window``: tasks in flight (default
     `WINDOW_PER_THREAD` per worker thread, recounted as workers come and go), each of
-    `batch` documents. ``timeout``: seconds without a worker (waiting for the first
-    one, or after losing every one) after which the run stops with
-    `ClusterUnavailableError` (default `CLUSTER_TIMEOUT`).
+    `batch` documents (default: `batch_for` the month). ``timeout``: seconds without a
+    worker (waiting for the first one, or after losing every one) after which the run
+    stops with `ClusterUnavailableError` (default `CLUSTER_TIMEOUT`).
     """
     return ClusterRenderer(address, label, stream, tty, draft, window,
                            timeout or CLUSTER_TIMEOUT, batch)
+
+
+def batch_for(total: int, threads: int) -> int:
+    """Documents per task for `total` documents on `threads` worker threads."""
+    return max(BATCH, min(MAX_BATCH, total // (max(1, threads) * TASKS_PER_THREAD)))
 
 
 class ClusterRenderer:
     """A `RenderFn` on a Dask cluster; `store` has the workers write the PDFs themselves."""
 
     def __init__(self, address: str, label: str, stream: TextIO | None, tty: bool | None,
-                 draft: bool, window: int | None, timeout: float, batch: int):
+                 draft: bool, window: int | None, timeout: float, batch: int | None):
         self.address, self.label, self.stream, self.tty = address, label, stream, tty
         self.draft, self.window, self.timeout, self.batch = draft, window, timeout, batch
 
@@ -251,77 +256,12 @@ class ClusterRenderer:
             progress = Progress(self.label, total, self.stream, self.tty)
             try:
                 yield from _stream(client, self.address, docs, self.window, progress,
-                                   self.batch, self.timeout, task, *args)
+                                   self.batch or batch_for(total, threads), self.timeout,
+                                   task, *args)
             finally:
                 progress.close()
         finally:
             client.close(timeout=5)
-
-
-class _Window:
-    """Tasks to keep in flight: fixed, or `WINDOW_PER_THREAD` per worker thread, recounted
-    at most once a second, so workers that join during the run (a cluster still scaling
-    up when the batch starts) get work too."""
-
-    def __init__(self, client: Client, fixed: int | None):
-        self.client = client
-        self.fixed = fixed
-        self.size = fixed or 1
-        self.counted = float("-inf")
-
-    def __int__(self) -> int:
-        now = time.monotonic()
-        if self.fixed is None and now - self.counted >= 1.0 and self.client.status == "running":
-            self.counted = now
-            # Advisory: if the scheduler is gone, the futures report it, not this count.
-            with contextlib.suppress(Exception):
-                self.size = WINDOW_PER_THREAD * max(1, sum(self.client.nthreads().values()))
-        return self.size
-
-
-class _Watch:
-    """Ends a run whose cluster has had no worker, or no scheduler answering, for `timeout`
-    seconds: Dask itself waits forever for a worker to come back. Asked only while no
-    result is ready, and at most once a second; a slow document never trips it."""
-
-    def __init__(self, client: Client, address: str, timeout: float):
-        self.client = client
-        self.address = address
-        self.timeout = timeout
-        self.lost_since: float | None = None
-        self.checked = float("-inf")
-
-    def check(self) -> None:
-        now = time.monotonic()
-        if now - self.checked < 1.0:
-            return
-        self.checked = now
-        workers = 0
-        with contextlib.suppress(Exception):  # a scheduler gone or hung counts as no worker
-            if self.client.status == "running":
-                workers = len(self.client.nthreads(callback_timeout=min(5.0, self.timeout)))
-        if workers:
-            self.lost_since = None
-        elif self.lost_since is None:
-            self.lost_since = now
-        elif now - self.lost_since >= self.timeout:
-            raise ClusterUnavailableError(
-                f"cluster {self.address}: no worker for {self.timeout:g} s (every worker "
-                "lost, or the scheduler not answering); nothing was published, rerun when "
-                "the cluster is back")
-
-
-def _next_done(pending: as_completed, watch: _Watch) -> Any:
-    """The next finished future; `watch` decides how long to wait for one."""
-    condition = getattr(pending, "thread_condition", None)
-    while not pending.has_ready():
-        watch.check()
-        if condition is None:
-            time.sleep(_POLL / 10)
-        else:
-            with condition:
-                condition.wait(timeout=_POLL)
-    return next(pending)
 
 
 def _stream(client: Client, address: str, docs: Iterator[InvoiceDocument],
@@ -331,10 +271,10 @@ def _stream(client: Client, address: str, docs: Iterator[InvoiceDocument],
     (default: `WINDOW_PER_THREAD` per worker thread); yield each document's result as it
     arrives; stop after `timeout` seconds without a worker."""
     expected = fingerprint(renderer_environment())
-    limit = _Window(client, window)
+    limit = Window(client, window)
     run = uuid.uuid4().hex[:8]  # keys unique per call, so two runs never share a result
     pending = as_completed(loop=client.loop)
-    watch = _Watch(client, address, timeout)
+    watch = Watch(client, address, timeout)
     in_flight = 0
     docs = iter(docs)
     try:
@@ -348,7 +288,7 @@ def _stream(client: Client, address: str, docs: Iterator[InvoiceDocument],
                 in_flight += 1
             if in_flight == 0:
                 return
-            future = _next_done(pending, watch)
+            future = next_done(pending, watch)
             made_by, pdfs = future.result()
             future.release()
             in_flight -= 1
