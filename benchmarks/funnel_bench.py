@@ -111,11 +111,20 @@ def bench_output(output: str, cluster: Processes, docs: list[InvoiceDocument],
     out = location(f"s3://funnel/{tag['bench']}") if output == "s3" else folder / tag["bench"]
     staging = open_staging(out, "2026-10", key=content_key(tag))
     target = staging.worker_target()
+    import psutil
+
+    others = {"moto": [psutil.Process(cluster.moto.pid)],
+              "workers": [psutil.Process(w.pid) for w in cluster.workers],
+              "scheduler": [psutil.Process(cluster.scheduler.pid)]}
+
+    def cpu_of() -> dict[str, float]:
+        return {k: sum(sum(p.cpu_times()[:2]) for p in ps) for k, ps in others.items()}
+
     client = render_cluster.connect(cluster.address)
     try:
         render_cluster.check_workers(client, cluster.address)
         progress = Progress("rendering", len(docs), stream=io.StringIO(), tty=False)
-        cpu, start = time.process_time(), time.perf_counter()
+        cpu, start, before = time.process_time(), time.perf_counter(), cpu_of()
         if target is not None:
             expected = fingerprint(renderer_environment())
             for number, sha256, _ in render_cluster._stream(
@@ -132,13 +141,16 @@ def bench_output(output: str, cluster: Processes, docs: list[InvoiceDocument],
         staging.commit()
         seconds = time.perf_counter() - start
         batch_cpu = time.process_time() - cpu
+        after = cpu_of()
     finally:
         client.close(timeout=5)
     return {"output": output, "count": len(docs), "seconds": seconds,
             "per_second": len(docs) / seconds,
             "batch_cpu_ms_per_invoice": 1000 * batch_cpu / len(docs),
             "batch_core_invoices_per_second": len(docs) / batch_cpu,
-            "files_committed": len(staging.hashes)}
+            "files_committed": len(staging.hashes),
+            **{f"{k}_cpu_ms_per_invoice": 1000 * (after[k] - before[k]) / len(docs)
+               for k in others}}
 
 
 def main(argv: list[str] | None = None) -> int:
