@@ -127,7 +127,8 @@ def readme_retry_column() -> dict[int, str]:
 def test_the_readme_the_code_and_the_cronjob_agree_on_what_a_retry_can_fix() -> None:
     assert set(RETRY) == set(ExitCode) - {ExitCode.OK}
     assert readme_retry_column() == {0: "—", **{int(c): r.why for c, r in RETRY.items()}}
-    assert retryable(True) == [ExitCode.LOCKED, ExitCode.STORAGE, ExitCode.CLUSTER_UNAVAILABLE]
+    assert retryable(True) == [ExitCode.LOCKED, ExitCode.STORAGE, ExitCode.CLUSTER_UNAVAILABLE,
+                               ExitCode.NOT_DELIVERED]
     assert ExitCode.UNEXPECTED in retryable(False)  # bugs are not retried
     job = manifests()["CronJob"]["spec"]["jobTemplate"]["spec"]
     rules = job["podFailurePolicy"]["rules"]

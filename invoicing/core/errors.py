@@ -29,6 +29,7 @@ class ExitCode(IntEnum):
     STORAGE = 11  # object storage unreachable, refused, missing a bucket or failing
     CLUSTER_UNAVAILABLE = 12  # the Dask cluster could not be reached or was lost; nothing written
     CLUSTER_MISMATCH = 13  # a cluster worker runs another renderer environment; nothing written
+    NOT_DELIVERED = 14  # send: some documents not accepted (see the ledger); a rerun sends them
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ RETRY: dict[ExitCode, Retry] = {
                                   "credentials fail again)"),
     ExitCode.CLUSTER_UNAVAILABLE: Retry(True, "yes: once the cluster is back"),
     ExitCode.CLUSTER_MISMATCH: Retry(False, "no: run one image everywhere"),
+    ExitCode.NOT_DELIVERED: Retry(True, "yes: it sends only what was not accepted (an "
+                                        "address refused for good is refused again)"),
 }
 
 
