@@ -151,6 +151,9 @@ def run_summary(result: RunResult) -> str:
     )
     lines.append(f"  anomalies: {counts['anomalies']} (anomalies.parquet)")
     lines += unprintable_lines(m.get("unprintable_characters", []))
+    if result.reused:
+        lines.append(f"  documents reused from an earlier unfinished run: {result.reused} "
+                     f"(rendered: {counts['invoices'] - result.reused})")
     gates = m.get("month_gates", {})
     if gates.get("accepted_incomplete"):
         lines.append("  month gates overridden with --allow-incomplete:")
