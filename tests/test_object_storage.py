@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -349,6 +350,8 @@ def test_a_run_killed_while_staging_leaves_nothing_visible_and_the_rerun_complet
     rerun = cli("run", *s3_args(bucket), "--workers", "1")
     assert rerun.exit_code == 0, rerun.output
     assert "customers invoiced: 6 of 6" in rerun.output
+    # The killed run's fonts folder went with the rerun (core/scratch.py).
+    assert not list(Path(tempfile.gettempdir()).glob(f"invoicing-{proc.pid}-*"))
     verify = cli("verify", *s3_args(bucket))
     assert verify.exit_code == 0, verify.output
 
