@@ -20,12 +20,17 @@ import hashlib
 import io
 import os
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO, Any, Final
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from polars.io.plugins import register_io_source
 from upath import UPath
 
 from invoicing.storage.base import (
@@ -42,6 +47,11 @@ CONNECT_TIMEOUT_S: Final = 5
 STAGING: Final = ".staging"
 #: Folder, under a committed month or revision, holding the objects its manifest lists.
 OBJECTS: Final = "objects"
+#: Bytes fetched per range request when a Parquet object is scanned (s3fs reads ahead this
+#: much; its default, 50 MiB, would hold a whole usage file of the medium month).
+READ_BLOCK: Final = 8 << 20
+#: Rows per frame handed to Polars while scanning (at most one row group is decoded).
+SCAN_BATCH_ROWS: Final = 1 << 20
 
 
 def is_remote(path: object) -> bool:
@@ -246,6 +256,15 @@ class S3Backend:
         # Polars and PyArrow would open an s3:// string with their own HTTP clients.
         return io.BytesIO(path.read_bytes())
 
+    @contextmanager
+    def seekable(self, path: Path) -> Iterator[Path | IO[bytes]]:
+        # Range requests through the same s3fs client (and credentials) as everything else.
+        with path.fs.open(path.path, "rb", block_size=READ_BLOCK) as fh:  # type: ignore[attr-defined]
+            yield fh
+
+    def scan_parquet(self, path: Path) -> pl.LazyFrame:
+        return scan_parquet_in_row_groups(path, self.seekable)
+
     def relative_name(self, path: Path, root: Path) -> str | None:
         prefix = str(root).rstrip("/") + "/"
         text = str(path)
@@ -280,3 +299,57 @@ class S3Backend:
         # No flock on object storage: the conditional create of the manifest is what
         # makes a second concurrent run lose (`ObjectStaging.commit`).
         yield
+
+
+def scan_parquet_in_row_groups(
+        path: Path, opener: Callable[[Path], AbstractContextManager[Path | IO[bytes]]]
+) -> pl.LazyFrame:
+    """A lazy frame over a Parquet object, decoded one row group at a time when collected.
+
+    Only the footer is read here; the rows are fetched with range requests through the
+    location's own s3fs client (PyArrow's dataset reader over fsspec), in file order (row
+    numbers count from the top of the file), so memory holds at most a row group's
+    compressed and decoded columns on top of the frames built from them. The decoded
+    batches use the system allocator: Arrow's default one (mimalloc) keeps freed pages
+    cached, which cost about 100 MiB on the medium month (BENCHMARKS.md).
+    """
+    with opener(path) as source:
+        schema = pl.from_arrow(pq.read_schema(source).empty_table()).schema  # type: ignore[union-attr]
+    filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(path.fs))  # type: ignore[attr-defined]
+    key = path.path  # type: ignore[attr-defined]
+
+    def batches(with_columns: list[str] | None, predicate: pl.Expr | None,
+                n_rows: int | None, batch_size: int | None) -> Iterator[pl.DataFrame]:
+        left = n_rows
+        dataset = pads.dataset(key, filesystem=filesystem, format="parquet")
+        for batch in dataset.to_batches(columns=with_columns,
+                                        batch_size=batch_size or SCAN_BATCH_ROWS,
+                                        use_threads=False,
+                                        memory_pool=_scan_memory_pool()):
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            del batch
+            if predicate is not None:
+                frame = frame.filter(predicate)
+            if left is not None:
+                frame = frame.head(left)
+                left -= frame.height
+            yield frame
+            if left is not None and left <= 0:
+                return
+
+    return register_io_source(batches, schema=schema, explain_name="s3 parquet")
+
+
+def _scan_memory_pool() -> pa.MemoryPool:
+    """The allocator of the decoded row groups, which the frames of the usage share
+    (no copy) until validation drops them: jemalloc with its decay at 0, so the pages go
+    back to the system as soon as they are freed. Arrow's default (mimalloc) and the
+    C library's allocator both keep them cached, and Polars' own allocator never
+    reuses them: ~100 MiB more at the peak on the medium month (BENCHMARKS.md)."""
+    try:
+        pool = pa.jemalloc_memory_pool()
+        pa.jemalloc_set_decay_ms(0)
+    except NotImplementedError:  # pragma: no cover - a PyArrow built without jemalloc
+        return pa.system_memory_pool()
+    return pool
