@@ -65,6 +65,7 @@ def _storage_options() -> dict[str, Any]:
     env = os.environ
     options: dict[str, Any] = {
         "use_listings_cache": False,  # other processes write too: always ask the store
+        "default_block_size": READ_BLOCK,
         # botocore's "standard" retry mode: throttling, 5xx and dropped connections are
         # retried with jittered backoff, AWS_MAX_ATTEMPTS attempts in all (default 3).
         "config_kwargs": {
@@ -324,7 +325,8 @@ def scan_parquet_in_row_groups(
         dataset = pads.dataset(key, filesystem=filesystem, format="parquet")
         for batch in dataset.to_batches(columns=with_columns,
                                         batch_size=batch_size or SCAN_BATCH_ROWS,
-                                        use_threads=False,
+                                        use_threads=False, batch_readahead=1,
+                                        fragment_scan_options=_NO_PREBUFFER,
                                         memory_pool=_scan_memory_pool()):
             frame = pl.from_arrow(batch)
             assert isinstance(frame, pl.DataFrame)
@@ -339,6 +341,11 @@ def scan_parquet_in_row_groups(
                 return
 
     return register_io_source(batches, schema=schema, explain_name="s3 parquet")
+
+
+#: PyArrow would otherwise coalesce the reads of many row groups into one request of up
+#: to 32 MiB, i.e. fetch a usage file whole.
+_NO_PREBUFFER = pads.ParquetFragmentScanOptions(pre_buffer=False)
 
 
 def _scan_memory_pool() -> pa.MemoryPool:
