@@ -18,28 +18,28 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
+import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Final
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.dataset as pads
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
-from polars.io.plugins import register_io_source
 from upath import UPath
 
 from invoicing.storage.base import (
     MANIFEST,
     PublishRaceError,
     StorageError,
+    content_key,
     manifest_bytes,
+    sha256_bytes,
     write_parquet,
 )
+from invoicing.storage.s3_scan import scan_parquet_in_row_groups
 
 SCHEME: Final = "s3://"
 CONNECT_TIMEOUT_S: Final = 5
@@ -50,8 +50,9 @@ OBJECTS: Final = "objects"
 #: Bytes fetched per range request when a Parquet object is scanned (s3fs reads ahead this
 #: much; its default, 50 MiB, would hold a whole usage file of the medium month).
 READ_BLOCK: Final = 8 << 20
-#: Rows per frame handed to Polars while scanning (at most one row group is decoded).
-SCAN_BATCH_ROWS: Final = 1 << 20
+#: Seconds after which an object an unfinished run wrote is no longer trusted by a rerun
+#: (rendered again instead): the two days of the staging lifecycle rule (README).
+STAGED_LIFETIME_S: Final = 2 * 24 * 3600
 
 
 def is_remote(path: object) -> bool:
@@ -158,23 +159,33 @@ def storage_error(exc: BaseException, where: Path | str | None = None) -> Storag
 class ObjectStaging:
     """`storage.base.Staging` for object storage, where there is no atomic rename.
 
-    Objects are staged under ``<root>/.staging/<final, relative to root>/<random>/``,
-    which no reader looks at. `commit` copies them to ``<final>/objects/<scope>/`` (the
-    scope is derived from the manifest's bytes, so two runs with different results never
-    share a key and identical runs write identical bytes) and then creates
-    ``<final>/manifest.json`` with ``If-None-Match: *``: that one request is the commit,
-    and a second run gets `PublishRaceError`. A killed run leaves only staged objects
-    (and at most unreferenced copies), which readers never see; a lifecycle rule on
-    ``<root>/.staging/`` removes them.
+    Every object is written under ``<final>/objects/<scope>/`` and
+    ``<final>/manifest.json`` is created last with ``If-None-Match: *``: that one request
+    is the commit, and a second run gets `PublishRaceError`. The scope is the manifest's
+    `content_key`, so a reader finds the objects from the committed manifest alone, and
+    two runs with different results never share a key.
+
+    * With `key` (a month run: the key is known before rendering), objects are written
+      straight to their scope, by this process or by the render workers
+      (`worker_target`), and the commit copies nothing. A run that fails leaves them
+      for a rerun with the same key (`reusable`); readers ignore them (no manifest).
+    * Without (a revision, whose manifest holds the time of the reissue), objects are
+      staged under ``<root>/.staging/<final, relative to root>/<random>/`` and copied
+      into the scope at commit, as the manifest is only known then.
     """
 
-    def __init__(self, out_dir: Path, name: str, root: Path | None = None):
+    def __init__(self, out_dir: Path, name: str, root: Path | None = None,
+                 key: str | None = None):
         self.out_dir = out_dir
         self.name = name
         self.final = out_dir / name
-        root = root if root is not None else out_dir
-        below = S3Backend().relative_name(self.final, root) or name
-        self.path = root / STAGING / below / uuid.uuid4().hex
+        self.key = key
+        if key is not None:
+            self.path = self.final / OBJECTS / key
+        else:
+            root = root if root is not None else out_dir
+            below = S3Backend().relative_name(self.final, root) or name
+            self.path = root / STAGING / below / uuid.uuid4().hex
         self.hashes: dict[str, str] = {}
         self._manifest: bytes | None = None
         self._copies: Path | None = None
@@ -203,15 +214,50 @@ class ObjectStaging:
         self.hashes[MANIFEST] = digest
         return digest
 
+    def worker_target(self) -> str | None:
+        return str(self.path) if self.key is not None else None
+
+    def record(self, relative: str, sha256: str) -> str:
+        self._target(relative)
+        self.hashes[relative] = sha256
+        return sha256
+
+    def reusable(self, prefix: str) -> dict[str, str]:
+        """Objects under `prefix` of this scope written less than `STAGED_LIFETIME_S` ago,
+        read back and hashed (a PUT is all or nothing, and the same key gives the same
+        bytes, so each is the file this run would write)."""
+        if self.key is None:
+            return {}
+        fs = self.path.fs  # type: ignore[attr-defined]
+        base = self.path.path  # type: ignore[attr-defined]
+        try:
+            found = fs.find(f"{base}/{prefix}", detail=True)
+        except FileNotFoundError:
+            return {}
+        oldest = time.time() - STAGED_LIFETIME_S
+        fresh = sorted(key for key, info in found.items() if _modified(info) >= oldest)
+        if not fresh:
+            return {}
+        contents = fs.cat(fresh)  # one call: s3fs fetches them concurrently
+        reused = {}
+        for key in fresh:
+            relative = key[len(base) + 1:]
+            reused[relative] = self.record(relative, sha256_bytes(contents[key]))
+        return reused
+
     def commit(self) -> Path:
         if self._manifest is None:
             raise RuntimeError("commit before write_manifest")
         fs = self.final.fs  # type: ignore[attr-defined]
-        self._copies = S3Backend().files_of(self.final, self._manifest)
-        names = sorted(n for n in self.hashes if n != MANIFEST)
-        # One call: s3fs runs the server-side copies concurrently, in batches.
-        fs.copy([(self.path / n).path for n in names],  # type: ignore[attr-defined]
-                [(self._copies / n).path for n in names])  # type: ignore[attr-defined]
+        scope = content_key(json.loads(self._manifest))
+        if self.key is not None and scope != self.key:
+            raise RuntimeError(f"manifest content key {scope} is not the staged {self.key}")
+        if self.key is None:
+            self._copies = self.final / OBJECTS / scope
+            names = sorted(n for n in self.hashes if n != MANIFEST)
+            # One call: s3fs runs the server-side copies concurrently, in batches.
+            fs.copy([(self.path / n).path for n in names],  # type: ignore[attr-defined]
+                    [(self._copies / n).path for n in names])  # type: ignore[attr-defined]
         try:
             fs.pipe_file((self.final / MANIFEST).path,  # type: ignore[attr-defined]
                          self._manifest, mode="create")
@@ -221,22 +267,46 @@ class ObjectStaging:
                 f"{self.final}: another invoicing run committed this first; nothing of "
                 "this run is visible. Run again to see whether it matches") from None
         self._copies = None  # committed: the copies are the published files
-        _remove(self.path)
+        if self.key is None:
+            _remove(self.path)
+        else:
+            self._remove_other_scopes()
         return self.final
+
+    def _remove_other_scopes(self) -> None:
+        """After a run's commit, what unfinished runs of the month with other keys left
+        (no revision exists yet, so no other scope is referenced). Best effort."""
+        with contextlib.suppress(Exception):
+            fs = self.final.fs  # type: ignore[attr-defined]
+            objects = (self.final / OBJECTS).path  # type: ignore[attr-defined]
+            for folder in fs.ls(objects, detail=False):
+                if folder.rstrip("/").rsplit("/", 1)[-1] != self.key:
+                    fs.rm(folder, recursive=True)
 
     def discard(self) -> None:
         """Remove what this run staged, and its copies unless a committed manifest with the
-        same bytes (an identical run) lists them. Best effort: a failing store must not hide
-        the error that brought us here; the lifecycle rule catches what is left."""
-        _remove(self.path)
-        if self._copies is None:
-            return
+        same scope (an identical run) lists them. With a key, the objects stay for a
+        rerun unless another run committed the month with another key. Best effort: a
+        failing store must not hide the error that brought us here."""
         try:
-            committed = (self.final / MANIFEST).read_bytes()
+            committed: bytes | None = (self.final / MANIFEST).read_bytes()
         except Exception:
-            committed = b""
-        if committed != self._manifest:
+            committed = None
+        same = committed is not None and self._manifest is not None and (
+            content_key(json.loads(committed)) == content_key(json.loads(self._manifest)))
+        if self.key is not None:
+            if committed is not None and content_key(json.loads(committed)) != self.key:
+                _remove(self.path)
+            return
+        _remove(self.path)
+        if self._copies is not None and not same:
             _remove(self._copies)
+
+
+def _modified(info: Mapping[str, Any]) -> float:
+    """The time an object was written, from a listing entry (0: unknown, never trusted)."""
+    value = info.get("LastModified") or info.get("mtime")
+    return float(value.timestamp()) if value is not None and hasattr(value, "timestamp") else 0.0
 
 
 def _remove(prefix: Path) -> None:
@@ -276,7 +346,7 @@ class S3Backend:
         return (folder / MANIFEST).is_file()
 
     def files_of(self, folder: Path, manifest: bytes) -> Path:
-        return folder / OBJECTS / hashlib.sha256(manifest).hexdigest()[:16]
+        return folder / OBJECTS / content_key(json.loads(manifest))
 
     def check(self, path: Path) -> None:
         try:
@@ -287,8 +357,9 @@ class S3Backend:
                 raise
             raise error from None
 
-    def staging(self, out_dir: Path, name: str, root: Path | None) -> ObjectStaging:
-        return ObjectStaging(out_dir, name, root)
+    def staging(self, out_dir: Path, name: str, root: Path | None,
+                key: str | None = None) -> ObjectStaging:
+        return ObjectStaging(out_dir, name, root, key)
 
     def remove_stale_staging(self, out_dir: Path, name: str) -> None:
         # There is no lock to make this safe: staged objects are ignored by every reader
@@ -300,63 +371,3 @@ class S3Backend:
         # No flock on object storage: the conditional create of the manifest is what
         # makes a second concurrent run lose (`ObjectStaging.commit`).
         yield
-
-
-def scan_parquet_in_row_groups(
-        path: Path, opener: Callable[[Path], AbstractContextManager[Path | IO[bytes]]]
-) -> pl.LazyFrame:
-    """A lazy frame over a Parquet object, decoded one row group at a time when collected.
-
-    Only the footer is read here; the rows are fetched with range requests through the
-    location's own s3fs client (PyArrow's dataset reader over fsspec), in file order (row
-    numbers count from the top of the file), so memory holds at most a row group's
-    compressed and decoded columns on top of the frames built from them. The decoded
-    batches use the system allocator: Arrow's default one (mimalloc) keeps freed pages
-    cached, which cost about 100 MiB on the medium month (BENCHMARKS.md).
-    """
-    with opener(path) as source:
-        schema = pl.from_arrow(pq.read_schema(source).empty_table()).schema  # type: ignore[union-attr]
-    filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(path.fs))  # type: ignore[attr-defined]
-    key = path.path  # type: ignore[attr-defined]
-
-    def batches(with_columns: list[str] | None, predicate: pl.Expr | None,
-                n_rows: int | None, batch_size: int | None) -> Iterator[pl.DataFrame]:
-        left = n_rows
-        dataset = pads.dataset(key, filesystem=filesystem, format="parquet")
-        for batch in dataset.to_batches(columns=with_columns,
-                                        batch_size=batch_size or SCAN_BATCH_ROWS,
-                                        use_threads=False, batch_readahead=1,
-                                        fragment_scan_options=_NO_PREBUFFER,
-                                        memory_pool=_scan_memory_pool()):
-            frame = pl.from_arrow(batch)
-            assert isinstance(frame, pl.DataFrame)
-            del batch
-            if predicate is not None:
-                frame = frame.filter(predicate)
-            if left is not None:
-                frame = frame.head(left)
-                left -= frame.height
-            yield frame
-            if left is not None and left <= 0:
-                return
-
-    return register_io_source(batches, schema=schema, explain_name="s3 parquet")
-
-
-#: PyArrow would otherwise coalesce the reads of many row groups into one request of up
-#: to 32 MiB, i.e. fetch a usage file whole.
-_NO_PREBUFFER = pads.ParquetFragmentScanOptions(pre_buffer=False)
-
-
-def _scan_memory_pool() -> pa.MemoryPool:
-    """The allocator of the decoded row groups, which the frames of the usage share
-    (no copy) until validation drops them: jemalloc with its decay at 0, so the pages go
-    back to the system as soon as they are freed. Arrow's default (mimalloc) and the
-    C library's allocator both keep them cached, and Polars' own allocator never
-    reuses them: ~100 MiB more at the peak on the medium month (BENCHMARKS.md)."""
-    try:
-        pool = pa.jemalloc_memory_pool()
-        pa.jemalloc_set_decay_ms(0)
-    except NotImplementedError:  # pragma: no cover - a PyArrow built without jemalloc
-        return pa.system_memory_pool()
-    return pool
