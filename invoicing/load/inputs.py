@@ -18,7 +18,6 @@ newline; row numbers count data rows, not lines.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ import pyarrow.parquet as pq
 
 from invoicing.core.errors import MAX_REPORTED_ERRORS, ErrorLog, InputError, Source
 from invoicing.load.pricebook import MetricModel, PriceBook, load_pricebook
-from invoicing.storage import is_remote, readable, relative_name
+from invoicing.storage import is_remote, readable, relative_name, scan_parquet, seekable
 
 #: Expected column types per table; `None` marks an optional column.
 USAGE_COLUMNS: dict[str, pl.DataType] = {
@@ -159,7 +158,8 @@ def _check_parquet_schema(
     column that is null in every row that way.
     """
     try:
-        schema = pq.read_schema(readable(path))
+        with seekable(path) as source:  # the footer only, also on object storage
+            schema = pq.read_schema(source)
     except (pa.ArrowInvalid, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(Source(label), f"not a readable Parquet file ({reason})") from None
@@ -288,11 +288,10 @@ def _scan_usage_file(path: Path, label: str, file_id: int) -> tuple[pl.LazyFrame
         lazy = frame.lazy()
     else:
         present = _check_parquet_schema(path, label, USAGE_COLUMNS, USAGE_OPTIONAL)
-        source = readable(path)
-        rows = pq.ParquetFile(source).metadata.num_rows
-        if isinstance(source, io.BytesIO):  # object storage: scan the bytes read once
-            source = source.getvalue()  # type: ignore[assignment]
-        lazy = pl.scan_parquet(source).select(present).cast(
+        with seekable(path) as source:
+            rows = pq.ParquetFile(source).metadata.num_rows
+        # Row group by row group, also from object storage: never the whole file at once.
+        lazy = scan_parquet(path).select(present).cast(
             {c: USAGE_COLUMNS[c] for c in present})
     if "live_group_count" not in lazy.collect_schema().names():
         lazy = lazy.with_columns(live_group_count=pl.lit(None, dtype=pl.Int64))

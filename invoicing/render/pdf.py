@@ -51,6 +51,7 @@ from weasyprint import CSS, Attachment
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError
 
+from invoicing.core import scratch
 from invoicing.core.documents import InvoiceDocument
 from invoicing.render import einvoice, i18n
 from invoicing.render import engine as render_engine
@@ -121,16 +122,29 @@ class InvoiceRenderer:
         self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
         self.template = self.env.get_template(TEMPLATE_NAME)
         render_engine.install()  # logs a warning and leaves WeasyPrint stock if it cannot
-        self.font_config = FontConfiguration()
+        # WeasyPrint copies the @font-face files (~16 MB) into a `tempfile.mkdtemp` folder
+        # when the stylesheet is parsed and keeps using it; making it inside our own
+        # folder lets `close` (or this process's exit) remove it (core/scratch.py).
+        self.scratch = scratch.make_folder("fonts")
         try:
-            self.css = CSS(
-                url=self.base_url + STYLESHEET_NAME,
-                base_url=self.base_url,
-                url_fetcher=self.url_fetcher,
-                font_config=self.font_config,
-            )
+            with scratch.tempdir_inside(self.scratch):
+                self.font_config = FontConfiguration()
+                self.css = CSS(
+                    url=self.base_url + STYLESHEET_NAME,
+                    base_url=self.base_url,
+                    url_fetcher=self.url_fetcher,
+                    font_config=self.font_config,
+                )
         except FatalURLFetchingError as exc:
+            self.close()
             raise RenderError(f"cannot load {STYLESHEET_NAME}: {exc.__cause__ or exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Remove the renderer's temporary font files; it renders nothing afterwards."""
+        scratch.remove(self.scratch)
 
     def render_html(self, doc: InvoiceDocument, draft: bool = False) -> str:
         """Return the invoice as HTML, labels in the document's locale.
