@@ -37,6 +37,7 @@ from invoicing.publish.locking import month_lock
 from invoicing.publish.manifest import manifest_for
 from invoicing.publish.staging import open_staging, remove_stale_staging
 from invoicing.render.einvoice import check_month as check_einvoices
+from invoicing.render.einvoice import with_beside_files
 from invoicing.render.pool import RenderFn
 from invoicing.storage import is_committed
 from invoicing.validate.gates import Finding, check_month, enforce
@@ -236,7 +237,9 @@ def run_month(
             pdf_hashes: dict[str, str] = {}
             with timer.stage("render"):
                 total = int(computed.assembled.invoices["invoice_number"].is_not_null().sum())
-                for number, pdf in render(documents(computed, seller), total):
+                # A Peppol customer's XML goes beside its PDF (invoices/<number>.xml).
+                docs = with_beside_files(documents(computed, seller), staging.write_bytes)
+                for number, pdf in render(docs, total):
                     pdf_hashes[number] = staging.write_bytes(f"invoices/{number}.pdf", pdf)
             with timer.stage("publish"):
                 invoices = computed.assembled.invoices.with_columns(
