@@ -161,7 +161,7 @@ def test_sample_month_on_the_cluster_is_byte_identical(
     assert re.fullmatch(f"rendering on cluster {address}: 2 worker\\(s\\), 2 thread\\(s\\); "
                         "dashboard http://127\\.0\\.0\\.1:[0-9]+/status", first), first
     assert progress == local_progress.splitlines()  # the same lines as a local run
-    assert progress[-1] == "rendering: 15/15 (100%)"
+    assert progress[-1] == "rendering: 18/18 (100%)"
     assert stdout.startswith("2026-10: published")
 
 
@@ -181,7 +181,7 @@ def test_the_cluster_address_comes_from_the_environment(
                                 env={"INVOICING_CLUSTER": cluster.scheduler.address})
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith(f"drafts on cluster {cluster.scheduler.address}: ")
-    assert len(list((tmp_path / "drafts").glob("DRAFT-IM-202610-*.pdf"))) == 15
+    assert len(list((tmp_path / "drafts").glob("DRAFT-IM-202610-*.pdf"))) == 18
 
 
 def test_a_worker_killed_mid_run_still_gives_the_same_month(

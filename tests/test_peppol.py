@@ -27,7 +27,7 @@ from invoicing.cli import main
 from invoicing.core.documents import InvoiceDocument, Party
 from invoicing.core.errors import ExitCode
 from invoicing.render import einvoice
-from invoicing.render.einvoice.common import SellerPayment, XmlFigures
+from invoicing.render.einvoice.common import XmlFigures
 from invoicing.render.einvoice.peppol import NS
 from tests.builders import PRICEBOOK_USD, MonthBuilder, assert_stopped, d, run_cli
 from tests.conftest import sample_copy
