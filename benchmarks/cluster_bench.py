@@ -75,7 +75,7 @@ def bench_cluster(workers: int, docs: list[InvoiceDocument]) -> dict[str, Any]:
     from distributed import Client
 
     from invoicing.render import cluster as render_cluster
-    from invoicing.render.pool import Progress
+    from invoicing.render.progress import Progress
 
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as folder:
         cluster = LocalProcesses(workers, Path(folder))

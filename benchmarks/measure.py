@@ -33,9 +33,10 @@ from typing import Any
 def measure_pricing(input_dir: Path, month_label: str) -> dict[str, Any]:
     began = time.perf_counter()
     from invoicing.core.timeframe import Month
-    from invoicing.pipeline import StageTimer, compute_month
+    from invoicing.core.timing import StageTimer
+    from invoicing.pipeline import compute_month
     from invoicing.publish.manifest import totals_per_currency
-    from invoicing.publish.staging import write_parquet
+    from invoicing.storage import write_parquet
 
     imported = time.perf_counter()
     timer = StageTimer()
@@ -83,7 +84,7 @@ def measure_duckdb(input_dir: Path, month_label: str) -> dict[str, Any]:
     began = time.perf_counter()
     from benchmarks.duckdb_baseline import compute_outputs
     from invoicing.core.timeframe import Month
-    from invoicing.publish.staging import PARQUET_COMPRESSION, PARQUET_COMPRESSION_LEVEL
+    from invoicing.storage import PARQUET_COMPRESSION, PARQUET_COMPRESSION_LEVEL
 
     imported = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-duckdb-out-") as tmp:

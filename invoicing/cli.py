@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import re
 import sys
 import tomllib
@@ -26,13 +27,33 @@ from invoicing.core.documents import postal_line
 from invoicing.core.errors import InvoicingError, VerifyMismatchError
 from invoicing.core.timeframe import Month
 from invoicing.pipeline import run_month
-from invoicing.render.pool import choose_renderer, default_workers
-from invoicing.storage import LocationParam
+from invoicing.render.renderers import choose_renderer, default_workers
 from invoicing.validate.gates import enforce
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+class LocationParam(click.ParamType):
+    """A local path (checked like `click.Path`) or a storage URL such as ``s3://bucket/prefix``
+    (the schemes of `storage.BACKENDS`)."""
+
+    name = "path"
+
+    def __init__(self, **path_options: Any):
+        self._local = click.Path(path_type=Path, **path_options)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        text = os.fspath(value) if isinstance(value, str | os.PathLike) else value
+        if isinstance(text, str) and "://" in text:
+            try:
+                return storage.location(text)
+            except storage.StorageError as exc:
+                self.fail(str(exc), param, ctx)
+        return self._local.convert(value, param, ctx)
+
 
 
 class ReportedError(click.ClickException):

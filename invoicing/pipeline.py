@@ -9,41 +9,37 @@ and the atomic publish.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from invoicing import __version__
+from invoicing.assemble.computed import Computed, inputs_digest
 from invoicing.assemble.document_builder import build_documents
-from invoicing.assemble.totals import Assembled, assemble
+from invoicing.assemble.totals import assemble
 from invoicing.core.documents import InvoiceDocument
 from invoicing.core.errors import AlreadyPublishedError, ErrorLog, InputError, Source
 from invoicing.core.money import known_currencies
 from invoicing.core.timeframe import Month
+from invoicing.core.timing import StageTimer
 from invoicing.entitlements import find_anomalies
-from invoicing.load.inputs import Inputs, load_inputs
-from invoicing.load.pricebook import PriceBookVersion
+from invoicing.load.inputs import load_inputs
 from invoicing.pricing import price_month
 from invoicing.pricing.states import plan_days, plan_periods_frame, subscriptions
 from invoicing.publish.issued import IssuedMonth
 from invoicing.publish.locking import month_lock
 from invoicing.publish.manifest import manifest_for
-from invoicing.publish.staging import open_staging, remove_stale_staging
 from invoicing.render.einvoice import check_month as check_einvoices
 from invoicing.render.einvoice import with_beside_files
-from invoicing.render.pool import RenderFn
-from invoicing.storage import is_committed
-from invoicing.validate.gates import Finding, check_month, enforce
+from invoicing.render.progress import RenderFn
+from invoicing.storage import is_committed, open_staging, remove_stale_staging
+from invoicing.validate.gates import check_month, enforce
 from invoicing.validate.usage import (
     OnConflict,
-    ValidUsage,
     check_apps,
     check_customers,
     check_events,
@@ -52,63 +48,6 @@ from invoicing.validate.usage import (
 )
 
 log = logging.getLogger("invoicing")
-
-
-@dataclass
-class StageTimer:
-    """Wall time of each stage, for the run summary and the benchmark."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-            log.info("stage %s done in %.2fs", name, self.seconds[name])
-
-
-@dataclass(frozen=True)
-class Computed:
-    """A month's charges, computed but not rendered or published.
-
-    Attributes:
-      month: the billing month.
-      inputs: what was read.
-      usage: validated usage and the accounting of every row.
-      versions: the price-book versions used, one per currency in use.
-      assembled: line items and invoices (``pdf_sha256`` still null).
-      anomalies: R9 findings.
-      inputs_digest: SHA-256 over the input files' paths and hashes (price book included).
-      run_id: ``<YYYYMM>-<first 12 hex digits of inputs_digest>``: the same inputs give
-        the same id, so the documents that print it stay reproducible.
-      on_conflict: the conflict policy the month was computed with.
-      plan_periods: each app's plans over the month (sdk_app_id, plan, start, end),
-        for the plan story the invoices print.
-      gate_findings: the month gates that failed (`gates.check_month`); `run`, `reissue`
-        and `preview` refuse the month on any, unless told ``--allow-incomplete``.
-    """
-
-    month: Month
-    inputs: Inputs
-    usage: ValidUsage
-    versions: list[PriceBookVersion]
-    assembled: Assembled
-    anomalies: pl.DataFrame
-    inputs_digest: str
-    run_id: str
-    on_conflict: OnConflict
-    plan_periods: pl.DataFrame
-    gate_findings: tuple[Finding, ...] = ()
-
-
-def inputs_digest(inputs: Inputs) -> str:
-    digest = hashlib.sha256()
-    for f in inputs.files:
-        digest.update(f"{f.path}\t{f.sha256}\n".encode())
-    return digest.hexdigest()
 
 
 def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,

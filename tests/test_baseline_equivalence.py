@@ -18,7 +18,7 @@ from benchmarks.duckdb_baseline import compute_outputs
 from benchmarks.synth import SynthSpec, generate
 from invoicing.core.timeframe import Month
 from invoicing.pipeline import compute_month
-from invoicing.publish.staging import PARQUET_COMPRESSION, PARQUET_COMPRESSION_LEVEL
+from invoicing.storage import PARQUET_COMPRESSION, PARQUET_COMPRESSION_LEVEL
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_data" / "2026-10"

@@ -32,8 +32,7 @@ from moto.server import ThreadedMotoServer
 
 from invoicing.cli import main
 from invoicing.core.errors import ExitCode
-from invoicing.publish.staging import open_staging
-from invoicing.storage import ObjectStaging, PublishRaceError, location
+from invoicing.storage import ObjectStaging, PublishRaceError, location, open_staging
 from tests.builders import INCOMPLETE_OK, MonthBuilder, d
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from invoicing.cli import main
-from invoicing.render.pool import Progress
+from invoicing.render.progress import Progress
 from tests.builders import INCOMPLETE_OK, MonthBuilder, d
 
 

@@ -29,9 +29,10 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from invoicing.assemble.computed import Computed
 from invoicing.core.money import round_half_up
 from invoicing.core.timeframe import Month
-from invoicing.pipeline import Computed, compute_month
+from invoicing.pipeline import compute_month
 from tests.builders import PRICEBOOK_USD, MonthBuilder, d
 
 OCT = Month(2026, 10)

@@ -13,9 +13,10 @@ from typing import Any
 import polars as pl
 import pytest
 
+from invoicing.assemble.computed import Computed
 from invoicing.core.errors import InputError
 from invoicing.core.timeframe import Month
-from invoicing.pipeline import Computed, compute_month
+from invoicing.pipeline import compute_month
 from tests.builders import PRICEBOOK_KRW, PRICEBOOK_USD, MonthBuilder, d
 
 OCT = Month(2026, 10)

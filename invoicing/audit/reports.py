@@ -14,9 +14,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from invoicing.assemble.computed import Computed
 from invoicing.audit.reprocess import CustomerChange, LineChange, MonthDiff
 from invoicing.core.money import in_minor_units
-from invoicing.pipeline import Computed, RunResult
+from invoicing.pipeline import RunResult
 from invoicing.publish.manifest import totals_per_currency
 from invoicing.render import i18n
 

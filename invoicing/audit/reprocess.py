@@ -21,20 +21,22 @@ from typing import Any
 import polars as pl
 
 from invoicing import __version__
+from invoicing.assemble.computed import Computed
 from invoicing.assemble.document_builder import build_documents
 from invoicing.assemble.totals import INVOICE_SCHEMA, Assembled
 from invoicing.core.errors import NotPublishedError, UsageError
 from invoicing.core.money import MONEY, in_minor_units
 from invoicing.core.timeframe import Month
-from invoicing.pipeline import Computed, StageTimer, compute_month
+from invoicing.core.timing import StageTimer
+from invoicing.pipeline import compute_month
 from invoicing.pricing.lines import LINE_SCHEMA
 from invoicing.publish.issued import REVISIONS, IssuedMonth
 from invoicing.publish.locking import month_lock
 from invoicing.publish.manifest import manifest_for
-from invoicing.publish.staging import open_staging
 from invoicing.render.einvoice import check_month as check_einvoices
 from invoicing.render.einvoice import with_beside_files
-from invoicing.render.pool import RenderFn
+from invoicing.render.progress import RenderFn
+from invoicing.storage import Staging, open_staging
 from invoicing.validate.gates import enforce
 from invoicing.validate.usage import OnConflict
 
@@ -414,7 +416,7 @@ def _replacements(computed: Computed, old_items: pl.DataFrame, old_invoices: pl.
     return _Replacements(number_of, replaced, state, state_items, issued)
 
 
-def _render_revision(staging: Any, computed: Computed, notes: _CreditNotes,
+def _render_revision(staging: Staging, computed: Computed, notes: _CreditNotes,
                      fresh: _Replacements, render: RenderFn, common: dict[str, Any]
                      ) -> dict[str, str]:
     """Render the credit notes and the replacement invoices into the staging area; return

@@ -32,10 +32,9 @@ from invoicing.pipeline import compute_month
 from invoicing.pricing.lines import LINE_SCHEMA
 from invoicing.publish.issued import REVISIONS, IssuedMonth, Revision
 from invoicing.publish.locking import month_lock
-from invoicing.publish.staging import MANIFEST
 from invoicing.render import einvoice
 from invoicing.render.attachment import read_attachment
-from invoicing.storage import readable, relative_name
+from invoicing.storage import MANIFEST, readable, relative_name
 
 
 @dataclass

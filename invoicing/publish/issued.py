@@ -30,8 +30,7 @@ import polars as pl
 
 from invoicing.core.timeframe import Month
 from invoicing.load.inputs import sha256_file
-from invoicing.publish.staging import MANIFEST
-from invoicing.storage import files_of, is_committed, readable
+from invoicing.storage import MANIFEST, files_of, is_committed, readable
 
 REVISIONS = "revisions"
 _SEQ = re.compile(r"-(\d{6})$")

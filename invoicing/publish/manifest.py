@@ -9,16 +9,15 @@ read back by the retry check, `diff`, `reissue` and `verify`.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from invoicing import __version__
+from invoicing.assemble.computed import Computed
+from invoicing.core.timing import StageTimer
 from invoicing.render.environment import renderer_environment
 from invoicing.validate.gates import manifest_entry as gates_entry
-
-if TYPE_CHECKING:  # pipeline imports this module
-    from invoicing.pipeline import Computed, StageTimer
 
 
 def totals_per_currency(invoices: pl.DataFrame) -> dict[str, dict[str, str | int]]:

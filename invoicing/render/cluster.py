@@ -43,7 +43,7 @@ from typing import Any, TextIO
 from invoicing.core.documents import InvoiceDocument
 from invoicing.core.errors import ClusterMismatchError, ClusterUnavailableError
 from invoicing.render.environment import differences, fingerprint, renderer_environment
-from invoicing.render.pool import Progress, RenderFn
+from invoicing.render.progress import Progress, RenderFn
 
 try:
     from distributed import Client, as_completed

@@ -1,22 +1,16 @@
-"""Where the month's files live: a local folder or S3-compatible object storage.
+"""S3-compatible object storage (AWS S3, MinIO, Ceph, R2, a local moto server).
 
-Every file the batch reads or publishes goes through a pathlib-style location: a
-`pathlib.Path` for a local folder, a `upath.UPath` (fsspec + s3fs, the same pathlib API)
-for an ``s3://bucket/prefix`` URL. The stages use the one API (``/``, ``is_file``,
-``rglob``, ``open``, ``read_bytes``) whatever the location; what differs is confined
-here and to publishing, because a local disk has an atomic rename and object storage
-has a conditional create instead (`ObjectStaging`).
+Locations are `upath.UPath` objects (fsspec + s3fs) with the pathlib API the stages use
+on local folders (``/``, ``is_file``, ``rglob``, ``open``, ``read_bytes``). Object
+storage has no atomic rename and no lock: a conditional create of the manifest is the
+commit (`ObjectStaging`), and a second concurrent run loses it.
 
-Object storage is configured the standard AWS way, read by botocore itself:
+Configuration is the standard AWS one, read by botocore itself:
 ``AWS_ENDPOINT_URL`` (MinIO, Ceph, R2, a local moto server), ``AWS_ACCESS_KEY_ID`` /
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` or a profile
 (``AWS_PROFILE``). Transient errors (throttling, 5xx, dropped connections) are retried
 a bounded number of times (``AWS_MAX_ATTEMPTS``, default 3) before the command fails
 with one line (`StorageError`, exit 11).
-
-Annotations in the stages say ``Path``: an S3 location is a `UPath`, which offers the
-same methods; only `readable` needs to know the difference, because Polars and PyArrow
-would otherwise open an ``s3://`` string with their own HTTP clients.
 """
 
 from __future__ import annotations
@@ -26,14 +20,21 @@ import hashlib
 import io
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Final
 
-import click
+import polars as pl
 from upath import UPath
 
-from invoicing.core.errors import ExitCode, InvoicingError, LockedError
+from invoicing.storage.base import (
+    MANIFEST,
+    PublishRaceError,
+    StorageError,
+    manifest_bytes,
+    write_parquet,
+)
 
 SCHEME: Final = "s3://"
 CONNECT_TIMEOUT_S: Final = 5
@@ -41,17 +42,11 @@ CONNECT_TIMEOUT_S: Final = 5
 STAGING: Final = ".staging"
 #: Folder, under a committed month or revision, holding the objects its manifest lists.
 OBJECTS: Final = "objects"
-MANIFEST: Final = "manifest.json"
 
 
-class StorageError(InvoicingError):
-    """Object storage unreachable, refused, missing a bucket or failing: nothing committed."""
-
-    exit_code = ExitCode.STORAGE
-
-
-class PublishRaceError(LockedError):
-    """Another run committed the same month (or revision) first."""
+def is_remote(path: object) -> bool:
+    """True for an object-storage location (a `UPath` that is not a local `Path`)."""
+    return isinstance(path, UPath) and not isinstance(path, Path)
 
 
 def _storage_options() -> dict[str, Any]:
@@ -80,65 +75,6 @@ def _storage_options() -> dict[str, Any]:
     if region:
         options["client_kwargs"] = {"region_name": region}
     return options
-
-
-def location(text: str | os.PathLike[str]) -> Path:
-    """A local `Path`, or a `UPath` for an ``s3://bucket/prefix`` URL."""
-    raw = os.fspath(text)
-    if raw.startswith(SCHEME):
-        bucket = raw[len(SCHEME):].split("/", 1)[0]
-        if not bucket:
-            raise StorageError(f"{raw}: no bucket in the URL (expected s3://bucket/prefix)")
-        return UPath(raw.rstrip("/"), **_storage_options())
-    return Path(raw)
-
-
-def is_remote(path: object) -> bool:
-    """True for an object-storage location (a `UPath` that is not a local `Path`)."""
-    return isinstance(path, UPath) and not isinstance(path, Path)
-
-
-def remote_locations(values: Iterable[Any]) -> list[Path]:
-    """The object-storage locations among a command's arguments."""
-    return [v for v in values if is_remote(v)]
-
-
-def readable(path: Path) -> Path | IO[bytes]:
-    """What to hand to Polars or PyArrow: the local path, or the object's bytes."""
-    if is_remote(path):
-        return io.BytesIO(path.read_bytes())
-    return path
-
-
-def relative_name(path: Path, root: Path) -> str | None:
-    """`path` relative to `root` with ``/`` separators, or None when it is outside."""
-    if is_remote(path) or is_remote(root):
-        prefix = str(root).rstrip("/") + "/"
-        text = str(path)
-        return text[len(prefix):] if is_remote(path) and text.startswith(prefix) else None
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return None
-
-
-def is_committed(folder: Path) -> bool:
-    """A published month or revision: a local folder exists only once renamed into place;
-    on object storage only its manifest, written last, commits it."""
-    if is_remote(folder):
-        return (folder / MANIFEST).is_file()
-    return folder.exists()
-
-
-def files_of(folder: Path, manifest_bytes: bytes) -> Path:
-    """Where the files a committed manifest lists are: the folder itself on a local disk,
-    ``objects/<first 16 hex of the manifest's SHA-256>/`` under it on object storage."""
-    if is_remote(folder):
-        return folder / OBJECTS / hashlib.sha256(manifest_bytes).hexdigest()[:16]
-    return folder
-
-
-# --- failures -------------------------------------------------------------------------
 
 
 def _bucket(path: Path) -> str:
@@ -208,36 +144,8 @@ def storage_error(exc: BaseException, where: Path | str | None = None) -> Storag
     return None
 
 
-# --- the command line ------------------------------------------------------------------
-
-
-class LocationParam(click.ParamType):
-    """A local path (checked like `click.Path`) or an ``s3://bucket/prefix`` URL."""
-
-    name = "path"
-
-    def __init__(self, **path_options: Any):
-        self._local = click.Path(path_type=Path, **path_options)
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> Any:
-        text = os.fspath(value) if isinstance(value, str | os.PathLike) else value
-        if isinstance(text, str) and "://" in text:
-            if not text.startswith(SCHEME):
-                self.fail(f"{text!r}: only local paths and s3://bucket/prefix URLs are supported",
-                          param, ctx)
-            try:
-                return location(text)
-            except StorageError as exc:
-                self.fail(str(exc), param, ctx)
-        return self._local.convert(value, param, ctx)
-
-
-# --- publishing without rename ---------------------------------------------------------
-
-
 class ObjectStaging:
-    """`publish.Staging` for object storage, where there is no atomic rename.
+    """`storage.base.Staging` for object storage, where there is no atomic rename.
 
     Objects are staged under ``<root>/.staging/<final, relative to root>/<random>/``,
     which no reader looks at. `commit` copies them to ``<final>/objects/<scope>/`` (the
@@ -254,7 +162,7 @@ class ObjectStaging:
         self.name = name
         self.final = out_dir / name
         root = root if root is not None else out_dir
-        below = relative_name(self.final, root) or name
+        below = S3Backend().relative_name(self.final, root) or name
         self.path = root / STAGING / below / uuid.uuid4().hex
         self.hashes: dict[str, str] = {}
         self._manifest: bytes | None = None
@@ -273,16 +181,12 @@ class ObjectStaging:
         self.hashes[relative] = digest
         return digest
 
-    def write_parquet(self, relative: str, frame: Any) -> str:
-        from invoicing.publish.staging import write_parquet
-
+    def write_parquet(self, relative: str, frame: pl.DataFrame) -> str:
         buffer = io.BytesIO()
         write_parquet(frame, buffer)
         return self.write_bytes(relative, buffer.getvalue())
 
-    def write_manifest(self, manifest: Any) -> str:
-        from invoicing.publish.staging import manifest_bytes
-
+    def write_manifest(self, manifest: Mapping[str, Any]) -> str:
         self._manifest = manifest_bytes(manifest)
         digest = hashlib.sha256(self._manifest).hexdigest()
         self.hashes[MANIFEST] = digest
@@ -292,7 +196,7 @@ class ObjectStaging:
         if self._manifest is None:
             raise RuntimeError("commit before write_manifest")
         fs = self.final.fs  # type: ignore[attr-defined]
-        self._copies = files_of(self.final, self._manifest)
+        self._copies = S3Backend().files_of(self.final, self._manifest)
         names = sorted(n for n in self.hashes if n != MANIFEST)
         # One call: s3fs runs the server-side copies concurrently, in batches.
         fs.copy([(self.path / n).path for n in names],  # type: ignore[attr-defined]
@@ -327,3 +231,52 @@ class ObjectStaging:
 def _remove(prefix: Path) -> None:
     with contextlib.suppress(Exception):  # best effort, see ObjectStaging.discard
         prefix.fs.rm(prefix.path, recursive=True)  # type: ignore[attr-defined]
+
+
+class S3Backend:
+    """`storage.base.Backend` for ``s3://bucket/prefix`` locations."""
+
+    def location(self, text: str) -> Path:
+        bucket = text[len(SCHEME):].split("/", 1)[0]
+        if not bucket:
+            raise StorageError(f"{text}: no bucket in the URL (expected s3://bucket/prefix)")
+        return UPath(text.rstrip("/"), **_storage_options())
+
+    def readable(self, path: Path) -> Path | IO[bytes]:
+        # Polars and PyArrow would open an s3:// string with their own HTTP clients.
+        return io.BytesIO(path.read_bytes())
+
+    def relative_name(self, path: Path, root: Path) -> str | None:
+        prefix = str(root).rstrip("/") + "/"
+        text = str(path)
+        return text[len(prefix):] if is_remote(path) and text.startswith(prefix) else None
+
+    def is_committed(self, folder: Path) -> bool:
+        # Only the manifest, written last by a conditional create, commits a month.
+        return (folder / MANIFEST).is_file()
+
+    def files_of(self, folder: Path, manifest: bytes) -> Path:
+        return folder / OBJECTS / hashlib.sha256(manifest).hexdigest()[:16]
+
+    def check(self, path: Path) -> None:
+        try:
+            path.fs.call_s3("head_bucket", Bucket=_bucket(path))  # type: ignore[attr-defined]
+        except Exception as exc:
+            error = storage_error(exc, path)
+            if error is None:
+                raise
+            raise error from None
+
+    def staging(self, out_dir: Path, name: str, root: Path | None) -> ObjectStaging:
+        return ObjectStaging(out_dir, name, root)
+
+    def remove_stale_staging(self, out_dir: Path, name: str) -> None:
+        # There is no lock to make this safe: staged objects are ignored by every reader
+        # and expire by the bucket's lifecycle rule (README, "Object storage").
+        return None
+
+    @contextmanager
+    def lock(self, out_dir: Path, name: str) -> Iterator[None]:
+        # No flock on object storage: the conditional create of the manifest is what
+        # makes a second concurrent run lose (`ObjectStaging.commit`).
+        yield

@@ -1,0 +1,108 @@
+"""What every storage backend offers, and the bytes every backend writes the same way.
+
+A backend is chosen by the location's URL scheme (`invoicing.storage.backend_for`): a
+plain path is a local folder, ``s3://`` is S3-compatible object storage. Adding a store
+(GCS, Azure) is one new module implementing `Backend` and one line in the registry of
+`invoicing/storage/__init__.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import IO, Any, Final, Protocol
+
+import polars as pl
+
+from invoicing.core.errors import ExitCode, InvoicingError, LockedError
+
+MANIFEST: Final = "manifest.json"
+#: How the Parquet outputs are written (the benchmark's DuckDB baseline uses the same).
+PARQUET_COMPRESSION: Final = "zstd"
+PARQUET_COMPRESSION_LEVEL: int | None = 1
+
+
+class StorageError(InvoicingError):
+    """Object storage unreachable, refused, missing a bucket or failing: nothing committed."""
+
+    exit_code = ExitCode.STORAGE
+
+
+class PublishRaceError(LockedError):
+    """Another run committed the same month (or revision) first."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_parquet(frame: pl.DataFrame, target: Path | IO[bytes]) -> None:
+    """Write `frame` as the batch writes every Parquet output (same bytes for the same
+    frame: the writer is deterministic)."""
+    frame.write_parquet(target, compression=PARQUET_COMPRESSION,
+                        compression_level=PARQUET_COMPRESSION_LEVEL, statistics=True)
+
+
+def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    """The manifest as written, the same bytes on a local disk and in object storage."""
+    return (json.dumps(manifest, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+            ).encode("utf-8")
+
+
+class Staging(Protocol):
+    """Files of one month (or revision) being written, invisible until `commit`."""
+
+    #: Where the staged files are (a temporary folder or an object prefix).
+    path: Path
+    #: SHA-256 of every file written so far, by name relative to the month.
+    hashes: dict[str, str]
+
+    def write_bytes(self, relative: str, data: bytes) -> str: ...
+    def write_parquet(self, relative: str, frame: pl.DataFrame) -> str: ...
+    def write_manifest(self, manifest: Mapping[str, Any]) -> str: ...
+    def commit(self) -> Path: ...
+    def discard(self) -> None: ...
+
+
+class Backend(Protocol):
+    """One kind of store: how to open a location, read it, stage, commit and lock."""
+
+    def location(self, text: str) -> Path:
+        """The pathlib-style location for a URL or path of this backend."""
+        ...
+
+    def readable(self, path: Path) -> Path | IO[bytes]:
+        """What to hand to Polars or PyArrow to read `path`."""
+        ...
+
+    def relative_name(self, path: Path, root: Path) -> str | None:
+        """`path` relative to `root` with ``/`` separators, or None when outside."""
+        ...
+
+    def is_committed(self, folder: Path) -> bool:
+        """True once a month or revision folder has been committed."""
+        ...
+
+    def files_of(self, folder: Path, manifest: bytes) -> Path:
+        """Where the files listed by the committed `manifest` of `folder` are."""
+        ...
+
+    def check(self, path: Path) -> None:
+        """Fail early, with one line, when `path` cannot be used."""
+        ...
+
+    def staging(self, out_dir: Path, name: str, root: Path | None) -> Staging:
+        """A staging area for `<out_dir>/<name>` (`root`: the output root)."""
+        ...
+
+    def remove_stale_staging(self, out_dir: Path, name: str) -> None:
+        """Remove what a killed run left staged for `<out_dir>/<name>` (lock held)."""
+        ...
+
+    def lock(self, out_dir: Path, name: str) -> AbstractContextManager[None]:
+        """Exclusive access to `<out_dir>/<name>` while a command works on it."""
+        ...
+
