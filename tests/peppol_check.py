@@ -1,10 +1,13 @@
 """The official checks of a Peppol BIS Billing 3.0 UBL file, offline.
 
-Two Schematron rule sets, compiled to XSLT and vendored under
-``tests/rules/peppol-bis-3.0.18/`` (source and licences in its README): the CEN EN 16931
-rules bound to UBL, and the OpenPeppol BIS Billing 3.0 rules. `saxonche` runs both
-in-process; every ``svrl:failed-assert`` and ``svrl:successful-report`` (warnings
-included) is a failure. Each stylesheet is compiled once per test process and reused.
+Vendored under ``tests/rules/peppol-bis-3.0.18/`` (source and licences in its README):
+
+* XSD: the OASIS UBL 2.1 Invoice and CreditNote schemas (lxml);
+* Schematron: the CEN EN 16931 rules bound to UBL and the OpenPeppol BIS Billing 3.0
+  rules, compiled to XSLT, run in-process by `saxonche`; every ``svrl:failed-assert`` and
+  ``svrl:successful-report`` (warnings included) is a failure.
+
+Each schema and stylesheet is compiled once per test process and reused.
 """
 
 from __future__ import annotations
@@ -46,9 +49,25 @@ def schematron_report(xml: bytes, name: str) -> tuple[int, list[str]]:
     return len(svrl.xpath("//svrl:fired-rule", namespaces=SVRL)), failures
 
 
+@cache
+def _schema(kind: str) -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(RULES / "ubl-2.1-xsd" / "maindoc" /
+                                           f"UBL-{kind}-2.1.xsd")))
+
+
+def xsd_errors(xml: bytes) -> list[str]:
+    """[] when the XML is a valid UBL 2.1 Invoice or CreditNote, else the errors."""
+    doc = etree.fromstring(xml)
+    kind = etree.QName(doc).localname
+    if kind not in ("Invoice", "CreditNote"):
+        return [f"not a UBL Invoice or CreditNote: {kind}"]
+    schema = _schema(kind)
+    return [] if schema.validate(doc) else [str(e) for e in schema.error_log]
+
+
 def validation_failures(xml: bytes) -> list[str]:
-    """Everything the CEN and the Peppol rules find wrong with ``xml`` ([] = valid)."""
-    found = []
+    """Everything the XSD, the CEN and the Peppol rules find wrong with ``xml`` ([] = valid)."""
+    found = xsd_errors(xml)
     for name in STYLESHEETS:
         fired, failures = schematron_report(xml, name)
         assert fired > 20, f"{name} fired only {fired} rules: did it run?"

@@ -33,7 +33,7 @@ from tests.builders import PRICEBOOK_USD, MonthBuilder, assert_stopped, d, run_c
 from tests.conftest import sample_copy
 from tests.documents_factory import make_app, make_document, prorated_lines
 from tests.facturx_check import validation_failures as cii_failures
-from tests.peppol_check import schematron_report, validation_failures
+from tests.peppol_check import schematron_report, validation_failures, xsd_errors
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ def test_sample_peppol_parties_payment_and_vat(sample_out: Path) -> None:
 
 def test_peppol_rules_can_fail(sample_out: Path) -> None:
     """The rules run: a total one cent off breaks BR-CO-15 and BR-CO-16, a lost endpoint
-    PEPPOL-EN16931-R010."""
+    PEPPOL-EN16931-R010, an element out of order the UBL XSD."""
     xml = (sample_out / f"out/2026-10/invoices/{NUMBER}.xml").read_bytes()
     broken = xml.replace(b'<cbc:TaxInclusiveAmount currencyID="EUR">554.18<',
                          b'<cbc:TaxInclusiveAmount currencyID="EUR">554.19<')
@@ -107,6 +107,10 @@ def test_peppol_rules_can_fail(sample_out: Path) -> None:
                               b"")
     assert [f.split()[0] for f in validation_failures(no_endpoint)] == [
         "PEPPOL-EN16931-R010"]
+    # The XSD: a note before the profile is out of UBL's element order.
+    misplaced = xml.replace(b"<cbc:ProfileID>", b"<cbc:Note>x</cbc:Note><cbc:ProfileID>")
+    assert "Element '{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}" \
+           "Note': This element is not expected." in xsd_errors(misplaced)[0]
 
 
 def test_verify_reads_the_peppol_file_back(sample_out: Path) -> None:
@@ -313,3 +317,25 @@ def test_credit_note_issue_date_is_bt26_in_cii() -> None:
                       "qdt:DateTimeString/text()", namespaces=cii) == ["20261101"]
     assert tree.xpath("//ram:DueDateDateTime", namespaces=cii) == []
     assert doc.issue_date == date(2026, 11, 1)
+
+
+@pytest.mark.parametrize(("drop", "message"), [
+    ("[payment]", "templates/seller.toml: key 'payment' missing: customer C1 (FR) gets an "
+     "EN 16931 e-invoice, which needs the payment instructions (BG-16)"),
+    ("peppol_id", "templates/seller.toml: key 'peppol_id' missing: customer C1 (FR) gets a "
+     "Peppol BIS 3.0 e-invoice, which needs the seller's Peppol participant id "
+     "(peppol_scheme, peppol_id) and structured address"),
+])
+def test_a_seller_file_without_what_the_format_needs_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, drop: str, message: str) -> None:
+    text = einvoice.SELLER_FILE.read_text(encoding="utf-8")
+    if drop == "[payment]":
+        start = text.index("[payment]")
+        text = text[:start] + text[text.index("[zero_rated_vat.FR]"):]
+    else:
+        text = "\n".join(ln for ln in text.splitlines() if not ln.startswith(drop))
+    seller = tmp_path / "seller.toml"
+    seller.write_text(text, encoding="utf-8")
+    monkeypatch.setattr(einvoice, "SELLER_FILE", seller)
+    result = run_cli(peppol_month().write(tmp_path / "in"), tmp_path / "out")
+    assert_stopped(result, ExitCode.INPUT_ERROR, message, tmp_path / "out")
