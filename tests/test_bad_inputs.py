@@ -64,6 +64,7 @@ import pytest
 
 from invoicing.core.errors import ExitCode
 from invoicing.load.inputs import CUSTOMERS_COLUMNS, load_inputs
+from invoicing.pricing.models import MODELS
 from tests.builders import (
     PRICEBOOK_USD,
     USAGE_SCHEMA,
@@ -577,7 +578,7 @@ def test_accepted_variant_bills_like_the_clean_month(prepare: Prepare, tmp_path:
 def test_quoted_newlines_in_csv_addresses_survive(tmp_path: Path) -> None:
     folder = base().write(tmp_path / "in")
     customers_csv(bom=True)(folder)
-    inputs = load_inputs(folder)
+    inputs = load_inputs(folder, models=MODELS)
     # The optional columns (structured address, e-invoice format, ...) read as null.
     assert inputs.customers.columns == list(CUSTOMERS_COLUMNS)
     assert inputs.customers["city"].to_list() == [None, None]

@@ -120,8 +120,8 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
                 report.mismatches.append(
                     f"{latest.path / 'line_items.parquet'}: customer {change.customer_id} app "
                     f"{ln.sdk_app_id} {ln.item}: published {money(ln.old_amount, cur)} "
-                    f"({evidence_text(ln.item, ln.old)}), recomputed "
-                    f"{money(ln.new_amount, cur)} ({evidence_text(ln.item, ln.new)})")
+                    f"({evidence_text(ln.item, ln.old, cur)}), recomputed "
+                    f"{money(ln.new_amount, cur)} ({evidence_text(ln.item, ln.new, cur)})")
             if not change.lines:
                 report.mismatches.append(
                     f"{latest.path / 'invoices.parquet'}: customer {change.customer_id}: "

@@ -21,6 +21,7 @@ from pathlib import Path
 from invoicing.core.documents import InvoiceDocument, Line, Party
 from invoicing.core.errors import InputError, Source
 from invoicing.core.money import in_minor_units
+from invoicing.render import evidence_text
 
 #: Where the seller's e-invoice facts live (the renderer reads the same file).
 SELLER_FILE = Path(__file__).resolve().parents[3] / "templates" / "seller.toml"
@@ -314,11 +315,15 @@ def buyer_reference(buyer: Party) -> str:
 
 
 def line_items(doc: InvoiceDocument) -> list[tuple[int, str, Line]]:
-    """(line number, "App <id> <name>", line) of every line, in page order."""
+    """(line number, item name, line) of every line, in page order. The name is the app,
+    then the words of the page (`evidence_text`), in the document's language."""
     out: list[tuple[int, str, Line]] = []
     for app in doc.apps:
         for line in app.lines:
-            out.append((len(out) + 1, f"App {app.sdk_app_id} {app.app_name}", line))
+            words = evidence_text.describe(line, doc.locale, doc.currency,
+                                           plan_changed=app.plan_changed,
+                                           period_start=doc.period_start)
+            out.append((len(out) + 1, f"App {app.sdk_app_id} {app.app_name}: {words}", line))
     return out
 
 

@@ -116,13 +116,13 @@ def _address(party: Element, lines: tuple[str, ...], country: str, postcode: str
     _el(address, "ram:CountryID", country)
 
 
-def _line(tx: Element, number: int, app: str, line: Line, sign: int, currency: str,
+def _line(tx: Element, number: int, name: str, line: Line, sign: int, currency: str,
           vat: VatCategory) -> None:
     item = _el(tx, "ram:IncludedSupplyChainTradeLineItem")
     _el(_el(item, "ram:AssociatedDocumentLineDocument"), "ram:LineID", number)
     product = _el(item, "ram:SpecifiedTradeProduct")
     _el(product, "ram:SellerAssignedID", line.item)
-    _el(product, "ram:Name", f"{app}: {line.description}")
+    _el(product, "ram:Name", name)
     price = _el(_el(item, "ram:SpecifiedLineTradeAgreement"), "ram:NetPriceProductTradePrice")
     _el(price, "ram:ChargeAmount", number_text(line.unit_price))
     unit, quantity = "C62", int(line.quantity)
@@ -237,8 +237,8 @@ def cii_xml(doc: InvoiceDocument, seller: EInvoiceSeller) -> bytes:
     _el(header, "ram:TypeCode", "381" if credit else "380")
     _date(header, "ram:IssueDateTime", doc.issue_date)
     tx = _el(root, "rsm:SupplyChainTradeTransaction")
-    for number, app, line in line_items(doc):
-        _line(tx, number, app, line, sign, doc.currency, vat)
+    for number, name, line in line_items(doc):
+        _line(tx, number, name, line, sign, doc.currency, vat)
     _parties(tx, doc, seller)
     # BT-72: the service is delivered through the last day of the billing period (an
     # empty delivery element is a warning of the EN 16931 rules).

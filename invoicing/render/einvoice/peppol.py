@@ -155,7 +155,7 @@ def _tax_category(w: _Writer, parent: Element, tag: str, vat: VatCategory,
     w.el(w.el(category, "cac:TaxScheme"), "cbc:ID", "VAT")
 
 
-def _line(w: _Writer, root: Element, credit: bool, number: int, app: str, line: Line,
+def _line(w: _Writer, root: Element, credit: bool, number: int, name: str, line: Line,
           sign: int, vat: VatCategory) -> None:
     item_line = w.el(root, "cac:CreditNoteLine" if credit else "cac:InvoiceLine")
     w.el(item_line, "cbc:ID", number)
@@ -169,7 +169,7 @@ def _line(w: _Writer, root: Element, credit: bool, number: int, app: str, line: 
          number_text(quantity), unitCode=unit)
     w.amount(item_line, "cbc:LineExtensionAmount", amount)
     item = w.el(item_line, "cac:Item")
-    w.el(item, "cbc:Name", f"{app}: {line.description}")
+    w.el(item, "cbc:Name", name)
     w.el(w.el(item, "cac:SellersItemIdentification"), "cbc:ID", line.item)
     _tax_category(w, item, "cac:ClassifiedTaxCategory", vat, reasons=False)
     price_el = w.el(item_line, "cac:Price")
@@ -224,8 +224,8 @@ def ubl_xml(doc: InvoiceDocument, seller: EInvoiceSeller) -> bytes:
     w.amount(sums, "cbc:TaxExclusiveAmount", sign * doc.subtotal)
     w.amount(sums, "cbc:TaxInclusiveAmount", sign * doc.total)
     w.amount(sums, "cbc:PayableAmount", sign * doc.total)
-    for number, app, line in line_items(doc):
-        _line(w, root, credit, number, app, line, sign, vat)
+    for number, name, line in line_items(doc):
+        _line(w, root, credit, number, name, line, sign, vat)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(root, encoding="utf-8",
                                                                     xml_declaration=False)
 
