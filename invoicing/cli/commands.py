@@ -27,6 +27,7 @@ from invoicing.core.documents import postal_line
 from invoicing.core.errors import InvoicingError, VerifyMismatchError
 from invoicing.core.timeframe import Month
 from invoicing.pipeline import run_month
+from invoicing.render.progress import CLUSTER_TIMEOUT
 from invoicing.render.renderers import choose_renderer, default_workers
 from invoicing.validate.gates import enforce
 
@@ -171,6 +172,11 @@ def render_options(func: F) -> F:
         help="Render on the Dask cluster whose scheduler is at ADDRESS "
              "(e.g. tcp://scheduler:8786; env INVOICING_CLUSTER) instead of local processes. "
              "Needs 'invoicing[cluster]'.")(func)
+    func = click.option(
+        "--cluster-timeout", metavar="SECONDS", envvar="INVOICING_CLUSTER_TIMEOUT",
+        type=click.FloatRange(min=0, min_open=True), default=CLUSTER_TIMEOUT, show_default=True,
+        help="With --cluster: stop with exit 12 after SECONDS without a worker (none "
+             "joined, every worker or the scheduler lost); env INVOICING_CLUSTER_TIMEOUT.")(func)
     return func
 
 
@@ -199,7 +205,8 @@ def main(verbose: bool) -> None:
 @allow_incomplete_option
 @reports_errors
 def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-        out_dir: Path, workers: int, cluster: str | None, allow_incomplete: bool) -> None:
+        out_dir: Path, workers: int, cluster: str | None, cluster_timeout: float,
+        allow_incomplete: bool) -> None:
     """Compute a month's charges and publish its invoices.
 
     Writes <out>/<YYYY-MM>/ atomically: a PDF per invoiced customer, line_items.parquet,
@@ -215,8 +222,8 @@ def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
     result = run_month(
         input_dir, out_dir, month, pricebook=pricebook,
         on_conflict=on_conflict,  # type: ignore[arg-type]
-        render=choose_renderer(workers, cluster), seller=load_seller(),
-        allow_incomplete=allow_incomplete,
+        render=choose_renderer(workers, cluster, cluster_timeout=cluster_timeout),
+        seller=load_seller(), allow_incomplete=allow_incomplete,
     )
     click.echo(run_summary(result))
 
@@ -266,7 +273,7 @@ def diff(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str
 @reports_errors
 def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
             out_dir: Path, reason: str, issue_date: Any, workers: int, cluster: str | None,
-            allow_incomplete: bool) -> None:
+            cluster_timeout: float, allow_incomplete: bool) -> None:
     """Issue credit notes and replacement invoices for customers whose charges changed.
 
     Writes <out>/<YYYY-MM>/revisions/NNN/ and leaves every issued file untouched. Each
@@ -283,7 +290,8 @@ def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
     from invoicing.audit.reprocess import reissue_month
 
     result = reissue_month(
-        input_dir, out_dir, month, reason=reason, render=choose_renderer(workers, cluster),
+        input_dir, out_dir, month, reason=reason,
+        render=choose_renderer(workers, cluster, cluster_timeout=cluster_timeout),
         seller=load_seller(), pricebook=pricebook,
         on_conflict=None if on_conflict == "error" else on_conflict,  # type: ignore[arg-type]
         issue_date=issue_date.date() if issue_date else None, allow_incomplete=allow_incomplete,
@@ -343,7 +351,7 @@ def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: s
 @reports_errors
 def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
             drafts: Path | None, workers: int, cluster: str | None,
-            allow_incomplete: bool) -> None:
+            cluster_timeout: float, allow_incomplete: bool) -> None:
     """Compute a month's charges without publishing or using up invoice numbers.
 
     Works for the month in progress too (charges to date, with --allow-incomplete since
@@ -362,6 +370,7 @@ def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
     enforce(list(computed.gate_findings), month, allow_incomplete)
     click.echo(preview_text(computed))
     if drafts is not None:
-        render = choose_renderer(workers, cluster, label="drafts", draft=True)
+        render = choose_renderer(workers, cluster, label="drafts", draft=True,
+                                 cluster_timeout=cluster_timeout)
         written = write_drafts(computed, drafts, render, load_seller())
         click.echo(f"  wrote {written} draft PDF(s) to {drafts}")

@@ -31,6 +31,7 @@ from invoicing.storage.base import (
     PublishRaceError,
     Staging,
     StorageError,
+    content_key,
     manifest_bytes,
     sha256_bytes,
     write_parquet,
@@ -39,6 +40,7 @@ from invoicing.storage.local import LocalBackend
 from invoicing.storage.s3 import (
     OBJECTS,
     SCHEME,
+    STAGED_LIFETIME_S,
     STAGING,
     ObjectStaging,
     S3Backend,
@@ -49,12 +51,12 @@ from invoicing.storage.s3 import (
 
 __all__ = [
     "MANIFEST", "OBJECTS", "PARQUET_COMPRESSION", "PARQUET_COMPRESSION_LEVEL", "SCHEME",
-    "STAGING", "Backend", "ObjectStaging",
-    "PublishRaceError", "Staging", "StorageError", "backend_for", "check", "files_of",
+    "STAGED_LIFETIME_S", "STAGING", "Backend", "ObjectStaging", "PublishRaceError",
+    "Staging", "StorageError", "backend_for", "check", "content_key", "files_of",
     "is_committed", "is_remote", "location", "lock", "manifest_bytes", "open_staging",
     "raised_by_object_storage", "readable", "relative_name", "remote_locations",
     "remove_stale_staging", "sha256_bytes", "storage_error", "supported_schemes",
-    "write_parquet",
+    "write_objects", "write_parquet",
 ]
 
 #: URL scheme → backend. A location without a scheme is a local path.
@@ -124,11 +126,27 @@ def check(path: Path) -> None:
     backend_for(path).check(path)
 
 
-def open_staging(out_dir: Path, name: str, root: Path | None = None) -> Staging:
+def open_staging(out_dir: Path, name: str, root: Path | None = None,
+                 key: str | None = None) -> Staging:
     """Staging for `<out_dir>/<name>`: a temporary folder renamed into place on a local
     disk, objects committed by a conditional manifest on object storage (`root`, the
-    output root, is where object storage keeps its staging prefix)."""
-    return backend_for(out_dir).staging(out_dir, name, root)
+    output root, is where object storage keeps its staging prefix; `key`, the manifest's
+    `content_key` when known before rendering, lets workers write the objects in place)."""
+    return backend_for(out_dir).staging(out_dir, name, root, key)
+
+
+def write_objects(target: str, files: dict[str, bytes]) -> None:
+    """Write `files` (name relative to `target` -> bytes) under the `worker_target` URL of a
+    staging area, concurrently; the store is configured by this process's own
+    environment (on a render worker: its AWS variables)."""
+    where = location(target)
+    if is_remote(where):
+        where.fs.pipe({(where / name).path: data  # type: ignore[attr-defined]
+                       for name, data in files.items()})
+        return
+    for name, data in files.items():
+        (where / name).parent.mkdir(parents=True, exist_ok=True)
+        (where / name).write_bytes(data)
 
 
 def remove_stale_staging(out_dir: Path, name: str) -> None:
