@@ -344,8 +344,11 @@ def test_workers_write_the_pdfs_to_object_storage_and_the_batch_only_counts(
         monkeypatch.setattr(ObjectStaging, "write_bytes", spy)
         render = make_cluster_renderer(scheduler.address, stream=io.StringIO(), tty=False)
         result = run_month(SAMPLE, out, MONTH, render=render, seller=load_seller())
-        assert written_here == ["line_items.parquet", "invoices.parquet",
-                                "rejected_rows.parquet", "anomalies.parquet"]
+        # No PDF passes through the batch: it writes the tables and the Peppol XML that
+        # C1017's format puts beside its PDF (built here, it needs no rendering).
+        assert written_here == ["invoices/IM-202610-000016.xml", "line_items.parquet",
+                                "invoices.parquet", "rejected_rows.parquet",
+                                "anomalies.parquet"]
         fs = out.fs  # type: ignore[attr-defined]
         manifest = fs.cat_file("billing/out/2026-10/manifest.json")
         scope = f"billing/out/2026-10/objects/{content_key(json.loads(manifest))}"
