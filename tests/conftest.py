@@ -58,8 +58,8 @@ def sample_copy(published: tuple[Path, str, str], root: Path) -> Path:
 #: with a long file at the end while the other is idle.
 SLOW_FILES = ("test_object_storage.py", "test_crash_safety.py", "test_cluster.py",
               "test_properties.py", "test_reference_comparison.py", "test_render.py",
-              "test_bad_inputs.py", "test_einvoice.py", "test_delivery.py",
-              "test_delivery_storage.py")
+              "test_bad_inputs.py", "test_peppol.py", "test_einvoice.py", "test_delivery.py",
+              "test_einvoice_reissue.py", "test_delivery_storage.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -172,7 +172,7 @@ def test_sample_month_on_the_cluster_is_byte_identical(
     assert first == (f"rendering on cluster {address}: 2 worker(s), 2 thread(s); "
                      "dashboard none (no bokeh on the scheduler)")
     assert progress == local_progress.splitlines()  # the same lines as a local run
-    assert progress[-1] == "rendering: 15/15 (100%)"
+    assert progress[-1] == "rendering: 18/18 (100%)"
     assert stdout.startswith("2026-10: published")
 
 
@@ -192,7 +192,7 @@ def test_the_cluster_address_comes_from_the_environment(
                                 env={"INVOICING_CLUSTER": cluster.scheduler.address})
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith(f"drafts on cluster {cluster.scheduler.address}: ")
-    assert len(list((tmp_path / "drafts").glob("DRAFT-IM-202610-*.pdf"))) == 15
+    assert len(list((tmp_path / "drafts").glob("DRAFT-IM-202610-*.pdf"))) == 18
 
 
 def test_a_worker_killed_mid_run_still_gives_the_same_month(
@@ -354,8 +354,11 @@ def test_workers_write_the_pdfs_to_object_storage_and_the_batch_only_counts(
         monkeypatch.setattr(ObjectStaging, "write_bytes", spy)
         render = make_cluster_renderer(scheduler.address, stream=io.StringIO(), tty=False)
         result = run_month(SAMPLE, out, MONTH, render=render, seller=load_seller())
-        assert written_here == ["line_items.parquet", "invoices.parquet",
-                                "rejected_rows.parquet", "anomalies.parquet"]
+        # No PDF passes through the batch: it writes the tables and the Peppol XML that
+        # C1017's format puts beside its PDF (built here, it needs no rendering).
+        assert written_here == ["invoices/IM-202610-000016.xml", "line_items.parquet",
+                                "invoices.parquet", "rejected_rows.parquet",
+                                "anomalies.parquet"]
         fs = out.fs  # type: ignore[attr-defined]
         manifest = fs.cat_file("billing/out/2026-10/manifest.json")
         scope = f"billing/out/2026-10/objects/{content_key(json.loads(manifest))}"

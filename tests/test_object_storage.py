@@ -159,8 +159,8 @@ def test_sample_month_in_object_storage_equals_the_local_run(
     verify = cli("verify", *s3_args(bucket))
     assert verify.exit_code == 0, verify.output
     assert verify.output.splitlines()[:2] == [
-        f"OK {MONTH}: 1 revision(s), 19 files, 158 line items match",
-        "  documents: 15 invoice(s) issued, 15 current (embedded line items match), "
+        f"OK {MONTH}: 1 revision(s), 23 files, 168 line items match",
+        "  documents: 18 invoice(s) issued, 18 current (embedded line items match), "
         "0 credit note(s)"]
 
     # A cron retry with the same inputs: exit 0, not one object written or removed.

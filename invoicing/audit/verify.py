@@ -8,9 +8,11 @@ Four checks, each reported as one line naming the file:
 2. the input files have the hashes the latest manifest recorded;
 3. the month recomputed from the inputs equals the published line items and totals;
 4. the line items embedded in every current PDF equal the recomputed ones;
-5. every current invoice PDF of an EU customer embeds a ``factur-x.xml`` whose number,
-   line amounts and totals equal the recomputed ones, and no other invoice PDF embeds
-   one; each EU credit note's XML states (positive, type 381) what its parquet credits.
+5. every current invoice of a customer with an e-invoice format has that format's XML
+   (``factur-x.xml`` embedded in the PDF, or the Peppol ``invoices/<number>.xml`` beside
+   it) whose number, line amounts and totals equal the recomputed ones, and no document
+   has the XML of a format it does not use; each credit note's XML states (positive,
+   type 381) what its ``credit_notes.parquet`` row credits.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import polars as pl
 
 from invoicing.audit.reports import evidence_text, money
 from invoicing.audit.reprocess import changed_inputs, compare, issued_month
+from invoicing.core.documents import Party
 from invoicing.core.timeframe import Month
 from invoicing.load.inputs import sha256_file
 from invoicing.pipeline import compute_month
@@ -130,13 +133,14 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
         recomputed = computed.assembled.line_items.drop("invoice_number").join(
             invoices.select("customer_id", "invoice_number"), on="customer_id")
         recomputed_totals = computed.assembled.invoices.drop("invoice_number").join(
-            invoices.select("customer_id", "invoice_number"), on="customer_id").join(
-            computed.inputs.customers.select("customer_id", "country"), on="customer_id")
+            invoices.select("customer_id", "invoice_number"), on="customer_id")
+        parties = einvoice.buyers(computed.inputs.customers)
         by_rev = {r.number: r for r in revisions}
         cols = ["invoice_number", *LINE_SCHEMA]
         for number, rev_no in invoices.filter(pl.col("invoice_number").is_not_null()).select(
                 "invoice_number", "issued_in_revision").rows():
-            pdf = by_rev[int(rev_no)].files / "invoices" / f"{number}.pdf"
+            files = by_rev[int(rev_no)].files
+            pdf = files / "invoices" / f"{number}.pdf"
             report.pdfs += 1
             try:
                 embedded = read_attachment(readable(pdf))
@@ -149,49 +153,67 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
                     f"{pdf}: embedded line items differ from the recomputed month")
             totals = recomputed_totals.filter(pl.col("invoice_number") == number).row(
                 0, named=True)
-            report.mismatches.extend(_check_einvoice(pdf, totals, expected["amount"].to_list()))
-        countries = computed.inputs.customers.select("customer_id", "country")
+            report.mismatches.extend(_check_einvoice(
+                pdf, files, parties[totals["customer_id"]], totals, expected["amount"].to_list()))
         for rev in revisions:
-            report.mismatches.extend(_check_credit_note_einvoices(rev, countries))
+            report.mismatches.extend(_check_credit_note_einvoices(rev, parties))
     return report
 
 
-def _check_credit_note_einvoices(rev: Revision, countries: pl.DataFrame) -> list[str]:
+def _check_credit_note_einvoices(rev: Revision, parties: dict[str, Party]) -> list[str]:
     """Check 5 for the credit notes of a revision: the XML states what they credit (381)."""
-    if not (rev.path / "credit_notes.parquet").is_file():
+    path = rev.files / "credit_notes.parquet"
+    if not path.is_file():
         return []
-    notes = pl.read_parquet(rev.path / "credit_notes.parquet").join(countries, on="customer_id")
-    items = pl.read_parquet(rev.path / "credit_note_items.parquet")
+    notes = pl.read_parquet(readable(path))
+    items = pl.read_parquet(readable(rev.files / "credit_note_items.parquet"))
     problems = []
     for note in notes.iter_rows(named=True):
         number = note["credit_note_number"]
         credited = {**note, "invoice_number": number,
                     **{k: -note[k] for k in ("subtotal", "tax", "total")}}
         amounts = [-a for a in items.filter(pl.col("invoice_number") == number)["amount"]]
-        problems += _check_einvoice(rev.path / "credit_notes" / f"{number}.pdf", credited,
-                                    amounts, type_code="381", against="credit_notes.parquet")
+        problems += _check_einvoice(rev.files / "credit_notes" / f"{number}.pdf", rev.files,
+                                    parties[note["customer_id"]], credited, amounts,
+                                    kind="credit_note", against="credit_notes.parquet")
     return problems
 
 
-def _check_einvoice(pdf: Path, totals: dict[str, object], amounts: list[object],
-                    type_code: str = "380", against: str = "the recomputed month") -> list[str]:
-    """Check 5 for one PDF; one line per problem."""
-    try:
-        xml = einvoice.read_embedded_xml(readable(pdf))
-    except (OSError, ValueError) as exc:
-        return [f"{pdf}: cannot read attachments ({exc})"]
-    if not einvoice.is_eu(str(totals["country"])):
-        return [] if xml is None else [f"{pdf}: a non-EU customer's PDF embeds "
-                                       f"{einvoice.XML_NAME}"]
-    if xml is None:
-        return [f"{pdf}: an EU customer's PDF without {einvoice.XML_NAME}"]
-    try:
-        got = einvoice.read_figures(xml)
-    except ValueError as exc:
-        return [f"{pdf}: {einvoice.XML_NAME} unreadable ({exc})"]
-    want = (totals["invoice_number"], type_code, tuple(amounts), totals["subtotal"],
-            totals["tax"], totals["total"])
-    if (got.number, got.type_code, got.line_amounts, got.subtotal, got.tax,
-            got.total) != want:
-        return [f"{pdf}: embedded {einvoice.XML_NAME} differs from {against}"]
-    return []
+def _check_einvoice(pdf: Path, files: Path, buyer: Party, totals: dict[str, object],
+                    amounts: list[object], kind: str = "invoice",
+                    against: str = "the recomputed month") -> list[str]:
+    """Check 5 for one document (``pdf`` in the revision folder ``files``); one line per
+    problem. Every format is asked for its XML: the buyer's must be there and state the
+    document's figures, the others must not."""
+    number = str(totals["invoice_number"])
+    chosen = einvoice.format_of(buyer, kind)
+    problems = []
+    for fmt in einvoice.FORMATS.values():
+        where = pdf if fmt.embedded_name else files / fmt.file_name(kind, number)
+        try:
+            xml = fmt.read(pdf, files, kind, number)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{where}: cannot read the {fmt.title} e-invoice ({exc})")
+            continue
+        name = fmt.file_name(kind, number)
+        if fmt is not chosen:
+            if xml is not None:
+                problems.append(f"{where}: a {fmt.title} e-invoice ({name}) for customer "
+                                f"{buyer.customer_id}, whose format is "
+                                f"{einvoice.format_name(buyer)}")
+            continue
+        if xml is None:
+            problems.append(f"{where}: no {name} for customer {buyer.customer_id} "
+                            f"({buyer.country}), whose format is {fmt.name}")
+            continue
+        try:
+            got = fmt.figures(xml)
+        except ValueError as exc:
+            problems.append(f"{where}: {name} unreadable ({exc})")
+            continue
+        want = (number, "381" if kind == "credit_note" else "380", tuple(amounts),
+                totals["subtotal"], totals["tax"], totals["total"])
+        if (got.number, got.type_code, got.line_amounts, got.subtotal, got.tax,
+                got.total) != want:
+            problems.append(f"{where}: {name} differs from {against}")
+    return problems

@@ -24,6 +24,7 @@ import click
 from invoicing import __version__, storage
 from invoicing.audit.reports import run_summary
 from invoicing.core import scratch
+from invoicing.core.documents import postal_line
 from invoicing.core.errors import InvoicingError, VerifyMismatchError
 from invoicing.core.timeframe import Month
 from invoicing.pipeline import run_month
@@ -129,7 +130,8 @@ def load_seller(templates_dir: Path = TEMPLATES_DIR) -> tuple[str, ...]:
     """The seller block's lines, from ``templates/seller.toml``."""
     with (templates_dir / "seller.toml").open("rb") as fh:
         data = tomllib.load(fh)
-    lines = [data["name"], *str(data.get("address", "")).strip().splitlines()]
+    lines = [data["name"], *str(data.get("address", "")).strip().splitlines(),
+             postal_line(data.get("country"), data.get("postcode"), data.get("city")) or ""]
     if data.get("tax_id"):
         lines.append(str(data["tax_id"]))
     if data.get("email"):
