@@ -56,6 +56,10 @@ from babel.numbers import get_currency_precision
 from invoicing.core.timeframe import Month
 from invoicing.render.einvoice import EU_MEMBER_STATES
 
+#: The optional columns of `customers` (README, Inputs).
+CUSTOMERS_OPTIONAL = ("postcode", "city", "buyer_reference", "einvoice_format",
+                      "peppol_scheme", "peppol_id", "mandate_reference")
+
 PLANS = ("free", "pro", "flagship")
 TIERED_ADDONS = ("group_member_limit", "groups_per_user", "history_retention_days")
 #: What each plan includes per add-on (R4/R5; ``on`` counts as 1, unlimited as 2**62).
@@ -154,14 +158,19 @@ def _load_tables(con: duckdb.DuckDBPyConnection, input_dir: Path) -> None:
         "CREATE TEMP TABLE apps AS SELECT CAST(sdk_app_id AS BIGINT) AS sdk_app_id, "
         f"CAST(customer_id AS VARCHAR) AS customer_id FROM {_reader(_table(input_dir, 'apps'))}"
     )
+    customers = _reader(_table(input_dir, "customers"))
+    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {customers}").fetchall()}
+    # The optional columns (issue 21): absent = null in every row.
+    optional = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" if c in present
+                         else f"CAST(NULL AS VARCHAR) AS {c}" for c in CUSTOMERS_OPTIONAL)
     con.execute(
         "CREATE TEMP TABLE customers AS SELECT CAST(customer_id AS VARCHAR) AS customer_id, "
         "CAST(country AS VARCHAR) AS country, CAST(currency AS VARCHAR) AS currency, "
         # The buyer data each issued document keeps (invoices.parquet, issue 19).
         "CAST(name AS VARCHAR) AS name, CAST(email AS VARCHAR) AS email, "
         "CAST(address AS VARCHAR) AS address, CAST(tax_id AS VARCHAR) AS tax_id, "
-        "CAST(locale AS VARCHAR) AS locale "
-        f"FROM {_reader(_table(input_dir, 'customers'))}"
+        f"CAST(locale AS VARCHAR) AS locale, {optional} "
+        f"FROM {customers}"
     )
     # rowid follows the file's row order: the later row of two same-day events wins.
     con.execute(
@@ -588,8 +597,12 @@ SELECT CASE WHEN i.total <> 0 THEN printf('IM-{compact}-%06d', sum(
        CAST(NULL AS VARCHAR) AS pdf_sha256,
        c.name AS buyer_name, c.email AS buyer_email, c.address AS buyer_address,
        c.country AS buyer_country, CAST(c.tax_id AS VARCHAR) AS buyer_tax_id,
-       c.locale AS buyer_locale,
-       CASE WHEN c.country IN ({eu_countries}) THEN 'factur-x' END AS einvoice_format
+       c.locale AS buyer_locale, c.postcode AS buyer_postcode, c.city AS buyer_city,
+       c.buyer_reference AS buyer_order_reference, c.peppol_scheme AS buyer_peppol_scheme,
+       c.peppol_id AS buyer_peppol_id, c.mandate_reference AS buyer_mandate_reference,
+       CASE WHEN c.einvoice_format = 'none' THEN NULL
+            WHEN c.einvoice_format IS NOT NULL THEN c.einvoice_format
+            WHEN c.country IN ({eu_countries}) THEN 'facturx' END AS einvoice_format
 FROM invoices i JOIN customers c USING (customer_id)
 JOIN chosen ch ON ch.currency = i.currency
 LEFT JOIN tax_all t ON t.version_id = ch.version_id AND t.country = c.country

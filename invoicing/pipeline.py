@@ -35,9 +35,8 @@ from invoicing.publish.issued import IssuedMonth
 from invoicing.publish.locking import month_lock
 from invoicing.publish.manifest import manifest_for
 from invoicing.render.coverage import check_locales, unprintable_names
-from invoicing.render.einvoice import EU_MEMBER_STATES, seller_from
-from invoicing.render.einvoice import FORMAT as EINVOICE_FORMAT
 from invoicing.render.einvoice import check_month as check_einvoices
+from invoicing.render.einvoice import issued_formats, seller_from, with_beside_files
 from invoicing.render.progress import RenderFn, StoringRenderer
 from invoicing.storage import (
     Staging,
@@ -114,9 +113,10 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
     with timer.stage("assemble"):
         assembled = assemble(lines, inputs.customers, versions, month)
         # Which e-invoice each document carries is kept with it (a credit note repeats it).
-        assembled = Assembled(assembled.line_items, assembled.invoices.with_columns(
-            einvoice_format=pl.when(pl.col("buyer_country").is_in(sorted(EU_MEMBER_STATES)))
-            .then(pl.lit(EINVOICE_FORMAT))))
+        invoices = assembled.invoices
+        assembled = Assembled(assembled.line_items, invoices.drop("einvoice_format").join(
+            issued_formats(inputs.customers), on="customer_id", how="left",
+        ).select(invoices.columns))
     digest = inputs_digest(inputs)
     numbered = assembled.invoices.filter(pl.col("invoice_number").is_not_null())
     unprintable = numbered.select("invoice_number", "customer_id").join(
@@ -221,7 +221,7 @@ def run_month(
             with timer.stage("render"):
                 reused = staging.reusable("invoices/")
                 pdf_hashes = {name[len("invoices/"):-len(".pdf")]: sha
-                              for name, sha in reused.items()}
+                              for name, sha in reused.items() if name.endswith(".pdf")}
                 if reused:
                     log.warning("%s: reusing %d document(s) staged by an earlier unfinished "
                                 "run with the same inputs and software", month.label,
@@ -250,7 +250,11 @@ def _render_into(staging: Staging, render: RenderFn, computed: Computed,
     """Render every invoice not in `pdf_hashes` into `staging`, adding its SHA-256. With a
     cluster and object storage the workers write the PDFs themselves; otherwise each
     PDF comes back here and is written to the staging area."""
-    docs = (doc for doc in documents(computed) if doc.invoice_number not in pdf_hashes)
+    # A Peppol customer's XML goes beside its PDF (invoices/<number>.xml), written here for
+    # every document (also one whose PDF an earlier run left): it costs no rendering.
+    docs = (doc for doc in with_beside_files(documents(computed), staging.write_bytes,
+                                             einvoice_seller(computed))
+            if doc.invoice_number not in pdf_hashes)
     total = int(computed.assembled.invoices["invoice_number"].is_not_null().sum())
     total -= len(pdf_hashes)
     target = staging.worker_target()

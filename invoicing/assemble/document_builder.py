@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import polars as pl
 
@@ -17,6 +18,9 @@ from invoicing.assemble.totals import Assembled
 from invoicing.core.documents import AppSection, InvoiceDocument, Line, Party, PlanPeriod
 from invoicing.core.timeframe import Month
 from invoicing.load.pricebook import PriceBookVersion
+
+#: The `Party` fields, all read from `customers` (the optional ones may be absent: None).
+PARTY_FIELDS = tuple(Party.__dataclass_fields__)
 
 
 def build_documents(
@@ -33,7 +37,7 @@ def build_documents(
     kind: str = "invoice",
     issue_date: date | None = None,
     revision: int = 0,
-    links: Mapping[str, Mapping[str, str]] | None = None,
+    links: Mapping[str, Mapping[str, Any]] | None = None,
     plan_periods: pl.DataFrame | None = None,
     seller_file: str = "",
 ) -> Iterator[InvoiceDocument]:
@@ -62,15 +66,17 @@ def build_documents(
         "invoice_number", as_dict=True, maintain_order=True
     )
     periods = _periods_by_app(plan_periods, lines_by_invoice)
+    stored = "einvoice_format" in assembled.invoices.columns
     for inv in numbered.to_dicts():
+        # The format the document was issued with (null: none) wins over the customer's
+        # choice today, so a credit note carries the format of the invoice it reverses.
+        fmt = (inv["einvoice_format"] or "none") if stored else inv.get("einvoice_format")
         sections = _app_sections(lines_by_invoice[(inv["invoice_number"],)], periods)
         version = by_version[inv["pricebook_version"]]
         yield InvoiceDocument(
             invoice_number=inv["invoice_number"],
-            customer=Party(
-                customer_id=inv["customer_id"], name=inv["name"], email=inv["email"],
-                address=inv["address"], country=inv["country"], tax_id=inv["tax_id"],
-            ),
+            customer=Party(**{k: inv.get(k) for k in PARTY_FIELDS}
+                           | {"einvoice_format": fmt}),
             locale=inv["locale"],
             currency=inv["currency"],
             issue_date=issued,
@@ -92,8 +98,7 @@ def build_documents(
             revision=revision,
             plan_fee_policy=version.plan_fee_policy,
             seller_file=seller_file,
-            einvoice_format=(inv["einvoice_format"] or "none") if "einvoice_format" in inv
-            else None,
+            einvoice_format=fmt,
             **(links or {}).get(inv["invoice_number"], {}),
         )
 

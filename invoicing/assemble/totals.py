@@ -30,6 +30,12 @@ BUYER_COLUMNS: dict[str, str] = {
     "buyer_country": "country",
     "buyer_tax_id": "tax_id",
     "buyer_locale": "locale",
+    "buyer_postcode": "postcode",
+    "buyer_city": "city",
+    "buyer_order_reference": "buyer_reference",
+    "buyer_peppol_scheme": "peppol_scheme",
+    "buyer_peppol_id": "peppol_id",
+    "buyer_mandate_reference": "mandate_reference",
 }
 INVOICE_SCHEMA: dict[str, pl.DataType] = {
     "invoice_number": pl.String(),
@@ -43,7 +49,7 @@ INVOICE_SCHEMA: dict[str, pl.DataType] = {
     "line_count": pl.Int64(),
     "pdf_sha256": pl.String(),
     **{column: pl.String() for column in BUYER_COLUMNS},
-    #: The e-invoice the document carries (``factur-x``), null for none.
+    #: The e-invoice format the document carries (``facturx``, ``peppol``), null for none.
     "einvoice_format": pl.String(),
 }
 LINE_ITEM_SCHEMA: dict[str, pl.DataType] = {"invoice_number": pl.String(), **LINE_SCHEMA}
@@ -75,7 +81,8 @@ def assemble(lines: pl.DataFrame, customers: pl.DataFrame, versions: list[PriceB
     invoices = (
         customers.lazy()
         .select("customer_id", "currency", "country",
-                *[pl.col(c).alias(b) for b, c in BUYER_COLUMNS.items()])
+                *[(pl.col(c) if c in customers.columns else pl.lit(None, dtype=pl.String))
+                  .alias(b) for b, c in BUYER_COLUMNS.items()])
         .join(versions_frame(versions).lazy().select("currency", "pricebook_version",
                                                      "minor_units"), on="currency", how="left")
         .join(tax_frame(versions).lazy(), on=["pricebook_version", "country"], how="left")

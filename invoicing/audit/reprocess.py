@@ -37,11 +37,11 @@ from invoicing.core.money import MONEY
 from invoicing.core.timeframe import Month
 from invoicing.core.timing import StageTimer
 from invoicing.pipeline import compute_month, conflict_policy, einvoice_seller
-from invoicing.publish.issued import REVISIONS
+from invoicing.publish.issued import REVISIONS, IssuedMonth
 from invoicing.publish.locking import month_lock
 from invoicing.publish.manifest import manifest_for
-from invoicing.render.einvoice import EU_MEMBER_STATES, FORMAT
 from invoicing.render.einvoice import check_month as check_einvoices
+from invoicing.render.einvoice import issued_formats, with_beside_files
 from invoicing.render.progress import RenderFn
 from invoicing.storage import Staging, open_staging
 from invoicing.validate.gates import enforce
@@ -100,6 +100,7 @@ class _CreditNotes:
       lines: their lines (the credited invoice's lines, negated).
       buyers: the buyer of each credited invoice as it was issued, in the columns of the
         customers table (what the credit note prints).
+      issued_on: credited invoice number -> its issue date (BT-26 of the credit note).
     """
 
     numbers: list[str]
@@ -107,6 +108,7 @@ class _CreditNotes:
     invoices: pl.DataFrame
     lines: pl.DataFrame
     buyers: pl.DataFrame
+    issued_on: dict[str, date]
 
 
 def with_issued_buyers(old_invoices: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
@@ -116,12 +118,12 @@ def with_issued_buyers(old_invoices: pl.DataFrame, customers: pl.DataFrame) -> p
     missing = [c for c in DOCUMENT_COLUMNS if c not in old_invoices.columns]
     if not missing:
         return old_invoices
-    today = customers.select("customer_id", *[pl.col(c).alias(b) for b, c in
-                                              BUYER_COLUMNS.items() if b in missing])
+    today = customers.select("customer_id", *[
+        (pl.col(c) if c in customers.columns else pl.lit(None, dtype=pl.String)).alias(b)
+        for b, c in BUYER_COLUMNS.items() if b in missing])
     out = old_invoices.join(today, on="customer_id", how="left")
     if "einvoice_format" in missing:
-        out = out.with_columns(einvoice_format=pl.when(
-            pl.col("buyer_country").is_in(sorted(EU_MEMBER_STATES))).then(pl.lit(FORMAT)))
+        out = out.join(issued_formats(customers), on="customer_id", how="left")
     return out
 
 
@@ -134,11 +136,20 @@ def _issued_buyers(credited: pl.DataFrame, label: str) -> pl.DataFrame:
                          f"and its invoice {number} was issued before documents kept their "
                          "buyer data: restore the customer's row to credit it")
     return credited.select("customer_id", "currency",
-                           *[pl.col(b).alias(c) for b, c in BUYER_COLUMNS.items()])
+                           *[pl.col(b).alias(c) for b, c in BUYER_COLUMNS.items()],
+                           einvoice_format=pl.col("einvoice_format").fill_null("none"))
+
+
+def _issue_dates(issued: IssuedMonth) -> dict[int, date]:
+    """Revision number -> the issue date of the invoices it issued."""
+    return {rev.number: issued.month.issue_date if rev.number == 0 else
+            date.fromisoformat(rev.manifest["revision"]["issue_date"])
+            for rev in issued.revisions()}
 
 
 def _credit_notes(old_items: pl.DataFrame, old_invoices: pl.DataFrame, changed_ids: list[str],
-                  month: Month, credit_seq: int, label: str) -> _CreditNotes:
+                  month: Month, credit_seq: int, label: str, issue_dates: dict[int, date]
+                  ) -> _CreditNotes:
     """Credit notes reversing the changed customers' invoices, with the buyer, currency,
     tax and e-invoice format those invoices were issued with (SPEC §8)."""
     credited = old_invoices.filter(pl.col("customer_id").is_in(changed_ids)
@@ -158,7 +169,10 @@ def _credit_notes(old_items: pl.DataFrame, old_invoices: pl.DataFrame, changed_i
         .drop("credit_note_number")
         .select(list(old_items.columns))
     )
-    return _CreditNotes(numbers, credited, invoices, lines, _issued_buyers(credited, label))
+    issued_on = {n: issue_dates[int(r)] for n, r in
+                 credited.select("invoice_number", "issued_in_revision").rows()}
+    return _CreditNotes(numbers, credited, invoices, lines, _issued_buyers(credited, label),
+                        issued_on)
 
 
 @dataclass(frozen=True)
@@ -228,17 +242,20 @@ def _render_revision(staging: Staging, computed: Computed, notes: _CreditNotes,
     each document's PDF SHA-256 by number."""
     pdf_sha: dict[str, str] = {}
     month, inputs = computed.month, computed.inputs
-    cn_links = {n: {"credits_invoice": inv} for n, inv in
-                zip(notes.numbers, notes.credited["invoice_number"], strict=True)}
+    cn_links = {n: {"credits_invoice": inv, "credits_invoice_date": notes.issued_on[inv]}
+                for n, inv in zip(notes.numbers, notes.credited["invoice_number"], strict=True)}
     docs = build_documents(Assembled(line_items=notes.lines, invoices=notes.invoices),
                            notes.buyers, inputs.apps, computed.versions, month,
                            kind="credit_note", links=cn_links, **common)
+    # A Peppol customer's XML goes beside its PDF (credit_notes/ and invoices/<number>.xml).
+    docs = with_beside_files(docs, staging.write_bytes, einvoice_seller(computed))
     for number, pdf in render(docs, len(notes.numbers)):
         pdf_sha[number] = staging.write_bytes(f"credit_notes/{number}.pdf", pdf)
     inv_links = {fresh.number_of[c]: {"replaces_invoice": old}
                  for c in fresh.number_of if (old := fresh.replaced.get(c))}
-    docs = build_documents(fresh.issued, inputs.customers, inputs.apps, computed.versions,
-                           month, links=inv_links, **common)
+    docs = with_beside_files(build_documents(
+        fresh.issued, inputs.customers, inputs.apps, computed.versions, month,
+        links=inv_links, **common), staging.write_bytes, einvoice_seller(computed))
     for number, pdf in render(docs, len(fresh.number_of)):
         pdf_sha[number] = staging.write_bytes(f"invoices/{number}.pdf", pdf)
     return pdf_sha
@@ -320,7 +337,7 @@ def reissue_month(
         invoice_seq, credit_seq = issued.max_sequences()
         labels = computed.inputs.table_paths
         notes = _credit_notes(old_items, old_invoices, [c.customer_id for c in changes], month,
-                              credit_seq, labels["customers"])
+                              credit_seq, labels["customers"], _issue_dates(issued))
         fresh = _replacements(computed, old_items, old_invoices, changes, invoice_seq, revision)
         # Credit notes and replacements of EU customers are e-invoices too; a credit note
         # with the buyer it reverses.

@@ -8,9 +8,11 @@ Four checks, each reported as one line naming the file:
 2. the input files have the hashes the latest manifest recorded;
 3. the month recomputed from the inputs equals the published line items and totals;
 4. the line items embedded in every current PDF equal the recomputed ones;
-5. every current invoice PDF of an EU customer embeds a ``factur-x.xml`` whose number,
-   line amounts and totals equal the recomputed ones, and no other invoice PDF embeds
-   one; each EU credit note's XML states (positive, type 381) what its parquet credits.
+5. every current invoice of a customer with an e-invoice format has that format's XML
+   (``factur-x.xml`` embedded in the PDF, or the Peppol ``invoices/<number>.xml`` beside
+   it) whose number, line amounts and totals equal the recomputed ones, and no document
+   has the XML of a format it does not use; each credit note's XML states (positive,
+   type 381) what its ``credit_notes.parquet`` row credits.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from pathlib import Path
 import polars as pl
 
 from invoicing import __version__
+from invoicing.assemble.totals import BUYER_COLUMNS
 from invoicing.audit.diff import changed_inputs, compare, issued_month
 from invoicing.audit.reports import evidence_text, money
+from invoicing.core.documents import Party
 from invoicing.core.timeframe import Month
 from invoicing.load.inputs import sha256_file
 from invoicing.pipeline import compute_month, conflict_policy
@@ -140,13 +144,15 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
         recomputed = computed.assembled.line_items.drop("invoice_number").join(
             invoices.select("customer_id", "invoice_number"), on="customer_id")
         recomputed_totals = computed.assembled.invoices.drop("invoice_number").join(
-            invoices.select("customer_id", "invoice_number"), on="customer_id").join(
-            computed.inputs.customers.select("customer_id", "country"), on="customer_id")
+            invoices.select("customer_id", "invoice_number"), on="customer_id")
+        parties = einvoice.buyers(computed.inputs.customers)
+        issued_to = _issued_parties(revisions)
         by_rev = {r.number: r for r in revisions}
         cols = ["invoice_number", *LINE_SCHEMA]
         for number, rev_no in invoices.filter(pl.col("invoice_number").is_not_null()).select(
                 "invoice_number", "issued_in_revision").rows():
-            pdf = by_rev[int(rev_no)].files / "invoices" / f"{number}.pdf"
+            files = by_rev[int(rev_no)].files
+            pdf = files / "invoices" / f"{number}.pdf"
             report.pdfs += 1
             try:
                 embedded = read_attachment(readable(pdf))
@@ -163,12 +169,11 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
                                          "inputs (reissue the month to credit it)")
                 continue
             totals = recomputed_invoice.row(0, named=True)
-            report.mismatches.extend(_check_einvoice(pdf, totals, expected["amount"].to_list()))
-        issued_countries = _issued_countries(revisions)
+            buyer = issued_to.get(number) or parties[totals["customer_id"]]
+            report.mismatches.extend(_check_einvoice(
+                pdf, files, buyer, totals, expected["amount"].to_list()))
         for rev in revisions:
-            report.mismatches.extend(_check_credit_note_einvoices(
-                rev, computed.inputs.customers.select("customer_id", "country"),
-                issued_countries))
+            report.mismatches.extend(_check_credit_note_einvoices(rev, parties, issued_to))
         if report.mismatches:
             report.mismatches[:0] = _software_difference(latest)
     return report
@@ -187,69 +192,87 @@ def _software_difference(latest: Revision) -> list[str]:
             "software rather than the inputs; verify with the software that published it"]
 
 
-def _issued_countries(revisions: list[Revision]) -> pl.DataFrame:
-    """(credits_invoice, country): the buyer country each invoice was issued with, as its
+def _issued_parties(revisions: list[Revision]) -> dict[str, Party]:
+    """Invoice number -> the buyer it was issued to (with its e-invoice format), as its
     credit note repeats it. A month published before invoices kept their buyer data has
-    none: its credit notes are checked against the customers table's country today."""
-    frames = [pl.read_parquet(readable(r.files / "invoices.parquet"),
-                              columns=["invoice_number", "customer_id", "buyer_country"])
-              for r in revisions
-              if "buyer_country" in pl.read_parquet_schema(readable(r.files / "invoices.parquet"))]
-    issued = (pl.concat(frames).drop_nulls("invoice_number").unique("invoice_number")
-              if frames else pl.DataFrame(schema={"invoice_number": pl.String,
-                                                  "customer_id": pl.String,
-                                                  "buyer_country": pl.String}))
-    return issued.select(credits_invoice="invoice_number", country="buyer_country",
-                         customer_id="customer_id")
+    none: its documents are checked against the customers table today."""
+    fields = Party.__dataclass_fields__
+    found: dict[str, Party] = {}
+    for rev in revisions:
+        path = readable(rev.files / "invoices.parquet")
+        frame = pl.read_parquet(path)
+        if "buyer_country" not in frame.columns or "einvoice_format" not in frame.columns:
+            continue
+        for row in frame.drop_nulls("invoice_number").iter_rows(named=True):
+            values = {c: row.get(b) for b, c in BUYER_COLUMNS.items() if c in fields}
+            values["einvoice_format"] = row["einvoice_format"] or "none"
+            found[row["invoice_number"]] = Party(customer_id=row["customer_id"],
+                                                 **values)  # type: ignore[arg-type]
+    return found
 
 
-def _check_credit_note_einvoices(rev: Revision, countries: pl.DataFrame,
-                                 issued: pl.DataFrame | None = None) -> list[str]:
+def _check_credit_note_einvoices(rev: Revision, parties: dict[str, Party],
+                                 issued_to: dict[str, Party] | None = None) -> list[str]:
     """Check 5 for the credit notes of a revision: the XML states what they credit (381).
 
-    A credit note's buyer is the one of the invoice it credits (`issued`: credits_invoice,
-    country); `countries` (customer_id, country) serves notes of invoices without one.
+    A credit note's buyer is the one of the invoice it credits (`issued_to`); `parties`
+    (the customers today) serves notes of invoices without one.
     """
-    if not (rev.path / "credit_notes.parquet").is_file():
+    path = rev.files / "credit_notes.parquet"
+    if not path.is_file():
         return []
-    notes = pl.read_parquet(rev.path / "credit_notes.parquet")
-    known = (notes.join(issued.drop("customer_id"), on="credits_invoice", how="inner")
-             if issued is not None else notes.clear().with_columns(
-                 country=pl.lit(None, dtype=pl.String)))
-    rest = notes.join(known.select("credits_invoice"), on="credits_invoice", how="anti").join(
-        countries, on="customer_id")
-    notes = pl.concat([known, rest], how="diagonal").drop_nulls("country")
-    items = pl.read_parquet(rev.path / "credit_note_items.parquet")
+    notes = pl.read_parquet(readable(path))
+    items = pl.read_parquet(readable(rev.files / "credit_note_items.parquet"))
     problems = []
     for note in notes.iter_rows(named=True):
         number = note["credit_note_number"]
         credited = {**note, "invoice_number": number,
                     **{k: -note[k] for k in ("subtotal", "tax", "total")}}
         amounts = [-a for a in items.filter(pl.col("invoice_number") == number)["amount"]]
-        problems += _check_einvoice(rev.path / "credit_notes" / f"{number}.pdf", credited,
-                                    amounts, type_code="381", against="credit_notes.parquet")
+        buyer = (issued_to or {}).get(note["credits_invoice"]) or parties.get(note["customer_id"])
+        if buyer is None:  # neither kept with its invoice nor in the inputs today
+            continue
+        problems += _check_einvoice(rev.files / "credit_notes" / f"{number}.pdf", rev.files,
+                                    buyer, credited, amounts,
+                                    kind="credit_note", against="credit_notes.parquet")
     return problems
 
 
-def _check_einvoice(pdf: Path, totals: dict[str, object], amounts: list[object],
-                    type_code: str = "380", against: str = "the recomputed month") -> list[str]:
-    """Check 5 for one PDF; one line per problem."""
-    try:
-        xml = einvoice.read_embedded_xml(readable(pdf))
-    except (OSError, ValueError) as exc:
-        return [f"{pdf}: cannot read attachments ({exc})"]
-    if not einvoice.is_eu(str(totals["country"])):
-        return [] if xml is None else [f"{pdf}: a non-EU customer's PDF embeds "
-                                       f"{einvoice.XML_NAME}"]
-    if xml is None:
-        return [f"{pdf}: an EU customer's PDF without {einvoice.XML_NAME}"]
-    try:
-        got = einvoice.read_figures(xml)
-    except ValueError as exc:
-        return [f"{pdf}: {einvoice.XML_NAME} unreadable ({exc})"]
-    want = (totals["invoice_number"], type_code, tuple(amounts), totals["subtotal"],
-            totals["tax"], totals["total"])
-    if (got.number, got.type_code, got.line_amounts, got.subtotal, got.tax,
-            got.total) != want:
-        return [f"{pdf}: embedded {einvoice.XML_NAME} differs from {against}"]
-    return []
+def _check_einvoice(pdf: Path, files: Path, buyer: Party, totals: dict[str, object],
+                    amounts: list[object], kind: str = "invoice",
+                    against: str = "the recomputed month") -> list[str]:
+    """Check 5 for one document (``pdf`` in the revision folder ``files``); one line per
+    problem. Every format is asked for its XML: the buyer's must be there and state the
+    document's figures, the others must not."""
+    number = str(totals["invoice_number"])
+    chosen = einvoice.format_of(buyer, kind)
+    problems = []
+    for fmt in einvoice.FORMATS.values():
+        where = pdf if fmt.embedded_name else files / fmt.file_name(kind, number)
+        try:
+            xml = fmt.read(pdf, files, kind, number)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{where}: cannot read the {fmt.title} e-invoice ({exc})")
+            continue
+        name = fmt.file_name(kind, number)
+        if fmt is not chosen:
+            if xml is not None:
+                problems.append(f"{where}: a {fmt.title} e-invoice ({name}) for customer "
+                                f"{buyer.customer_id}, whose format is "
+                                f"{einvoice.format_name(buyer)}")
+            continue
+        if xml is None:
+            problems.append(f"{where}: no {name} for customer {buyer.customer_id} "
+                            f"({buyer.country}), whose format is {fmt.name}")
+            continue
+        try:
+            got = fmt.figures(xml)
+        except ValueError as exc:
+            problems.append(f"{where}: {name} unreadable ({exc})")
+            continue
+        want = (number, "381" if kind == "credit_note" else "380", tuple(amounts),
+                totals["subtotal"], totals["tax"], totals["total"])
+        if (got.number, got.type_code, got.line_amounts, got.subtotal, got.tax,
+                got.total) != want:
+            problems.append(f"{where}: {name} differs from {against}")
+    return problems

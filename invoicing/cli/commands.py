@@ -23,6 +23,7 @@ import click
 from invoicing import __version__, storage
 from invoicing.audit.options import checked_issue_date, outside_input
 from invoicing.audit.reports import run_summary
+from invoicing.core import scratch
 from invoicing.core.errors import InvoicingError, VerifyMismatchError
 from invoicing.core.timeframe import Month
 from invoicing.pipeline import run_month
@@ -72,7 +73,8 @@ def reports_errors(func: F) -> F:
         try:
             for where in remote:
                 storage.check(where)
-            return func(*args, **kwargs)
+            with scratch.sigterm_exits():  # SIGTERM: clean up, then exit 143
+                return func(*args, **kwargs)
         except InvoicingError as exc:
             raise ReportedError(exc) from None
         except Exception as exc:

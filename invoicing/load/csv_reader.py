@@ -56,7 +56,8 @@ def read_csv(
     out = {}
     errors = ErrorLog()  # every bad value of the file, not only the first
     for name, dtype in columns.items():
-        if name not in raw.columns:
+        if name not in raw.columns:  # optional: null in every row
+            out[name] = pl.repeat(None, raw.height, dtype=dtype, eager=True).alias(name)
             continue
         text = raw[name].str.strip_chars()
         text = pl.Series(name, text).replace("", None)

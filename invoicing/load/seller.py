@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from invoicing.core.documents import postal_line
 from invoicing.core.errors import InputError, Source
 
 #: The seller file used when ``--seller`` is not given.
@@ -45,8 +46,10 @@ class Seller:
 
 
 def block_lines(data: dict[str, Any]) -> tuple[str, ...]:
-    """The seller block's lines: name, address lines, tax id, e-mail (empty ones left out)."""
-    lines = [str(data["name"]), *str(data.get("address", "")).strip().splitlines()]
+    """The seller block's lines: name, address lines, post code and city, tax id, e-mail
+    (empty ones left out)."""
+    lines = [str(data["name"]), *str(data.get("address", "")).strip().splitlines(),
+             postal_line(data.get("country"), data.get("postcode"), data.get("city")) or ""]
     if data.get("tax_id"):
         lines.append(str(data["tax_id"]))
     if data.get("email"):

@@ -23,6 +23,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any
 
+import polars as pl
+
 from invoicing.storage.base import (
     MANIFEST,
     PARQUET_COMPRESSION,
@@ -55,8 +57,8 @@ __all__ = [
     "Staging", "StorageError", "backend_for", "check", "content_key", "files_of",
     "is_committed", "is_remote", "location", "lock", "manifest_bytes", "open_staging",
     "raised_by_object_storage", "readable", "relative_name", "remote_locations",
-    "remove_stale_staging", "sha256_bytes", "storage_error", "supported_schemes",
-    "write_objects", "write_parquet",
+    "remove_stale_staging", "scan_parquet", "seekable", "sha256_bytes", "storage_error",
+    "supported_schemes", "write_objects", "write_parquet",
 ]
 
 #: URL scheme → backend. A location without a scheme is a local path.
@@ -100,6 +102,17 @@ def remote_locations(values: Iterable[Any]) -> list[Path]:
 def readable(path: Path) -> Path | IO[bytes]:
     """What to hand to Polars or PyArrow: the local path, or the object's bytes."""
     return backend_for(path).readable(path)
+
+
+def seekable(path: Path) -> AbstractContextManager[Path | IO[bytes]]:
+    """`path` opened for random access (a Parquet footer) without reading it whole."""
+    return backend_for(path).seekable(path)
+
+
+def scan_parquet(path: Path) -> pl.LazyFrame:
+    """A lazy scan of a Parquet file that reads it row group by row group, wherever it is
+    stored (object storage included, through the same client and credentials)."""
+    return backend_for(path).scan_parquet(path)
 
 
 def relative_name(path: Path, root: Path) -> str | None:

@@ -106,6 +106,14 @@ class Backend(Protocol):
         """What to hand to Polars or PyArrow to read `path`."""
         ...
 
+    def seekable(self, path: Path) -> AbstractContextManager[Path | IO[bytes]]:
+        """`path` opened for random access (a Parquet footer), not read whole."""
+        ...
+
+    def scan_parquet(self, path: Path) -> pl.LazyFrame:
+        """A lazy scan of the Parquet file `path`, read row group by row group."""
+        ...
+
     def relative_name(self, path: Path, root: Path) -> str | None:
         """`path` relative to `root` with ``/`` separators, or None when outside."""
         ...

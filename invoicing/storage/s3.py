@@ -39,6 +39,7 @@ from invoicing.storage.base import (
     sha256_bytes,
     write_parquet,
 )
+from invoicing.storage.s3_scan import scan_parquet_in_row_groups
 
 SCHEME: Final = "s3://"
 CONNECT_TIMEOUT_S: Final = 5
@@ -46,6 +47,9 @@ CONNECT_TIMEOUT_S: Final = 5
 STAGING: Final = ".staging"
 #: Folder, under a committed month or revision, holding the objects its manifest lists.
 OBJECTS: Final = "objects"
+#: Bytes fetched per range request when a Parquet object is scanned (s3fs reads ahead this
+#: much; its default, 50 MiB, would hold a whole usage file of the medium month).
+READ_BLOCK: Final = 8 << 20
 #: Seconds after which an object an unfinished run wrote is no longer trusted by a rerun
 #: (rendered again instead): the two days of the staging lifecycle rule (README).
 STAGED_LIFETIME_S: Final = 2 * 24 * 3600
@@ -62,6 +66,7 @@ def _storage_options() -> dict[str, Any]:
     env = os.environ
     options: dict[str, Any] = {
         "use_listings_cache": False,  # other processes write too: always ask the store
+        "default_block_size": READ_BLOCK,
         # botocore's "standard" retry mode: throttling, 5xx and dropped connections are
         # retried with jittered backoff, AWS_MAX_ATTEMPTS attempts in all (default 3).
         "config_kwargs": {
@@ -321,6 +326,15 @@ class S3Backend:
     def readable(self, path: Path) -> Path | IO[bytes]:
         # Polars and PyArrow would open an s3:// string with their own HTTP clients.
         return io.BytesIO(path.read_bytes())
+
+    @contextmanager
+    def seekable(self, path: Path) -> Iterator[Path | IO[bytes]]:
+        # Range requests through the same s3fs client (and credentials) as everything else.
+        with path.fs.open(path.path, "rb", block_size=READ_BLOCK) as fh:  # type: ignore[attr-defined]
+            yield fh
+
+    def scan_parquet(self, path: Path) -> pl.LazyFrame:
+        return scan_parquet_in_row_groups(path, self.seekable)
 
     def relative_name(self, path: Path, root: Path) -> str | None:
         prefix = str(root).rstrip("/") + "/"
