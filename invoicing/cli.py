@@ -240,7 +240,7 @@ def diff(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str
       invoicing diff --month 2026-10 --input sample_data/2026-10 --out out
       invoicing diff --month 2026-10 --input sample_data/2026-10 --out out --format json
     """
-    from invoicing.audit.reprocess import diff_month
+    from invoicing.audit.diff import diff_month
 
     result = diff_month(input_dir, out_dir, month, pricebook,
                         None if on_conflict == "error" else on_conflict)  # type: ignore[arg-type]
@@ -278,7 +278,7 @@ def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
       invoicing reissue --month 2026-10 --input sample_data/2026-10 --out out \\
           --reason "usage export for app 1400201 corrected"
     """
-    from invoicing.audit.reprocess import reissue_month
+    from invoicing.audit.reissue import reissue_month
 
     result = reissue_month(
         input_dir, out_dir, month, reason=reason, render=choose_renderer(workers, cluster),

@@ -56,7 +56,7 @@ def test_hostile_strings_print_as_text_and_ids_do_not_steer_paths(tmp_path: Path
         "../../x"]
 
 
-def test_outputs_are_not_world_readable(tmp_path: Path) -> None:
+def test_outputs_are_not_world_readable_and_published_files_are_read_only(tmp_path: Path) -> None:
     hostile_month(tmp_path)
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["run", "--month", "2026-10", "--input",
@@ -67,4 +67,4 @@ def test_outputs_are_not_world_readable(tmp_path: Path) -> None:
     for path in [month, *month.rglob("*")]:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & stat.S_IRWXO == 0, (path, oct(mode))
-        assert mode == (0o750 if path.is_dir() else 0o640), (path, oct(mode))
+        assert mode == (0o750 if path.is_dir() else 0o440), (path, oct(mode))

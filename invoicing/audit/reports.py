@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from invoicing.assemble.computed import Computed
-from invoicing.audit.reprocess import CustomerChange, LineChange, MonthDiff
+from invoicing.audit.diff import CustomerChange, LineChange, MonthDiff
 from invoicing.core.money import in_minor_units
 from invoicing.pipeline import RunResult
 from invoicing.publish.manifest import totals_per_currency

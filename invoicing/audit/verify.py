@@ -21,8 +21,8 @@ from pathlib import Path
 
 import polars as pl
 
+from invoicing.audit.diff import changed_inputs, compare, issued_month
 from invoicing.audit.reports import evidence_text, money
-from invoicing.audit.reprocess import changed_inputs, compare, issued_month
 from invoicing.core.timeframe import Month
 from invoicing.load.inputs import sha256_file
 from invoicing.pipeline import compute_month

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,6 +29,7 @@ from invoicing.storage.base import (
     PARQUET_COMPRESSION,
     PARQUET_COMPRESSION_LEVEL,
     Backend,
+    Protection,
     PublishRaceError,
     Staging,
     StorageError,
@@ -48,12 +50,38 @@ from invoicing.storage.s3 import (
 )
 
 __all__ = [
-    "MANIFEST", "OBJECTS", "PARQUET_COMPRESSION", "PARQUET_COMPRESSION_LEVEL", "SCHEME",
-    "STAGING", "Backend", "ObjectStaging",
-    "PublishRaceError", "Staging", "StorageError", "backend_for", "check", "files_of",
-    "is_committed", "is_remote", "location", "lock", "manifest_bytes", "open_staging",
-    "raised_by_object_storage", "readable", "relative_name", "remote_locations",
-    "remove_stale_staging", "sha256_bytes", "storage_error", "supported_schemes",
+    "MANIFEST",
+    "OBJECTS",
+    "PARQUET_COMPRESSION",
+    "PARQUET_COMPRESSION_LEVEL",
+    "SCHEME",
+    "STAGING",
+    "Backend",
+    "ObjectStaging",
+    "Protection",
+    "PublishRaceError",
+    "Staging",
+    "StorageError",
+    "backend_for",
+    "check",
+    "check_retention",
+    "files_of",
+    "is_committed",
+    "is_remote",
+    "list_files",
+    "location",
+    "lock",
+    "manifest_bytes",
+    "open_staging",
+    "protection",
+    "raised_by_object_storage",
+    "readable",
+    "relative_name",
+    "remote_locations",
+    "remove_stale_staging",
+    "sha256_bytes",
+    "storage_error",
+    "supported_schemes",
     "write_parquet",
 ]
 
@@ -124,11 +152,28 @@ def check(path: Path) -> None:
     backend_for(path).check(path)
 
 
-def open_staging(out_dir: Path, name: str, root: Path | None = None) -> Staging:
+def open_staging(out_dir: Path, name: str, root: Path | None = None,
+                 retain_until: datetime | None = None) -> Staging:
     """Staging for `<out_dir>/<name>`: a temporary folder renamed into place on a local
     disk, objects committed by a conditional manifest on object storage (`root`, the
-    output root, is where object storage keeps its staging prefix)."""
-    return backend_for(out_dir).staging(out_dir, name, root)
+    output root, is where object storage keeps its staging prefix). Committed files are
+    read-only on a local disk, and under Object Lock until `retain_until` if given."""
+    return backend_for(out_dir).staging(out_dir, name, root, retain_until)
+
+
+def check_retention(out_dir: Path) -> None:
+    """Refuse, with one line, an output that cannot keep files under retention."""
+    backend_for(out_dir).check_retention(out_dir)
+
+
+def list_files(folder: Path) -> list[str]:
+    """Every file under `folder`, by name relative to it (one listing on object storage)."""
+    return backend_for(folder).list_files(folder)
+
+
+def protection(path: Path) -> Protection | None:
+    """What protects a published file: read-only, Object Lock until a date, or None."""
+    return backend_for(path).protection(path)
 
 
 def remove_stale_staging(out_dir: Path, name: str) -> None:

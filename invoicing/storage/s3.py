@@ -22,6 +22,7 @@ import os
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -30,6 +31,7 @@ from upath import UPath
 
 from invoicing.storage.base import (
     MANIFEST,
+    Protection,
     PublishRaceError,
     StorageError,
     manifest_bytes,
@@ -42,6 +44,9 @@ CONNECT_TIMEOUT_S: Final = 5
 STAGING: Final = ".staging"
 #: Folder, under a committed month or revision, holding the objects its manifest lists.
 OBJECTS: Final = "objects"
+#: The Object Lock mode published objects get with `retain_until`: nobody, the root
+#: account included, can delete or overwrite them before the date.
+LOCK_MODE: Final = "COMPLIANCE"
 
 
 def is_remote(path: object) -> bool:
@@ -155,10 +160,16 @@ class ObjectStaging:
     and a second run gets `PublishRaceError`. A killed run leaves only staged objects
     (and at most unreferenced copies), which readers never see; a lifecycle rule on
     ``<root>/.staging/`` removes them.
+
+    With `retain_until`, the manifest is created under Object Lock (`LOCK_MODE`) in the
+    same request that commits it, and each listed copy gets the same retention right
+    after: a losing run's copies are never locked, so it can still remove them.
     """
 
-    def __init__(self, out_dir: Path, name: str, root: Path | None = None):
+    def __init__(self, out_dir: Path, name: str, root: Path | None = None,
+                 retain_until: datetime | None = None):
         self.out_dir = out_dir
+        self.retain_until = retain_until
         self.name = name
         self.final = out_dir / name
         root = root if root is not None else out_dir
@@ -201,15 +212,23 @@ class ObjectStaging:
         # One call: s3fs runs the server-side copies concurrently, in batches.
         fs.copy([(self.path / n).path for n in names],  # type: ignore[attr-defined]
                 [(self._copies / n).path for n in names])  # type: ignore[attr-defined]
+        lock: dict[str, Any] = {} if self.retain_until is None else {
+            "ObjectLockMode": LOCK_MODE, "ObjectLockRetainUntilDate": self.retain_until}
         try:
             fs.pipe_file((self.final / MANIFEST).path,  # type: ignore[attr-defined]
-                         self._manifest, mode="create")
+                         self._manifest, mode="create", **lock)
         except FileExistsError:
             self.discard()
             raise PublishRaceError(
                 f"{self.final}: another invoicing run committed this first; nothing of "
                 "this run is visible. Run again to see whether it matches") from None
-        self._copies = None  # committed: the copies are the published files
+        copies, self._copies = self._copies, None  # committed: they are the published files
+        if self.retain_until is not None:
+            retention = {"Mode": LOCK_MODE, "RetainUntilDate": self.retain_until}
+            for n in names:
+                bucket, key = (copies / n).path.split("/", 1)  # type: ignore[attr-defined]
+                fs.call_s3("put_object_retention", Bucket=bucket, Key=key,
+                           Retention=retention)
         _remove(self.path)
         return self.final
 
@@ -267,8 +286,39 @@ class S3Backend:
                 raise
             raise error from None
 
-    def staging(self, out_dir: Path, name: str, root: Path | None) -> ObjectStaging:
-        return ObjectStaging(out_dir, name, root)
+    def staging(self, out_dir: Path, name: str, root: Path | None,
+                retain_until: datetime | None = None) -> ObjectStaging:
+        return ObjectStaging(out_dir, name, root, retain_until)
+
+    def check_retention(self, out_dir: Path) -> None:
+        bucket = _bucket(out_dir)
+        try:
+            config = out_dir.fs.call_s3(  # type: ignore[attr-defined]
+                "get_object_lock_configuration", Bucket=bucket)
+        except Exception as exc:
+            if "ObjectLockConfigurationNotFound" not in str(exc):
+                error = storage_error(exc, out_dir)
+                if error is None:
+                    raise
+                raise error from None
+            config = {}
+        if config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") != "Enabled":
+            raise StorageError(
+                f"{out_dir}: --retain-days needs Object Lock, and bucket {bucket} was not "
+                "created with it (create the bucket with Object Lock enabled); nothing "
+                "was written")
+
+    def list_files(self, folder: Path) -> list[str]:
+        fs = folder.fs  # type: ignore[attr-defined]
+        base = folder.path.rstrip("/") + "/"  # type: ignore[attr-defined]
+        return sorted((key[len(base):] for key in fs.find(base) if key.startswith(base)),
+                      key=lambda n: n.split("/"))
+
+    def protection(self, path: Path) -> Protection | None:
+        bucket, key = path.path.split("/", 1)  # type: ignore[attr-defined]
+        head = path.fs.call_s3("head_object", Bucket=bucket, Key=key)  # type: ignore[attr-defined]
+        mode, until = head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
+        return Protection(mode, until) if mode and until else None
 
     def remove_stale_staging(self, out_dir: Path, name: str) -> None:
         # There is no lock to make this safe: staged objects are ignored by every reader
