@@ -15,7 +15,7 @@ import re
 import sys
 import tomllib
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -172,6 +172,37 @@ def render_options(func: F) -> F:
     return func
 
 
+def publish_options(func: F) -> F:
+    """Options shared by the commands that publish (`run`, `reissue`)."""
+    func = click.option(
+        "--retain-days", type=click.IntRange(min=1), envvar="INVOICING_RETAIN_DAYS",
+        default=None, metavar="N",
+        help="s3:// outputs only: write every published object under S3 Object Lock "
+             "(compliance mode) for N days, so that the store refuses to delete or "
+             "overwrite it (also INVOICING_RETAIN_DAYS). The bucket must have Object "
+             "Lock enabled.")(func)
+    return func
+
+
+def retain_until(days: int | None) -> datetime | None:
+    if days is None:
+        return None
+    return (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0)
+
+
+def echo_head(out_dir: Path, month: Month) -> None:
+    """The month's head, as the last line: keep it (README, "The head")."""
+    from invoicing.publish.issued import IssuedMonth
+
+    click.echo(IssuedMonth(out_dir, month).head().line())
+
+
+EXPECT_HEAD = click.option(
+    "--expect-head", metavar="SHA256", default=None,
+    help="Fail (exit 7) unless the month's head (the latest manifest's SHA-256, printed "
+         "by run and reissue) is exactly this one.")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="invoicing")
 @click.option("-v", "--verbose", is_flag=True, help="Log each stage and its timing to stderr.")
@@ -195,16 +226,19 @@ def main(verbose: bool) -> None:
                    "<out>/<YYYY-MM>/.")
 @render_options
 @allow_incomplete_option
+@publish_options
 @reports_errors
 def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-        out_dir: Path, workers: int, cluster: str | None, allow_incomplete: bool) -> None:
+        out_dir: Path, workers: int, cluster: str | None, allow_incomplete: bool,
+        retain_days: int | None) -> None:
     """Compute a month's charges and publish its invoices.
 
     Writes <out>/<YYYY-MM>/ atomically: a PDF per invoiced customer, line_items.parquet,
     invoices.parquet, rejected_rows.parquet, anomalies.parquet and manifest.json. Safe
     to retry: if the month is already published from identical inputs, nothing changes
     and the exit code is 0; if the inputs differ, it refuses (exit 5). Progress goes to
-    stderr: a bar on a terminal, a line per tenth of the invoices otherwise.
+    stderr: a bar on a terminal, a line per tenth of the invoices otherwise. The last
+    line is the month's head ("head: 2026-10 revision 0 sha256 …"): keep it.
 
     \b
     Example:
@@ -214,9 +248,10 @@ def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
         input_dir, out_dir, month, pricebook=pricebook,
         on_conflict=on_conflict,  # type: ignore[arg-type]
         render=choose_renderer(workers, cluster), seller=load_seller(),
-        allow_incomplete=allow_incomplete,
+        allow_incomplete=allow_incomplete, retain_until=retain_until(retain_days),
     )
     click.echo(run_summary(result))
+    echo_head(out_dir, month)
 
 
 @main.command()
@@ -259,19 +294,22 @@ def diff(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str
 @click.option("--reason", required=True, help="Why the month is reissued (kept in the manifest).")
 @click.option("--issue-date", type=click.DateTime(formats=["%Y-%m-%d"]),
               help="Date printed on the credit notes and replacements. Default: today (UTC).")
+@EXPECT_HEAD
 @render_options
 @allow_incomplete_option
+@publish_options
 @reports_errors
 def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-            out_dir: Path, reason: str, issue_date: Any, workers: int, cluster: str | None,
-            allow_incomplete: bool) -> None:
+            out_dir: Path, reason: str, issue_date: Any, expect_head: str | None, workers: int,
+            cluster: str | None, allow_incomplete: bool, retain_days: int | None) -> None:
     """Issue credit notes and replacement invoices for customers whose charges changed.
 
     Writes <out>/<YYYY-MM>/revisions/NNN/ and leaves every issued file untouched. Each
     changed customer gets a credit note CN-<YYYYMM>-<NNNNNN> reversing its invoice, and
     a replacement invoice whose number continues the month's sequence. The revision's
     manifest records the reason, who ran it, when, and the SHA-256 of the previous
-    manifest.
+    manifest. The last line is the month's new head; with --expect-head, nothing is
+    written (exit 7) unless the month still ends in that head.
 
     \b
     Example:
@@ -285,38 +323,45 @@ def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
         seller=load_seller(), pricebook=pricebook,
         on_conflict=None if on_conflict == "error" else on_conflict,  # type: ignore[arg-type]
         issue_date=issue_date.date() if issue_date else None, allow_incomplete=allow_incomplete,
+        expect_head=expect_head, retain_until=retain_until(retain_days),
     )
     if result.path is None:
         click.echo(f"{month.label}: nothing changed since revision {result.diff.revision}; "
                    "nothing written")
+        echo_head(out_dir, month)
         return
     click.echo(f"{month.label}: wrote revision {result.revision} to {result.path}")
     for cn, inv in result.credit_notes:
         click.echo(f"  credit note {cn} reverses {inv}")
     for inv, old in result.invoices:
         click.echo(f"  invoice {inv}" + (f" replaces {old}" if old else " (new)"))
+    echo_head(out_dir, month)
 
 
 @main.command()
 @month_inputs
 @click.option("--out", "out_dir", required=True, type=LocationParam(file_okay=False),
               help="Output root holding the published <YYYY-MM>/ folder.")
+@EXPECT_HEAD
 @reports_errors
 def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-           out_dir: Path) -> None:
+           out_dir: Path, expect_head: str | None) -> None:
     """Check a published month against its manifest and its inputs.
 
-    Recomputes the month, checks every published file's SHA-256 and the revision
-    chain, and compares the line items embedded in every PDF with the recomputation.
-    Prints OK with counts, or one line per mismatch (exit 7).
+    Recomputes the month; checks every published file's SHA-256 and protection, that
+    no unlisted file sits under the month, the revision chain and its head, the number
+    sequences, and every fact printed in more than one place (manifest, Parquet, PDF,
+    embedded line items and XML) against the others and the recomputation. Prints OK
+    with counts, or one line per mismatch (exit 7); then the head.
 
     \b
     Example:
-      invoicing verify --month 2026-10 --input sample_data/2026-10 --out out
+      invoicing verify --month 2026-10 --input sample_data/2026-10 --out out \
+          --expect-head 0f3c…(the SHA-256 printed by the last run or reissue)
     """
     from invoicing.audit.verify import verify_month
 
-    report = verify_month(input_dir, out_dir, month, pricebook)
+    report = verify_month(input_dir, out_dir, month, pricebook, expect_head)
     if report.ok:
         from invoicing.audit.reports import totals_text
 
@@ -325,9 +370,16 @@ def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: s
         click.echo(f"  documents: {report.invoices} invoice(s) issued, {report.pdfs} current "
                    f"(embedded line items match), {report.credit_notes} credit note(s)")
         click.echo(f"  current totals: {totals_text(report.totals)}")
+        for kind, count in sorted(report.protection.items()):
+            click.echo(f"  {'retention' if 'until' in kind else 'protection'}: {count} "
+                       f"published file(s) {kind}")
+        if report.head is not None:
+            click.echo(report.head.line())
         return
     for line in report.mismatches:
         click.echo(line)
+    if report.head is not None:
+        click.echo(report.head.line())
     raise ReportedError(VerifyMismatchError(
         f"{len(report.mismatches)} mismatch(es) in {out_dir / month.label}"))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,10 @@ from invoicing.pricing import price_month
 from invoicing.pricing.states import plan_days, plan_periods_frame, subscriptions
 from invoicing.publish.issued import IssuedMonth
 from invoicing.publish.locking import month_lock
-from invoicing.publish.manifest import manifest_for
+from invoicing.publish.manifest import manifest_for, retention_entry
 from invoicing.render.einvoice import check_month as check_einvoices
 from invoicing.render.progress import RenderFn
-from invoicing.storage import is_committed, open_staging, remove_stale_staging
+from invoicing.storage import check_retention, is_committed, open_staging, remove_stale_staging
 from invoicing.validate.gates import check_month, enforce
 from invoicing.validate.usage import (
     OnConflict,
@@ -138,13 +139,18 @@ def run_month(
     render: RenderFn,
     seller: tuple[str, ...],
     allow_incomplete: bool = False,
+    retain_until: datetime | None = None,
 ) -> RunResult:
     """Compute, render and publish a month; safe to retry.
 
     If the month is already published from identical inputs, nothing is written and the
     status is ``unchanged``; if it was published from other inputs, `AlreadyPublishedError`.
+    With `retain_until`, every published object is under Object Lock until then (a store
+    that cannot do it is refused before anything is written).
     """
     timer = StageTimer()
+    if retain_until is not None:
+        check_retention(out_dir)
     with month_lock(out_dir, month):
         month_dir = out_dir / month.label
         remove_stale_staging(out_dir, month.label)
@@ -170,7 +176,7 @@ def run_month(
         enforce(list(computed.gate_findings), month, allow_incomplete)
         check_einvoices(computed.inputs.customers, computed.assembled.invoices,
                         computed.inputs.table_paths["customers"])
-        staging = open_staging(out_dir, month.label)
+        staging = open_staging(out_dir, month.label, retain_until=retain_until)
         try:
             pdf_hashes: dict[str, str] = {}
             with timer.stage("render"):
@@ -187,6 +193,8 @@ def run_month(
                 staging.write_parquet("rejected_rows.parquet", computed.usage.rejected)
                 staging.write_parquet("anomalies.parquet", computed.anomalies)
                 manifest = manifest_for(computed, dict(staging.hashes), timer, allow_incomplete)
+                if retain_until is not None:
+                    manifest["retention"] = retention_entry(retain_until)
                 staging.write_manifest(manifest)
                 final = staging.commit()
         except BaseException:

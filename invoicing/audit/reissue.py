@@ -27,12 +27,12 @@ from invoicing.core.money import MONEY
 from invoicing.core.timeframe import Month
 from invoicing.core.timing import StageTimer
 from invoicing.pipeline import compute_month
-from invoicing.publish.issued import REVISIONS
+from invoicing.publish.issued import REVISIONS, HeadMismatchError
 from invoicing.publish.locking import month_lock
-from invoicing.publish.manifest import manifest_for
+from invoicing.publish.manifest import manifest_for, retention_entry
 from invoicing.render.einvoice import check_month as check_einvoices
 from invoicing.render.progress import RenderFn
-from invoicing.storage import Staging, open_staging
+from invoicing.storage import Staging, check_retention, open_staging
 from invoicing.validate.gates import enforce
 from invoicing.validate.usage import OnConflict
 
@@ -245,13 +245,26 @@ def reissue_month(
     input_dir: Path, out_dir: Path, month: Month, *, reason: str, render: RenderFn,
     seller: tuple[str, ...], pricebook: Path | None = None, on_conflict: OnConflict | None = None,
     issue_date: date | None = None, now: datetime | None = None, allow_incomplete: bool = False,
+    expect_head: str | None = None, retain_until: datetime | None = None,
 ) -> ReissueResult:
-    """Write revision n+1: credit notes and replacement invoices for changed customers."""
+    """Write revision n+1: credit notes and replacement invoices for changed customers.
+
+    With `expect_head`, nothing is written unless the month still ends in that head (a
+    deleted latest revision would otherwise make its numbers be spent again); with
+    `retain_until`, the revision's objects are under Object Lock until then."""
     if not reason.strip():
         raise UsageError("--reason must not be empty: say why the month is reissued")
+    if retain_until is not None:
+        check_retention(out_dir)
     with month_lock(out_dir, month):
         issued = issued_month(out_dir, month)
         latest = issued.latest()
+        head = issued.head()
+        if expect_head is not None and expect_head.lower() != head.manifest_sha256:
+            raise HeadMismatchError(
+                f"{issued.root}: head is revision {head.revision} ({head.manifest_sha256}), "
+                f"not the expected {expect_head}: a revision was deleted, rewritten or added "
+                "since; nothing was written and no number was used")
         policy = on_conflict or latest.manifest.get("options", {}).get("on_conflict", "error")
         timer = StageTimer()
         computed = compute_month(input_dir, month, pricebook, policy, timer)
@@ -275,7 +288,8 @@ def reissue_month(
                               credit_seq)
         fresh = _replacements(computed, old_items, old_invoices, changes, invoice_seq, revision)
 
-        staging = open_staging(issued.root / REVISIONS, f"{revision:03d}", root=out_dir)
+        staging = open_staging(issued.root / REVISIONS, f"{revision:03d}", root=out_dir,
+                               retain_until=retain_until)
         try:
             common: dict[str, Any] = dict(
                 run_id=f"{month.compact}-r{revision}-{computed.inputs_digest[:12]}",
@@ -289,6 +303,8 @@ def reissue_month(
             manifest["revision"] = _revision_entry(revision, reason, created, issue_date,
                                                    latest, notes, fresh)
             manifest["outputs"] = dict(sorted(staging.hashes.items()))
+            if retain_until is not None:
+                manifest["retention"] = retention_entry(retain_until)
             staging.write_manifest(manifest)
             path = staging.commit()
         except BaseException:

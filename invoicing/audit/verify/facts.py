@@ -1,0 +1,166 @@
+"""`verify`, the published facts: each fact printed in more than one place is compared in
+all of them.
+
+- each revision's manifest (`totals`, `counts`) against its own Parquet files, and the
+  latest one's inputs, price-book versions, month gates, counts and totals against the
+  recomputation;
+- every PDF's SHA-256 in ``invoices.parquet`` / ``credit_notes.parquet`` against the
+  manifest that lists the PDF;
+- every PDF's embedded line items against its revision's Parquet rows, and every current
+  invoice's against the recomputation;
+- every EU document's ``factur-x.xml`` (number, type, line amounts, totals) against the
+  same, and no other document embeds one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from invoicing.assemble.computed import Computed
+from invoicing.audit.verify.report import VerifyReport
+from invoicing.core.timing import StageTimer
+from invoicing.pricing.lines import LINE_SCHEMA
+from invoicing.publish.issued import Revision
+from invoicing.publish.manifest import manifest_for, totals_per_currency
+from invoicing.render import einvoice
+from invoicing.render.attachment import read_attachment
+from invoicing.storage import MANIFEST, readable
+
+#: Manifest fields a recomputation from the same inputs gives again.
+RECOMPUTED_FIELDS = ("month", "run_id", "inputs_digest", "inputs", "pricebook_versions",
+                     "options", "month_gates", "counts", "totals")
+COLS = ["invoice_number", *LINE_SCHEMA]
+
+
+def read_table(rev: Revision, name: str) -> pl.DataFrame | None:
+    """A Parquet file of a revision, or None when the revision has none."""
+    if name not in rev.manifest.get("outputs", {}):
+        return None
+    return pl.read_parquet(readable(rev.files / name))
+
+
+def check_manifest_against_files(rev: Revision, report: VerifyReport) -> None:
+    """The manifest's totals and counts are those of the revision's own Parquet files."""
+    manifest, where = rev.manifest, rev.path / MANIFEST
+    invoices = rev.invoices()
+    if manifest.get("totals") != totals_per_currency(invoices):
+        report.add(f"{where}: totals differ from {rev.files / 'invoices.parquet'}")
+    counts = manifest.get("counts", {})
+    tables = {"line_items": "line_items.parquet", "anomalies": "anomalies.parquet",
+              "usage_rows_rejected": "rejected_rows.parquet"}
+    actual = {
+        "customers": invoices.height,
+        "invoices": int(invoices["invoice_number"].is_not_null().sum()),
+        "zero_total_customers": int(invoices["invoice_number"].is_null().sum()),
+        **{k: t.height for k, name in tables.items() if (t := read_table(rev, name)) is not None},
+    }
+    for key, value in actual.items():
+        if counts.get(key) != value:
+            report.add(f"{where}: counts.{key} is {counts.get(key)}, the published files "
+                       f"hold {value}")
+
+
+def check_manifest_against_recomputation(rev: Revision, computed: Computed,
+                                         report: VerifyReport) -> None:
+    """The latest manifest's facts are what the inputs give again."""
+    # A month published with findings was necessarily accepted with --allow-incomplete.
+    again = manifest_for(computed, {}, StageTimer(), allow_incomplete=True)
+    for key in RECOMPUTED_FIELDS:
+        if rev.manifest.get(key) != again[key]:
+            report.add(f"{rev.path / MANIFEST}: field {key!r} differs from the recomputed month")
+
+
+def check_pdf_hashes(rev: Revision, revisions: list[Revision], report: VerifyReport) -> None:
+    """``pdf_sha256`` of every document row equals the manifest entry of its PDF."""
+    by_number = {r.number: r for r in revisions}
+    for number, issued_in, sha in rev.invoices().filter(
+            pl.col("invoice_number").is_not_null()).select(
+            "invoice_number", "issued_in_revision", "pdf_sha256").rows():
+        issuer = by_number.get(int(issued_in)) if issued_in is not None else None
+        listed = issuer.manifest.get("outputs", {}).get(f"invoices/{number}.pdf") \
+            if issuer else None
+        if listed is None:
+            report.add(f"{rev.files / 'invoices.parquet'}: {number}: issued in revision "
+                       f"{issued_in}, whose manifest lists no invoices/{number}.pdf")
+        elif sha != listed:
+            report.add(f"{rev.files / 'invoices.parquet'}: {number}: pdf_sha256 differs from "
+                       f"invoices/{number}.pdf in {issuer.path / MANIFEST}")  # type: ignore
+    notes = read_table(rev, "credit_notes.parquet")
+    for number, sha in ([] if notes is None else
+                        notes.select("credit_note_number", "pdf_sha256").rows()):
+        if sha != rev.manifest.get("outputs", {}).get(f"credit_notes/{number}.pdf"):
+            report.add(f"{rev.files / 'credit_notes.parquet'}: {number}: pdf_sha256 differs "
+                       f"from credit_notes/{number}.pdf in {rev.path / MANIFEST}")
+
+
+def check_documents(rev: Revision, countries: pl.DataFrame, report: VerifyReport) -> None:
+    """Every PDF this revision issued embeds the line items and (EU) the XML of its rows."""
+    outputs = rev.manifest.get("outputs", {})
+    invoices = rev.invoices().join(countries, on="customer_id", how="left")
+    items = read_table(rev, "line_items.parquet")
+    for number in sorted(n[len("invoices/"):-4] for n in outputs
+                         if n.startswith("invoices/") and n.endswith(".pdf")):
+        rows = invoices.filter(pl.col("invoice_number") == number)
+        pdf = rev.files / "invoices" / f"{number}.pdf"
+        if rows.is_empty() or items is None:
+            report.add(f"{pdf}: not in {rev.files / 'invoices.parquet'}")
+            continue
+        lines = items.filter(pl.col("invoice_number") == number).select(COLS)
+        compare_embedded(pdf, lines, f"{rev.files / 'line_items.parquet'}", report)
+        report.mismatches.extend(check_einvoice(pdf, rows.row(0, named=True),
+                                                lines["amount"].to_list()))
+    notes = read_table(rev, "credit_notes.parquet")
+    note_items = read_table(rev, "credit_note_items.parquet")
+    if notes is None or note_items is None:
+        return
+    for note in notes.join(countries, on="customer_id", how="left").iter_rows(named=True):
+        number = note["credit_note_number"]
+        pdf = rev.files / "credit_notes" / f"{number}.pdf"
+        lines = note_items.filter(pl.col("invoice_number") == number).select(COLS)
+        compare_embedded(pdf, lines, f"{rev.files / 'credit_note_items.parquet'}", report)
+        credited = {**note, "invoice_number": number,
+                    **{k: -note[k] for k in ("subtotal", "tax", "total")}}
+        report.mismatches.extend(check_einvoice(
+            pdf, credited, [-a for a in lines["amount"]], type_code="381",
+            against="credit_notes.parquet"))
+
+
+def compare_embedded(pdf: Path, expected: pl.DataFrame, against: str,
+                     report: VerifyReport) -> bool:
+    """The PDF's embedded ``line_items.csv`` equals `expected`; False (reported) if not."""
+    try:
+        embedded = read_attachment(readable(pdf))
+    except Exception as exc:  # a damaged PDF is a finding, whatever the parser raises
+        report.add(f"{pdf}: cannot read embedded line items ({type(exc).__name__})")
+        return False
+    if not embedded.select(COLS).equals(expected.select(COLS)):
+        report.add(f"{pdf}: embedded line items differ from {against}")
+        return False
+    return True
+
+
+def check_einvoice(pdf: Path, totals: dict[str, Any], amounts: list[Any],
+                   type_code: str = "380", against: str = "invoices.parquet") -> list[str]:
+    """The PDF's ``factur-x.xml`` states the figures of its row; one line per problem."""
+    try:
+        xml = einvoice.read_embedded_xml(readable(pdf))
+    except Exception as exc:
+        return [f"{pdf}: cannot read attachments ({type(exc).__name__})"]
+    if not einvoice.is_eu(str(totals.get("country"))):
+        return [] if xml is None else [f"{pdf}: a non-EU customer's PDF embeds "
+                                       f"{einvoice.XML_NAME}"]
+    if xml is None:
+        return [f"{pdf}: an EU customer's PDF without {einvoice.XML_NAME}"]
+    try:
+        got = einvoice.read_figures(xml)
+    except ValueError as exc:
+        return [f"{pdf}: {einvoice.XML_NAME} unreadable ({exc})"]
+    want = (totals["invoice_number"], type_code, tuple(amounts), totals["subtotal"],
+            totals["tax"], totals["total"])
+    if (got.number, got.type_code, got.line_amounts, got.subtotal, got.tax,
+            got.total) != want:
+        return [f"{pdf}: embedded {einvoice.XML_NAME} differs from {against}"]
+    return []

@@ -1,0 +1,46 @@
+"""What `verify` found: counts of what it checked, and one line per mismatch."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from invoicing.publish.issued import Head
+
+
+@dataclass
+class VerifyReport:
+    """Counts of what was checked, and one line per mismatch.
+
+    Attributes:
+      files: published files checked against their manifest's SHA-256.
+      invoices: invoice PDFs issued over all revisions (replaced ones included).
+      credit_notes: credit-note PDFs issued over all revisions.
+      pdfs: current invoices whose embedded line items were compared.
+      line_items: current line items compared with the recomputation.
+      revisions: revisions in the chain.
+      totals: current totals per currency: (sum of totals, number of invoices).
+      protection: published files by what protects them (``read-only``, ``COMPLIANCE
+        until …``, ``none``).
+      head: the end of the chain, when the month could be read.
+      mismatches: one line per mismatch, naming the file and the fact.
+    """
+
+    files: int = 0
+    invoices: int = 0
+    credit_notes: int = 0
+    pdfs: int = 0
+    line_items: int = 0
+    revisions: int = 0
+    totals: dict[str, tuple[Decimal, int]] = field(default_factory=dict)
+    protection: Counter[str] = field(default_factory=Counter)
+    head: Head | None = None
+    mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+    def add(self, line: str) -> None:
+        self.mismatches.append(line)
