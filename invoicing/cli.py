@@ -363,7 +363,7 @@ def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: s
 
     report = verify_month(input_dir, out_dir, month, pricebook, expect_head)
     if report.ok:
-        from invoicing.audit.reports import totals_text
+        from invoicing.audit.reports import protection_text, totals_text
 
         click.echo(f"OK {month.label}: {report.revisions} revision(s), {report.files} files, "
                    f"{report.line_items} line items match")
@@ -371,8 +371,7 @@ def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: s
                    f"(embedded line items match), {report.credit_notes} credit note(s)")
         click.echo(f"  current totals: {totals_text(report.totals)}")
         for kind, count in sorted(report.protection.items()):
-            click.echo(f"  {'retention' if 'until' in kind else 'protection'}: {count} "
-                       f"published file(s) {kind}")
+            click.echo(protection_text(kind, count))
         if report.head is not None:
             click.echo(report.head.line())
         return

@@ -100,6 +100,12 @@ def published_files(fs: s3fs.S3FileSystem, bucket: str, folder: str = MONTH) -> 
     return {"manifest.json": manifest, **files}
 
 
+def sha256_of(fs: s3fs.S3FileSystem, bucket: str, folder: str) -> str:
+    """SHA-256 of the committed manifest of `<out>/<MONTH>/<folder>` (a head)."""
+    return hashlib.sha256(fs.cat_file(f"{bucket}/out/{MONTH}/{folder}/manifest.json")
+                          ).hexdigest()
+
+
 def local_files(month_dir: Path) -> dict[str, bytes]:
     return {p.relative_to(month_dir).as_posix(): p.read_bytes()
             for p in sorted(month_dir.rglob("*")) if p.is_file() and "revisions" not in p.parts}
@@ -228,6 +234,7 @@ def test_changed_inputs_diff_reissue_and_verify_in_object_storage(
         f"2026-10: wrote revision 1 to s3://{bucket}/out/{MONTH}/revisions/001\n"
         "  credit note CN-202610-000001 reverses IM-202610-000001\n"
         "  invoice IM-202610-000004 replaces IM-202610-000001\n"
+        f"head: {MONTH} revision 1 sha256 {sha256_of(fs, bucket, 'revisions/001')}\n"
     )
     revision = published_files(fs, bucket, f"{MONTH}/revisions/001")
     assert sorted(revision) == [

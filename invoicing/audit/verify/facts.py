@@ -111,7 +111,8 @@ def check_documents(rev: Revision, countries: pl.DataFrame, report: VerifyReport
         lines = items.filter(pl.col("invoice_number") == number).select(COLS)
         compare_embedded(pdf, lines, f"{rev.files / 'line_items.parquet'}", report)
         report.mismatches.extend(check_einvoice(pdf, rows.row(0, named=True),
-                                                lines["amount"].to_list()))
+                                                lines["amount"].to_list(),
+                                                against=f"{rev.files / 'invoices.parquet'}"))
     notes = read_table(rev, "credit_notes.parquet")
     note_items = read_table(rev, "credit_note_items.parquet")
     if notes is None or note_items is None:
@@ -143,7 +144,7 @@ def compare_embedded(pdf: Path, expected: pl.DataFrame, against: str,
 
 
 def check_einvoice(pdf: Path, totals: dict[str, Any], amounts: list[Any],
-                   type_code: str = "380", against: str = "invoices.parquet") -> list[str]:
+                   type_code: str = "380", against: str = "the recomputed month") -> list[str]:
     """The PDF's ``factur-x.xml`` states the figures of its row; one line per problem."""
     try:
         xml = einvoice.read_embedded_xml(readable(pdf))
