@@ -89,14 +89,7 @@ class Revision:
     def invoices(self) -> pl.DataFrame:
         """Its ``invoices.parquet`` (revision 0's with ``issued_in_revision`` 0 and no
         ``replaces``, as a reissue writes them)."""
-        invoices = pl.read_parquet(readable(self.files / "invoices.parquet"))
-        if "issued_in_revision" not in invoices.columns:
-            invoices = invoices.with_columns(
-                issued_in_revision=pl.when(pl.col("invoice_number").is_not_null())
-                .then(pl.lit(0, dtype=pl.Int64)),
-                replaces=pl.lit(None, dtype=pl.String),
-            )
-        return invoices
+        return normalised(pl.read_parquet(readable(self.files / "invoices.parquet")))
 
 
 class IssuedMonth:
@@ -172,6 +165,18 @@ class IssuedMonth:
                 cns = pl.read_parquet(readable(notes), columns=["credit_note_number"])
                 credit_seq = max([credit_seq, *_sequences(cns["credit_note_number"])])
         return invoice_seq, credit_seq
+
+
+def normalised(invoices: pl.DataFrame) -> pl.DataFrame:
+    """An ``invoices.parquet`` with ``issued_in_revision`` and ``replaces`` (revision 0's
+    has neither: its numbered invoices were issued in revision 0 and replace nothing)."""
+    if "issued_in_revision" in invoices.columns:
+        return invoices
+    return invoices.with_columns(
+        issued_in_revision=pl.when(pl.col("invoice_number").is_not_null())
+        .then(pl.lit(0, dtype=pl.Int64)),
+        replaces=pl.lit(None, dtype=pl.String),
+    )
 
 
 def _revision(number: int, folder: Path) -> Revision:

@@ -38,6 +38,8 @@ from invoicing.audit.verify.facts import (
     check_manifest_against_recomputation,
     check_pdf_hashes,
     compare_embedded,
+    invoices_of,
+    read_table,
 )
 from invoicing.audit.verify.report import VerifyReport
 from invoicing.core.errors import InvoicingError, NotPublishedError
@@ -45,7 +47,7 @@ from invoicing.core.timeframe import Month
 from invoicing.pipeline import compute_month
 from invoicing.publish.issued import Head, IssuedMonth, Revision
 from invoicing.publish.locking import month_lock
-from invoicing.storage import MANIFEST, list_files, readable
+from invoicing.storage import MANIFEST, list_files
 
 __all__ = ["VerifyReport", "verify_month"]
 
@@ -111,8 +113,10 @@ def _check_current(issued: IssuedMonth, revisions: list[Revision], computed: Com
                    report: VerifyReport) -> None:
     """The current state equals the recomputation, and so does every current PDF."""
     latest = revisions[-1]
-    items = pl.read_parquet(readable(latest.files / "line_items.parquet"))
-    invoices = latest.invoices()
+    items = read_table(latest, "line_items.parquet", report)
+    invoices = invoices_of(latest, report)
+    if items is None:
+        raise ValueError(f"{latest.path / MANIFEST} lists no line_items.parquet")
     report.line_items = items.height
     numbered = invoices.filter(pl.col("invoice_number").is_not_null())
     for cur, total, count in numbered.group_by("currency").agg(
@@ -152,4 +156,4 @@ def _check_current(issued: IssuedMonth, revisions: list[Revision], computed: Com
             continue
         report.mismatches.extend(check_einvoice(pdf, totals.row(0, named=True),
                                                 expected["amount"].to_list(),
-                                                against="the recomputed month"))
+                                                against="the recomputed month", report=report))

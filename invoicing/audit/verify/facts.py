@@ -14,6 +14,8 @@ all of them.
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from invoicing.assemble.computed import Computed
 from invoicing.audit.verify.report import VerifyReport
 from invoicing.core.timing import StageTimer
 from invoicing.pricing.lines import LINE_SCHEMA
-from invoicing.publish.issued import Revision
+from invoicing.publish.issued import Revision, normalised
 from invoicing.publish.manifest import manifest_for, totals_per_currency
 from invoicing.render import einvoice
 from invoicing.render.attachment import read_attachment
@@ -35,17 +37,28 @@ RECOMPUTED_FIELDS = ("month", "run_id", "inputs_digest", "inputs", "pricebook_ve
 COLS = ["invoice_number", *LINE_SCHEMA]
 
 
-def read_table(rev: Revision, name: str) -> pl.DataFrame | None:
-    """A Parquet file of a revision, or None when the revision has none."""
+def read_table(rev: Revision, name: str, report: VerifyReport) -> pl.DataFrame | None:
+    """A Parquet file of a revision (read once per run), or None when it has none."""
     if name not in rev.manifest.get("outputs", {}):
         return None
-    return pl.read_parquet(readable(rev.files / name))
+    key = str(rev.files / name)
+    if key not in report.tables:
+        frame = pl.read_parquet(readable(rev.files / name))
+        report.tables[key] = normalised(frame) if name == "invoices.parquet" else frame
+    return report.tables[key]
+
+
+def invoices_of(rev: Revision, report: VerifyReport) -> pl.DataFrame:
+    found = read_table(rev, "invoices.parquet", report)
+    if found is None:
+        raise ValueError(f"{rev.path / MANIFEST} lists no invoices.parquet")
+    return found
 
 
 def check_manifest_against_files(rev: Revision, report: VerifyReport) -> None:
     """The manifest's totals and counts are those of the revision's own Parquet files."""
     manifest, where = rev.manifest, rev.path / MANIFEST
-    invoices = rev.invoices()
+    invoices = invoices_of(rev, report)
     if manifest.get("totals") != totals_per_currency(invoices):
         report.add(f"{where}: totals differ from {rev.files / 'invoices.parquet'}")
     counts = manifest.get("counts", {})
@@ -55,7 +68,8 @@ def check_manifest_against_files(rev: Revision, report: VerifyReport) -> None:
         "customers": invoices.height,
         "invoices": int(invoices["invoice_number"].is_not_null().sum()),
         "zero_total_customers": int(invoices["invoice_number"].is_null().sum()),
-        **{k: t.height for k, name in tables.items() if (t := read_table(rev, name)) is not None},
+        **{k: t.height for k, name in tables.items()
+           if (t := read_table(rev, name, report)) is not None},
     }
     for key, value in actual.items():
         if counts.get(key) != value:
@@ -76,7 +90,7 @@ def check_manifest_against_recomputation(rev: Revision, computed: Computed,
 def check_pdf_hashes(rev: Revision, revisions: list[Revision], report: VerifyReport) -> None:
     """``pdf_sha256`` of every document row equals the manifest entry of its PDF."""
     by_number = {r.number: r for r in revisions}
-    for number, issued_in, sha in rev.invoices().filter(
+    for number, issued_in, sha in invoices_of(rev, report).filter(
             pl.col("invoice_number").is_not_null()).select(
             "invoice_number", "issued_in_revision", "pdf_sha256").rows():
         issuer = by_number.get(int(issued_in)) if issued_in is not None else None
@@ -88,7 +102,7 @@ def check_pdf_hashes(rev: Revision, revisions: list[Revision], report: VerifyRep
         elif sha != listed:
             report.add(f"{rev.files / 'invoices.parquet'}: {number}: pdf_sha256 differs from "
                        f"invoices/{number}.pdf in {issuer.path / MANIFEST}")  # type: ignore
-    notes = read_table(rev, "credit_notes.parquet")
+    notes = read_table(rev, "credit_notes.parquet", report)
     for number, sha in ([] if notes is None else
                         notes.select("credit_note_number", "pdf_sha256").rows()):
         if sha != rev.manifest.get("outputs", {}).get(f"credit_notes/{number}.pdf"):
@@ -99,8 +113,8 @@ def check_pdf_hashes(rev: Revision, revisions: list[Revision], report: VerifyRep
 def check_documents(rev: Revision, countries: pl.DataFrame, report: VerifyReport) -> None:
     """Every PDF this revision issued embeds the line items and (EU) the XML of its rows."""
     outputs = rev.manifest.get("outputs", {})
-    invoices = rev.invoices().join(countries, on="customer_id", how="left")
-    items = read_table(rev, "line_items.parquet")
+    invoices = invoices_of(rev, report).join(countries, on="customer_id", how="left")
+    items = read_table(rev, "line_items.parquet", report)
     for number in sorted(n[len("invoices/"):-4] for n in outputs
                          if n.startswith("invoices/") and n.endswith(".pdf")):
         rows = invoices.filter(pl.col("invoice_number") == number)
@@ -112,9 +126,10 @@ def check_documents(rev: Revision, countries: pl.DataFrame, report: VerifyReport
         compare_embedded(pdf, lines, f"{rev.files / 'line_items.parquet'}", report)
         report.mismatches.extend(check_einvoice(pdf, rows.row(0, named=True),
                                                 lines["amount"].to_list(),
-                                                against=f"{rev.files / 'invoices.parquet'}"))
-    notes = read_table(rev, "credit_notes.parquet")
-    note_items = read_table(rev, "credit_note_items.parquet")
+                                                against=f"{rev.files / 'invoices.parquet'}",
+                                                report=report))
+    notes = read_table(rev, "credit_notes.parquet", report)
+    note_items = read_table(rev, "credit_note_items.parquet", report)
     if notes is None or note_items is None:
         return
     for note in notes.join(countries, on="customer_id", how="left").iter_rows(named=True):
@@ -126,14 +141,14 @@ def check_documents(rev: Revision, countries: pl.DataFrame, report: VerifyReport
                     **{k: -note[k] for k in ("subtotal", "tax", "total")}}
         report.mismatches.extend(check_einvoice(
             pdf, credited, [-a for a in lines["amount"]], type_code="381",
-            against="credit_notes.parquet"))
+            against="credit_notes.parquet", report=report))
 
 
 def compare_embedded(pdf: Path, expected: pl.DataFrame, against: str,
                      report: VerifyReport) -> bool:
     """The PDF's embedded ``line_items.csv`` equals `expected`; False (reported) if not."""
     try:
-        embedded = read_attachment(readable(pdf))
+        embedded = _read_once(report, pdf, "items")
     except Exception as exc:  # a damaged PDF is a finding, whatever the parser raises
         report.add(f"{pdf}: cannot read embedded line items ({type(exc).__name__})")
         return False
@@ -143,11 +158,32 @@ def compare_embedded(pdf: Path, expected: pl.DataFrame, against: str,
     return True
 
 
+def _read_once(report: VerifyReport | None, pdf: Path, what: str) -> Any:
+    """The PDF's embedded line items (``items``) or XML (``xml``): the PDF is read once per
+    verify run and both are kept (each PDF is checked up to twice)."""
+    readers: dict[str, Callable[[Any], Any]] = {
+        "items": read_attachment, "xml": einvoice.read_embedded_xml}
+    if report is None:
+        return readers[what](readable(pdf))
+    if (str(pdf), what) not in report.embedded:
+        data = pdf.read_bytes()
+        for kind, read in readers.items():
+            try:
+                report.embedded[str(pdf), kind] = read(io.BytesIO(data))
+            except Exception as exc:
+                report.embedded[str(pdf), kind] = exc
+    found = report.embedded[str(pdf), what]
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
 def check_einvoice(pdf: Path, totals: dict[str, Any], amounts: list[Any],
-                   type_code: str = "380", against: str = "the recomputed month") -> list[str]:
+                   type_code: str = "380", against: str = "the recomputed month",
+                   report: VerifyReport | None = None) -> list[str]:
     """The PDF's ``factur-x.xml`` states the figures of its row; one line per problem."""
     try:
-        xml = einvoice.read_embedded_xml(readable(pdf))
+        xml = _read_once(report, pdf, "xml")
     except Exception as exc:
         return [f"{pdf}: cannot read attachments ({type(exc).__name__})"]
     if not einvoice.is_eu(str(totals.get("country"))):

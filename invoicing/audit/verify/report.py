@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from invoicing.publish.issued import Head
 
@@ -37,6 +38,10 @@ class VerifyReport:
     protection: Counter[str] = field(default_factory=Counter)
     head: Head | None = None
     mismatches: list[str] = field(default_factory=list)
+    #: What was read from each PDF (embedded line items, XML), parsed once per run.
+    embedded: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+    #: Parquet files read, by location: each is read once per run (object storage).
+    tables: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
