@@ -128,6 +128,11 @@ def readable(path: Path) -> Path | IO[bytes]:
     return backend_for(path).readable(path)
 
 
+def read_bytes(path: Path) -> bytes:
+    """The whole file, through its backend (one request on object storage)."""
+    return backend_for(path).read_bytes(path)
+
+
 def relative_name(path: Path, root: Path) -> str | None:
     """`path` relative to `root` with ``/`` separators, or None when it is outside."""
     if is_remote(path) != is_remote(root):

@@ -102,6 +102,10 @@ class Backend(Protocol):
         """What to hand to Polars or PyArrow to read `path`."""
         ...
 
+    def read_bytes(self, path: Path) -> bytes:
+        """The whole file (one request on object storage); FileNotFoundError if missing."""
+        ...
+
     def relative_name(self, path: Path, root: Path) -> str | None:
         """`path` relative to `root` with ``/`` separators, or None when outside."""
         ...

@@ -119,6 +119,9 @@ class LocalBackend:
     def readable(self, path: Path) -> Path | IO[bytes]:
         return path
 
+    def read_bytes(self, path: Path) -> bytes:
+        return path.read_bytes()
+
     def relative_name(self, path: Path, root: Path) -> str | None:
         try:
             return path.resolve().relative_to(root.resolve()).as_posix()

@@ -263,7 +263,11 @@ class S3Backend:
 
     def readable(self, path: Path) -> Path | IO[bytes]:
         # Polars and PyArrow would open an s3:// string with their own HTTP clients.
-        return io.BytesIO(path.read_bytes())
+        return io.BytesIO(self.read_bytes(path))
+
+    def read_bytes(self, path: Path) -> bytes:
+        # One GET (the pathlib API would ask for the object's size first).
+        return path.fs.cat_file(path.path)  # type: ignore[attr-defined]
 
     def relative_name(self, path: Path, root: Path) -> str | None:
         prefix = str(root).rstrip("/") + "/"

@@ -12,10 +12,18 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from invoicing.audit.verify.facts import remember_embedded
 from invoicing.audit.verify.report import VerifyReport
 from invoicing.core.timeframe import Month
 from invoicing.publish.issued import REVISIONS, Head, Revision, sequence
-from invoicing.storage import MANIFEST, is_remote, list_files, protection, relative_name
+from invoicing.storage import (
+    MANIFEST,
+    is_remote,
+    list_files,
+    protection,
+    read_bytes,
+    relative_name,
+)
 from invoicing.storage.base import sha256_bytes
 
 #: A local reissue's temporary folder (`storage/local.py`): never published, removed by
@@ -35,12 +43,14 @@ def check_files(rev: Revision, previous: Revision | None, report: VerifyReport) 
         report.invoices += folder == "invoices" and relative.endswith(".pdf")
         report.credit_notes += folder == "credit_notes" and relative.endswith(".pdf")
         try:
-            data = path.read_bytes()
+            data = read_bytes(path)
         except OSError:
             report.add(f"{path}: missing (listed in {rev.path / MANIFEST})")
             continue
         if sha256_bytes(data) != expected:
             report.add(f"{path}: SHA-256 differs from {rev.path / MANIFEST}")
+        if relative.endswith(".pdf"):
+            remember_embedded(report, path, data)  # so that each PDF is read once
         _check_protection(path, retention, report)
     _check_protection(rev.path / MANIFEST, retention, report)
     if previous is not None:

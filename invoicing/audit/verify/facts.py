@@ -29,7 +29,7 @@ from invoicing.publish.issued import Revision, normalised
 from invoicing.publish.manifest import manifest_for, totals_per_currency
 from invoicing.render import einvoice
 from invoicing.render.attachment import read_attachment
-from invoicing.storage import MANIFEST, readable
+from invoicing.storage import MANIFEST, read_bytes, readable
 
 #: Manifest fields a recomputation from the same inputs gives again.
 RECOMPUTED_FIELDS = ("month", "run_id", "inputs_digest", "inputs", "pricebook_versions",
@@ -158,20 +158,27 @@ def compare_embedded(pdf: Path, expected: pl.DataFrame, against: str,
     return True
 
 
+#: What verify reads out of a PDF.
+READERS: dict[str, Callable[[Any], Any]] = {
+    "items": read_attachment, "xml": einvoice.read_embedded_xml}
+
+
+def remember_embedded(report: VerifyReport, pdf: Path, data: bytes) -> None:
+    """Parse what the PDF embeds (line items, XML) from its bytes, once per verify run."""
+    for kind, read in READERS.items():
+        try:
+            report.embedded[str(pdf), kind] = read(io.BytesIO(data))
+        except Exception as exc:
+            report.embedded[str(pdf), kind] = exc
+
+
 def _read_once(report: VerifyReport | None, pdf: Path, what: str) -> Any:
     """The PDF's embedded line items (``items``) or XML (``xml``): the PDF is read once per
     verify run and both are kept (each PDF is checked up to twice)."""
-    readers: dict[str, Callable[[Any], Any]] = {
-        "items": read_attachment, "xml": einvoice.read_embedded_xml}
     if report is None:
-        return readers[what](readable(pdf))
+        return READERS[what](readable(pdf))
     if (str(pdf), what) not in report.embedded:
-        data = pdf.read_bytes()
-        for kind, read in readers.items():
-            try:
-                report.embedded[str(pdf), kind] = read(io.BytesIO(data))
-            except Exception as exc:
-                report.embedded[str(pdf), kind] = exc
+        remember_embedded(report, pdf, read_bytes(pdf))
     found = report.embedded[str(pdf), what]
     if isinstance(found, Exception):
         raise found
