@@ -100,7 +100,7 @@ def test_no_import_cycle() -> None:
 #: Modules still over the limit, to be split (the list only shrinks).
 OVER_LIMIT: set[str] = {
     "invoicing.load.pricebook", "invoicing.load.inputs",
-    "invoicing.render.einvoice", "invoicing.render.engine", "invoicing.validate.usage",
+    "invoicing.render.einvoice", "invoicing.validate.usage",
 }
 
 

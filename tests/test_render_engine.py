@@ -20,6 +20,7 @@ from weasyprint.css import ComputedStyle
 from weasyprint.pdf import fonts as pdf_fonts
 
 from invoicing.render import engine as render_engine
+from invoicing.render import engine_fonts
 from invoicing.render.pdf import InvoiceRenderer
 from tests.documents_factory import make_document
 
@@ -177,7 +178,7 @@ def test_without_hb_subset_preprocess_only_the_font_change_is_left_out(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     stock_subset = pdf_fonts.Font._harfbuzz_subset
-    monkeypatch.setattr(render_engine, "_preprocess_function", lambda *args: None)
+    monkeypatch.setattr(engine_fonts, "_preprocess_function", lambda *args: None)
     with caplog.at_level(logging.WARNING, logger="invoicing.render.engine"):
         assert render_engine.install()
     assert [r.getMessage() for r in caplog.records] == [
