@@ -15,7 +15,7 @@ import re
 import sys
 import tomllib
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +26,8 @@ from invoicing.audit.reports import run_summary
 from invoicing.core.errors import InvoicingError, VerifyMismatchError
 from invoicing.core.timeframe import Month
 from invoicing.pipeline import run_month
+from invoicing.publish.issued import IssuedMonth
+from invoicing.publish.manifest import retention_end
 from invoicing.render.renderers import choose_renderer, default_workers
 from invoicing.validate.gates import enforce
 
@@ -172,28 +174,17 @@ def render_options(func: F) -> F:
     return func
 
 
-def publish_options(func: F) -> F:
-    """Options shared by the commands that publish (`run`, `reissue`)."""
-    func = click.option(
-        "--retain-days", type=click.IntRange(min=1), envvar="INVOICING_RETAIN_DAYS",
-        default=None, metavar="N",
-        help="s3:// outputs only: write every published object under S3 Object Lock "
-             "(compliance mode) for N days, so that the store refuses to delete or "
-             "overwrite it (also INVOICING_RETAIN_DAYS). The bucket must have Object "
-             "Lock enabled.")(func)
-    return func
-
-
-def retain_until(days: int | None) -> datetime | None:
-    if days is None:
-        return None
-    return (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0)
+#: `run`, `reissue`: write once on object storage.
+RETAIN_DAYS = click.option(
+    "--retain-days", type=click.IntRange(min=1), envvar="INVOICING_RETAIN_DAYS",
+    default=None, metavar="N",
+    help="s3:// outputs only: every published object under S3 Object Lock (compliance "
+         "mode) for N days, which the store enforces (also INVOICING_RETAIN_DAYS); the "
+         "bucket must have Object Lock enabled.")
 
 
 def echo_head(out_dir: Path, month: Month) -> None:
     """The month's head, as the last line: keep it (README, "The head")."""
-    from invoicing.publish.issued import IssuedMonth
-
     click.echo(IssuedMonth(out_dir, month).head().line())
 
 
@@ -226,7 +217,7 @@ def main(verbose: bool) -> None:
                    "<out>/<YYYY-MM>/.")
 @render_options
 @allow_incomplete_option
-@publish_options
+@RETAIN_DAYS
 @reports_errors
 def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
         out_dir: Path, workers: int, cluster: str | None, allow_incomplete: bool,
@@ -248,7 +239,7 @@ def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
         input_dir, out_dir, month, pricebook=pricebook,
         on_conflict=on_conflict,  # type: ignore[arg-type]
         render=choose_renderer(workers, cluster), seller=load_seller(),
-        allow_incomplete=allow_incomplete, retain_until=retain_until(retain_days),
+        allow_incomplete=allow_incomplete, retain_until=retention_end(retain_days),
     )
     click.echo(run_summary(result))
     echo_head(out_dir, month)
@@ -297,7 +288,7 @@ def diff(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str
 @EXPECT_HEAD
 @render_options
 @allow_incomplete_option
-@publish_options
+@RETAIN_DAYS
 @reports_errors
 def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
             out_dir: Path, reason: str, issue_date: Any, expect_head: str | None, workers: int,
@@ -323,7 +314,7 @@ def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
         seller=load_seller(), pricebook=pricebook,
         on_conflict=None if on_conflict == "error" else on_conflict,  # type: ignore[arg-type]
         issue_date=issue_date.date() if issue_date else None, allow_incomplete=allow_incomplete,
-        expect_head=expect_head, retain_until=retain_until(retain_days),
+        expect_head=expect_head, retain_until=retention_end(retain_days),
     )
     if result.path is None:
         click.echo(f"{month.label}: nothing changed since revision {result.diff.revision}; "
@@ -362,23 +353,10 @@ def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: s
     from invoicing.audit.verify import verify_month
 
     report = verify_month(input_dir, out_dir, month, pricebook, expect_head)
-    if report.ok:
-        from invoicing.audit.reports import protection_text, totals_text
-
-        click.echo(f"OK {month.label}: {report.revisions} revision(s), {report.files} files, "
-                   f"{report.line_items} line items match")
-        click.echo(f"  documents: {report.invoices} invoice(s) issued, {report.pdfs} current "
-                   f"(embedded line items match), {report.credit_notes} credit note(s)")
-        click.echo(f"  current totals: {totals_text(report.totals)}")
-        for kind, count in sorted(report.protection.items()):
-            click.echo(protection_text(kind, count))
-        if report.head is not None:
-            click.echo(report.head.line())
-        return
-    for line in report.mismatches:
+    for line in report.lines(month.label):
         click.echo(line)
-    if report.head is not None:
-        click.echo(report.head.line())
+    if report.ok:
+        return
     raise ReportedError(VerifyMismatchError(
         f"{len(report.mismatches)} mismatch(es) in {out_dir / month.label}"))
 

@@ -172,6 +172,9 @@ def run_month(
                 f"'invoicing diff' to see what changed and 'invoicing reissue' to issue "
                 "credit notes and replacement invoices."
             )
+        # A month whose heads were recorded but that is gone was deleted: publishing it
+        # again would spend its numbers a second time.
+        IssuedMonth(out_dir, month).check_recorded_heads()
         computed = compute_month(input_dir, month, pricebook, on_conflict, timer)
         enforce(list(computed.gate_findings), month, allow_incomplete)
         check_einvoices(computed.inputs.customers, computed.assembled.invoices,
@@ -200,6 +203,7 @@ def run_month(
         except BaseException:
             staging.discard()
             raise
+        IssuedMonth(out_dir, month).record_head(retain_until)
         return RunResult("published", final, manifest, timer)
 
 

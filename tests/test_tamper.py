@@ -427,6 +427,7 @@ def test_reissue_refuses_to_spend_numbers_again_after_a_deleted_revision(
         month: Path, reissued: Path) -> None:
     head = (reissued / "head").read_text()
     shutil.rmtree(month / REV)
+    shutil.rmtree(month.parent / f"{MONTH}.heads")  # the records beside it deleted too
     code, output = cli("reissue", "--month", MONTH, "--input", str(reissued / "in"), "--out",
                        str(month.parent), "--reason", "again", "--expect-head", head,
                        "--workers", "1")
@@ -454,3 +455,30 @@ def test_a_total_in_the_manifest_is_exact(month: Path) -> None:
     code, output = verify(month)
     assert code == ExitCode.VERIFY_MISMATCH
     assert f"{month / REV / 'manifest.json'}: field 'totals' differs" in output
+
+
+def test_the_head_records_beside_the_month_name_a_deleted_revision(month: Path) -> None:
+    """Without the head kept elsewhere, the records `reissue` left beside the month (in
+    ``<out>/2026-10.heads/``) still show that revision 1 existed."""
+    record = month.parent / f"{MONTH}.heads/001.json"
+    assert json.loads(record.read_bytes())["credit_note_seq"] == 1
+    shutil.rmtree(month / REV)
+    code, output = verify(month)
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert f"{record}: records revision 1 (" in output
+    assert "which the month no longer holds: a revision was deleted" in output
+    code, output = cli("reissue", "--month", MONTH, "--input", str(month.parents[1] / "in"),
+                       "--out", str(month.parent), "--reason", "again", "--workers", "1")
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert output.startswith(f"Error: {record}: records revision 1 (")
+    assert output.endswith("nothing was written and no number was used\n")
+    assert list((month / "revisions").iterdir()) == []
+
+
+def test_a_deleted_month_is_not_published_again_over_its_head_records(month: Path) -> None:
+    shutil.rmtree(month)
+    code, output = cli("run", "--month", MONTH, "--input", str(month.parents[1] / "in"),
+                       "--out", str(month.parent), "--workers", "1")
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert output.startswith(f"Error: {month.parent / MONTH}.heads/000.json: records revision 0")
+    assert not month.exists()

@@ -27,7 +27,8 @@ from invoicing.core.money import MONEY
 from invoicing.core.timeframe import Month
 from invoicing.core.timing import StageTimer
 from invoicing.pipeline import compute_month
-from invoicing.publish.issued import REVISIONS, HeadMismatchError
+from invoicing.publish.heads import HeadMismatchError
+from invoicing.publish.issued import REVISIONS
 from invoicing.publish.locking import month_lock
 from invoicing.publish.manifest import manifest_for, retention_entry
 from invoicing.render.einvoice import check_month as check_einvoices
@@ -265,6 +266,7 @@ def reissue_month(
                 f"{issued.root}: head is revision {head.revision} ({head.manifest_sha256}), "
                 f"not the expected {expect_head}: a revision was deleted, rewritten or added "
                 "since; nothing was written and no number was used")
+        issued.check_recorded_heads()
         policy = on_conflict or latest.manifest.get("options", {}).get("on_conflict", "error")
         timer = StageTimer()
         computed = compute_month(input_dir, month, pricebook, policy, timer)
@@ -310,6 +312,7 @@ def reissue_month(
         except BaseException:
             staging.discard()
             raise
+        issued.record_head(retain_until)
         return ReissueResult(
             revision, path,
             tuple(zip(notes.numbers, notes.credited["invoice_number"].to_list(), strict=True)),

@@ -171,12 +171,3 @@ def run_summary(result: RunResult) -> str:
         lines += [f"    {f['gate']}: {f['message']}" for f in gates["findings"]]
     return "\n".join(lines)
 
-
-def protection_text(kind: str, count: int) -> str:
-    """One line of `verify`'s report on what protects the published files."""
-    if kind == "read-only":
-        return f"  read-only: {count} published file(s)"
-    if kind == "none":
-        return (f"  retention: none on {count} published object(s) (published without "
-                "--retain-days)")
-    return f"  retention: {count} published object(s) under Object Lock, {kind}"

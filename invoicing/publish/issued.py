@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,13 @@ import polars as pl
 
 from invoicing.core.errors import VerifyMismatchError
 from invoicing.core.timeframe import Month
+from invoicing.publish.heads import (
+    Head,
+    HeadMismatchError,
+    read_head_records,
+    record_head,
+    record_problems,
+)
 from invoicing.storage import MANIFEST, files_of, is_committed, readable, sha256_bytes
 
 REVISIONS = "revisions"
@@ -44,29 +52,6 @@ _SEQ = re.compile(r"-(\d{6})$")
 
 class DamagedMonthError(VerifyMismatchError):
     """The published month is not a readable chain of revisions (exit 7)."""
-
-
-class HeadMismatchError(VerifyMismatchError):
-    """The month does not end in the head the caller kept (exit 7)."""
-
-
-@dataclass(frozen=True)
-class Head:
-    """The end of a month's chain of revisions: what to keep outside the store.
-
-    Attributes:
-      month: the month's label.
-      revision: the latest revision's number (0 after `run`).
-      manifest_sha256: SHA-256 of the latest revision's manifest.json.
-    """
-
-    month: str
-    revision: int
-    manifest_sha256: str
-
-    def line(self) -> str:
-        """The line `run`, `reissue` and `verify` print (the SHA-256 is the last word)."""
-        return f"head: {self.month} revision {self.revision} sha256 {self.manifest_sha256}"
 
 
 @dataclass(frozen=True)
@@ -145,6 +130,22 @@ class IssuedMonth:
         latest = self.latest()
         return Head(self.month.label, latest.number, latest.manifest_sha256)
 
+    def record_head(self, retain_until: datetime | None = None) -> Head:
+        """Record the head just published (`publish/heads.py`) and return it."""
+        head = self.head()
+        record_head(self.out_dir, head, self.max_sequences(), retain_until)
+        return head
+
+    def check_recorded_heads(self) -> None:
+        """Refuse (`HeadMismatchError`) a month that lost a revision a record names."""
+        records, unreadable = read_head_records(self.out_dir, self.month.label)
+        chain = ({r.number: r.manifest_sha256 for r in self.revisions()}
+                 if self.exists() else {})
+        problems = unreadable + record_problems(records, chain)
+        if problems:
+            raise HeadMismatchError(f"{problems[0]}; nothing was written and no number "
+                                    "was used")
+
     def next_revision_dir_name(self) -> str:
         return f"{self.latest().number + 1:03d}"
 
@@ -154,8 +155,11 @@ class IssuedMonth:
         return pl.read_parquet(readable(latest.files / "line_items.parquet")), latest.invoices()
 
     def max_sequences(self) -> tuple[int, int]:
-        """Highest invoice and credit-note sequence numbers used over the whole chain."""
-        invoice_seq, credit_seq = 0, 0
+        """Highest invoice and credit-note sequence numbers used over the whole chain and
+        recorded in any head (`publish/heads.py`)."""
+        records, _ = read_head_records(self.out_dir, self.month.label)
+        invoice_seq = max([0, *(r.invoice_seq for r in records)])
+        credit_seq = max([0, *(r.credit_note_seq for r in records)])
         for rev in self.revisions():
             numbers = pl.read_parquet(readable(rev.files / "invoices.parquet"),
                                       columns=["invoice_number"])

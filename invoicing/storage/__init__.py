@@ -73,7 +73,7 @@ __all__ = [
     "lock",
     "manifest_bytes",
     "open_staging",
-    "protection",
+    "protection", "put_record",
     "raised_by_object_storage",
     "readable",
     "relative_name",
@@ -169,6 +169,11 @@ def open_staging(out_dir: Path, name: str, root: Path | None = None,
 def check_retention(out_dir: Path) -> None:
     """Refuse, with one line, an output that cannot keep files under retention."""
     backend_for(out_dir).check_retention(out_dir)
+
+
+def put_record(path: Path, data: bytes, retain_until: datetime | None = None) -> None:
+    """Write a small record once, read-only or under Object Lock (`Backend.put_record`)."""
+    backend_for(path).put_record(path, data, retain_until)
 
 
 def list_files(folder: Path) -> list[str]:

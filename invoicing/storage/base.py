@@ -133,6 +133,11 @@ class Backend(Protocol):
         published files under retention."""
         ...
 
+    def put_record(self, path: Path, data: bytes, retain_until: datetime | None) -> None:
+        """Write a small record once (left as it is if it exists), protected like a
+        published file: read-only, or under Object Lock until `retain_until`."""
+        ...
+
     def list_files(self, folder: Path) -> list[str]:
         """Every file under `folder` (recursively), by name relative to it, sorted."""
         ...

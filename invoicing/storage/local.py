@@ -147,6 +147,19 @@ class LocalBackend:
                          "s3:// output on a bucket with Object Lock (published local files "
                          "are made read-only instead)")
 
+    def put_record(self, path: Path, data: bytes, retain_until: datetime | None) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        if path.exists():
+            return
+        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PUBLISHED_MODE)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.rename(temporary, path)
+        _fsync_dir(path.parent)
+
     def list_files(self, folder: Path) -> list[str]:
         return sorted((p.relative_to(folder).as_posix() for p in folder.rglob("*")
                        if p.is_file()), key=lambda n: n.split("/"))

@@ -312,6 +312,12 @@ class S3Backend:
                 "created with it (create the bucket with Object Lock enabled); nothing "
                 "was written")
 
+    def put_record(self, path: Path, data: bytes, retain_until: datetime | None) -> None:
+        lock: dict[str, Any] = {} if retain_until is None else {
+            "ObjectLockMode": LOCK_MODE, "ObjectLockRetainUntilDate": retain_until}
+        with contextlib.suppress(FileExistsError):  # written once
+            path.fs.pipe_file(path.path, data, mode="create", **lock)  # type: ignore[attr-defined]
+
     def list_files(self, folder: Path) -> list[str]:
         fs = folder.fs  # type: ignore[attr-defined]
         base = folder.path.rstrip("/") + "/"  # type: ignore[attr-defined]

@@ -45,7 +45,8 @@ from invoicing.audit.verify.report import VerifyReport
 from invoicing.core.errors import InvoicingError, NotPublishedError
 from invoicing.core.timeframe import Month
 from invoicing.pipeline import compute_month
-from invoicing.publish.issued import Head, IssuedMonth, Revision
+from invoicing.publish.heads import Head, read_head_records, record_problems
+from invoicing.publish.issued import IssuedMonth, Revision
 from invoicing.publish.locking import month_lock
 from invoicing.storage import MANIFEST, list_files
 
@@ -86,6 +87,9 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
         latest = revisions[-1]
         report.head = Head(month.label, latest.number, latest.manifest_sha256)
         check_head(report.head, expect_head, revisions, report)
+        records, unreadable = read_head_records(out_dir, month.label)
+        report.mismatches.extend(unreadable + record_problems(
+            records, {r.number: r.manifest_sha256 for r in revisions}))
         for i, rev in enumerate(revisions):
             previous = revisions[i - 1] if i else None
             _guarded(report, rev.path, partial(check_files, rev, previous, report))

@@ -15,7 +15,8 @@ from pathlib import Path
 from invoicing.audit.verify.facts import remember_embedded
 from invoicing.audit.verify.report import VerifyReport
 from invoicing.core.timeframe import Month
-from invoicing.publish.issued import REVISIONS, Head, Revision, sequence
+from invoicing.publish.heads import Head
+from invoicing.publish.issued import REVISIONS, Revision, sequence
 from invoicing.storage import (
     MANIFEST,
     is_remote,

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from invoicing.publish.issued import Head
+from invoicing.audit.reports import totals_text
+from invoicing.publish.heads import Head
 
 
 @dataclass
@@ -49,3 +50,30 @@ class VerifyReport:
 
     def add(self, line: str) -> None:
         self.mismatches.append(line)
+
+    def lines(self, label: str) -> list[str]:
+        """What `verify` prints: OK with counts, protection and the head; or one line per
+        mismatch, then the head."""
+        if self.ok:
+            lines = [
+                f"OK {label}: {self.revisions} revision(s), {self.files} files, "
+                f"{self.line_items} line items match",
+                f"  documents: {self.invoices} invoice(s) issued, {self.pdfs} current "
+                f"(embedded line items match), {self.credit_notes} credit note(s)",
+                f"  current totals: {totals_text(self.totals)}",
+                *(protection_text(kind, count) for kind, count in sorted(
+                    self.protection.items())),
+            ]
+        else:
+            lines = list(self.mismatches)
+        return lines + ([self.head.line()] if self.head is not None else [])
+
+
+def protection_text(kind: str, count: int) -> str:
+    """One line of `verify`'s report on what protects the published files."""
+    if kind == "read-only":
+        return f"  read-only: {count} published file(s)"
+    if kind == "none":
+        return (f"  retention: none on {count} published object(s) (published without "
+                "--retain-days)")
+    return f"  retention: {count} published object(s) under Object Lock, {kind}"
