@@ -193,6 +193,9 @@ def test_retained_objects_cannot_be_deleted_and_verify_lists_their_retention(
         with pytest.raises(ClientError, match="AccessDenied"):
             client.delete_object(  # type: ignore[attr-defined]
                 Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+    record = client.head_object(  # type: ignore[attr-defined]
+        Bucket=bucket, Key=f"out/{MONTH}.heads/000.json")  # the head record is kept too
+    assert record["ObjectLockMode"] == "COMPLIANCE"
     monkeypatch.delenv("INVOICING_RETAIN_DAYS")
     code, output = cli("verify", *args, "--expect-head", output.splitlines()[-1].split()[-1])
     assert code == 0, output
