@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import boto3
@@ -24,6 +25,7 @@ from invoicing.core.errors import ExitCode
 from tests.builders import INCOMPLETE_OK
 from tests.test_object_storage import (
     aws_env,
+    change_usage,
     endpoint,
     fs,
     small_month,
@@ -172,7 +174,7 @@ def test_retained_objects_cannot_be_deleted_and_verify_lists_their_retention(
         monkeypatch: pytest.MonkeyPatch) -> None:
     bucket = f"locked-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)  # type: ignore
-    upload_month(fs, bucket, small_month(), tmp_path)
+    local_in = upload_month(fs, bucket, small_month(), tmp_path)
     args = ["--month", MONTH, "--input", f"s3://{bucket}/in/{MONTH}", "--out",
             f"s3://{bucket}/out"]
     monkeypatch.setenv("INVOICING_RETAIN_DAYS", "1")
@@ -184,6 +186,17 @@ def test_retained_objects_cannot_be_deleted_and_verify_lists_their_retention(
     published = [f"out/{MONTH}/manifest.json",
                  *(f"out/{MONTH}/objects/{scope(fs.cat_file(f'{bucket}/out/{MONTH}/manifest.json'))}"
                    f"/{name}" for name in manifest["outputs"])]
+    # A reissue under retention too: its revision's objects are locked the same way.
+    change_usage(fs, bucket, local_in, 1, 35_000)
+    code, output = cli("reissue", *args, "--reason", "usage corrected", "--retain-days", "1",
+                       "--workers", "1", INCOMPLETE_OK)
+    assert code == 0, output
+    revision = f"out/{MONTH}/revisions/001"
+    rev_manifest = fs.cat_file(f"{bucket}/{revision}/manifest.json")
+    rev_until = json.loads(rev_manifest)["retention"]["retain_until"]
+    published += [f"{revision}/manifest.json",
+                  *(f"{revision}/objects/{scope(rev_manifest)}/{name}"
+                    for name in json.loads(rev_manifest)["outputs"])]
     versions = client.list_object_versions(  # type: ignore[attr-defined]
         Bucket=bucket, Prefix=f"out/{MONTH}/")["Versions"]
     assert sorted(v["Key"] for v in versions) == sorted(published)
@@ -199,8 +212,12 @@ def test_retained_objects_cannot_be_deleted_and_verify_lists_their_retention(
     monkeypatch.delenv("INVOICING_RETAIN_DAYS")
     code, output = cli("verify", *args, "--expect-head", output.splitlines()[-1].split()[-1])
     assert code == 0, output
-    assert (f"  retention: {len(published)} published object(s) under Object Lock, "
-            f"COMPLIANCE until {until}") in output.splitlines()
+    assert len(published) == 17  # 8 objects of revision 0, 9 of revision 1
+    counts = Counter({until: 8})
+    counts[rev_until] += 9  # (the same second when both ran within it)
+    assert [line for line in output.splitlines() if line.startswith("  retention: ")] == [
+        f"  retention: {n} published object(s) under Object Lock, COMPLIANCE until {t}"
+        for t, n in sorted(counts.items())]
 
     # An overwrite adds a version without retention: verify names it.
     key = published[1]
