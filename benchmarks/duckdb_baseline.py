@@ -594,7 +594,9 @@ COPY (
            CAST(l.amount AS DECIMAL(38, 6)) AS amount, l.currency, l.plan, l.tier,
            CAST(l.peak_value AS BIGINT) AS peak_value, l.peak_date,
            CAST(l.free_quota AS BIGINT) AS free_quota, CAST(l.block AS BIGINT) AS block,
-           CAST(l.excess AS BIGINT) AS excess, CAST(l.days_on_plan AS BIGINT) AS days_on_plan,
+           CAST(l.excess AS BIGINT) AS excess,
+           CAST(NULL AS VARCHAR) AS bands,  -- the baseline prices the block model only
+           CAST(l.days_on_plan AS BIGINT) AS days_on_plan,
            CAST(l.days_in_month AS BIGINT) AS days_in_month,
            CAST(l.active_days AS BIGINT) AS active_days, l.first_active, l.last_active,
            l.trial_end, l.pricebook_version

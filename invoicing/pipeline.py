@@ -30,6 +30,7 @@ from invoicing.core.timing import StageTimer
 from invoicing.entitlements import find_anomalies
 from invoicing.load.inputs import load_inputs
 from invoicing.pricing import price_month
+from invoicing.pricing.models import MODELS
 from invoicing.pricing.states import plan_days, plan_periods_frame, subscriptions
 from invoicing.publish.issued import IssuedMonth
 from invoicing.publish.locking import month_lock
@@ -56,7 +57,7 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
     """load -> validate -> pricing -> entitlements -> assemble."""
     timer = timer or StageTimer()
     with timer.stage("load"):
-        inputs = load_inputs(input_dir, pricebook)
+        inputs = load_inputs(input_dir, pricebook, models=MODELS)
     with timer.stage("validate"):
         # Every problem of the tables and the usage values is collected and reported
         # together (exit 3), like a compiler's errors.
@@ -157,7 +158,7 @@ def run_month(
         if is_committed(month_dir):
             # A retry only needs the inputs' hashes to know whether anything changed.
             with timer.stage("load"):
-                digest = inputs_digest(load_inputs(input_dir, pricebook))
+                digest = inputs_digest(load_inputs(input_dir, pricebook, models=MODELS))
             try:
                 existing = IssuedMonth(out_dir, month).latest().manifest
             except (OSError, ValueError) as exc:

@@ -7,7 +7,8 @@ the input folder with pyarrow and the price book with `tomllib`, and computes wi
 standard library only (`decimal`, `datetime`, `calendar`). It is written to be read by
 an auditor next to the rules; it is not fast and does not need to be.
 
-What it covers: plan fees under both policies (R1), DAU and group overage (R2, R3),
+What it covers: plan fees under both policies (R1), DAU and group overage (R2, R3) in
+blocks or in graduated bands,
 add-ons (R4, R5), audio/video calls with their trial (R6), rounding and tax (R7), the
 choice of the price-book version (R8) and invoice numbers (R10). What it does not do:
 input validation (it expects a month the product accepts), R9 anomalies, documents.
@@ -221,15 +222,37 @@ def overage_lines(app: int, customer: str, currency: str, version: dict[str, Any
     for item, position in (("dau_overage", 0), ("group_overage", 1)):
         terms = version[item]
         quota, block = int(terms["free_quota"]), int(terms["block"])
-        price = Decimal(terms["price_per_block"])
         peak = max(usage[(app, d)][position] for d in paid_days)
         peak_day = min(d for d in paid_days if usage[(app, d)][position] == peak)
         excess = max(0, peak - quota)
         blocks = (excess + block - 1) // block  # a partial block counts whole
+        evidence: tuple[tuple[str, Any], ...] = (("peak_value", peak), ("peak_date", peak_day))
+        if terms.get("model", "blocks") == "graduated":
+            bands = graduated_bands(blocks, terms["band"])
+            total = sum((amount for *_, amount in bands), start=Decimal(0))
+            lines.append(Line(customer, app, item, plans[peak_day], 1 if blocks else 0, total,
+                              round_half_up(total, currency),
+                              (*evidence, ("bands", tuple(bands)))))
+            continue
+        price = Decimal(terms["price_per_block"])
         lines.append(Line(customer, app, item, plans[peak_day], blocks, price,
-                          round_half_up(price * blocks, currency),
-                          (("peak_value", peak), ("peak_date", peak_day))))
+                          round_half_up(price * blocks, currency), evidence))
     return lines
+
+
+def graduated_bands(blocks: int, bands: list[dict[str, Any]]
+                    ) -> list[tuple[int, int, int, Decimal, Decimal]]:
+    """The graduated model: the blocks counted one band after the other, each band at its
+    own price: (first block, last block, blocks, price, exact amount) per band used."""
+    used = []
+    first = 1
+    for band in bands:
+        last = min(blocks, band.get("up_to_blocks", blocks))
+        if last >= first:
+            price = Decimal(band["price_per_block"])
+            used.append((first, last, last - first + 1, price, price * (last - first + 1)))
+        first = band.get("up_to_blocks", blocks) + 1
+    return used
 
 
 def tier_of(value: str | None) -> int | None:

@@ -64,6 +64,7 @@ import pytest
 
 from invoicing.core.errors import ExitCode
 from invoicing.load.inputs import load_inputs
+from invoicing.pricing.models import MODELS
 from tests.builders import (
     CUSTOMER_COLUMNS,
     PRICEBOOK_USD,
@@ -578,7 +579,7 @@ def test_accepted_variant_bills_like_the_clean_month(prepare: Prepare, tmp_path:
 def test_quoted_newlines_in_csv_addresses_survive(tmp_path: Path) -> None:
     folder = base().write(tmp_path / "in")
     customers_csv(bom=True)(folder)
-    inputs = load_inputs(folder)
+    inputs = load_inputs(folder, models=MODELS)
     assert inputs.customers.columns == CUSTOMER_COLUMNS
     assert inputs.customers["address"].to_list() == ["1 Main St\nSpringfield",
                                                      "서울특별시 강남구\n테헤란로 1"]

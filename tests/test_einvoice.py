@@ -394,8 +394,12 @@ def test_document_xml_is_valid_escaped_and_has_no_clock() -> None:
     assert xml == einvoice.cii_xml(doc, seller)  # type: ignore[arg-type]
     assert xpath(xml, "//ram:BuyerTradeParty//ram:LineThree/text()") == [
         "Hinterhaus, 2. OG, Eingang B"]
-    assert "App 1400000001 Chat <&> \"Live\": Plan fee (Pro)" in xpath(
-        xml, "//ram:SpecifiedTradeProduct/ram:Name/text()")
+    # Each line is named by its app, then the words of the page (evidence_text).
+    names = xpath(xml, "//ram:SpecifiedTradeProduct/ram:Name/text()")
+    assert names[0] == ("App 1400000001 Chat <&> \"Live\": Plan fee: Plan in force on "
+                        "October 1, 2026: Pro")
+    assert names[-1] == ("App 1400000002 Support: Plan fee: 10 of 31 days on Flagship; "
+                         "Quantity: 10/31 of the month at the monthly fee")
     # Prorated plan fee: the monthly fee is the price of 31 days, quantity is the days.
     assert xpath(xml, "//ram:BasisQuantity/@unitCode") and set(
         xpath(xml, "//ram:BasisQuantity/text()")) == {"31"}

@@ -220,8 +220,11 @@ def test_changed_inputs_diff_reissue_and_verify_in_object_storage(
         '  changed inputs: usage/part=0/usage.parquet',
         '',
         'Changed charges:',
-        '  invoice           customer  app  charge       before                                       after                                         amount before  amount after',  # noqa: E501 (exact table line)
-        '  IM-202610-000001  c1        1    DAU overage  Pro, peak DAU 15,000 on 2026-10-01, 1 block  Pro, peak DAU 35,000 on 2026-10-01, 3 blocks        $149.99       $449.97',  # noqa: E501 (exact table line)
+        '  invoice           customer  app  charge       before' + ' ' * 54 + 'after' + ' ' * 56
+        + 'amount before  amount after',
+        '  IM-202610-000001  c1        1    DAU overage  Pro, Peak DAU 15,000 on October 1, 2026, '
+        '1 block of 10,000  Pro, Peak DAU 35,000 on October 1, 2026, 3 blocks of 10,000'
+        '        $149.99       $449.97',
         '',
         'Changed totals:',
         '  invoice           customer  subtotal            tax             total               difference',  # noqa: E501 (exact table line)

@@ -11,7 +11,7 @@ import pytest
 from invoicing.core.money import MONEY, round_money_expr
 from invoicing.pricing.addons import tier_value
 from invoicing.pricing.lines import line_amount
-from invoicing.pricing.overage import block_overage
+from invoicing.pricing.models import blocks
 from invoicing.pricing.plan_fee import fee_of_plan
 
 
@@ -22,11 +22,10 @@ def money(*values: str) -> pl.Series:
 def test_block_overage_counts_partial_blocks_whole() -> None:
     frame = pl.DataFrame({
         "peak": [9_999, 10_000, 10_001, 20_000, 20_001, 10**15],
-        "quota": [10_000] * 6, "block": [10_000] * 6,
-        "price": money(*["149.99"] * 6), "minor_units": [2] * 6,
+        "free_quota": [10_000] * 6, "block": [10_000] * 6,
+        "price_per_block": money(*["149.99"] * 6), "minor_units": [2] * 6,
     })
-    model = block_overage(pl.col("peak"), pl.col("quota"), pl.col("block"), pl.col("price"))
-    got = frame.select(**model)
+    got = frame.select(**blocks.price(pl.col("peak"), frame))
     assert got["excess"].to_list() == [0, 0, 1, 10_000, 10_001, 10**15 - 10_000]
     assert got["quantity"].to_list() == [0, 0, 1, 1, 2, 99_999_999_999]
     assert got["amount"].to_list() == [Decimal("0.00"), Decimal("0.00"), Decimal("149.99"),

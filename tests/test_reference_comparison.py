@@ -18,6 +18,7 @@ rounding tie), so that it cannot share a misreading with the product unnoticed.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -74,6 +75,10 @@ def product_outcome(folder: Path, month: Month) -> Outcome:
         key = (r["customer_id"], r["sdk_app_id"], item, r["plan"] if item == "plan_fee" else None)
         assert key not in lines, f"two lines for {key}"
         evidence = tuple((name, r[name]) for name in EVIDENCE.get(item, ()))
+        if r["bands"] is not None:  # the graduated model's breakdown
+            evidence += (("bands", tuple(
+                (b["first_block"], b["last_block"], b["blocks"], Decimal(b["price_per_block"]),
+                 Decimal(b["amount"])) for b in json.loads(r["bands"]))),)
         overage_plan = r["plan"] if item in ("dau_overage", "group_overage") else None
         lines[key] = (r["quantity"], r["unit_price"], r["amount"], overage_plan, evidence)
     invoices = {
@@ -146,9 +151,24 @@ PLANS = ["free", "pro", "flagship"]
 
 @dataclass(frozen=True)
 class Overage:
+    """Overage terms: in blocks at `price`, or in graduated `bands` (limit, price) when
+    there are any (the last band without a limit)."""
+
     quota: int
     block: int
     price: str
+    bands: tuple[tuple[int | None, str], ...] = ()
+
+    def toml(self, section: str) -> list[str]:
+        head = [f"[version.{section}]", f"free_quota = {self.quota}", f"block = {self.block}"]
+        if not self.bands:
+            return [*head, f'price_per_block = "{self.price}"', ""]
+        out = [*head, 'model = "graduated"', ""]
+        for limit, price in self.bands:
+            out += [f"[[version.{section}.band]]",
+                    *([f"up_to_blocks = {limit}"] if limit is not None else []),
+                    f'price_per_block = "{price}"', ""]
+        return out
 
 
 def _money(draw: st.DrawFn, currency: str) -> str:
@@ -158,7 +178,11 @@ def _money(draw: st.DrawFn, currency: str) -> str:
 def _overage(draw: st.DrawFn, currency: str) -> Overage:
     quota = draw(st.integers(0, 30) | st.just(10000))
     block = draw(st.integers(1, 12) | st.just(10000))
-    return Overage(quota, block, _money(draw, currency))
+    bands: tuple[tuple[int | None, str], ...] = ()
+    if draw(st.booleans()):  # graduated: 1 to 3 bands with rising limits
+        limits = sorted(draw(st.sets(st.integers(1, 4), max_size=2)))
+        bands = tuple((limit, _money(draw, currency)) for limit in [*limits, None])
+    return Overage(quota, block, _money(draw, currency), bands)
 
 
 def version_toml(draw: st.DrawFn, currency: str, effective_from: date,
@@ -176,8 +200,7 @@ def version_toml(draw: st.DrawFn, currency: str, effective_from: date,
     overage = {}
     for section in ("dau_overage", "group_overage"):
         o = overage[section] = _overage(draw, currency)
-        out += [f"[version.{section}]", f"free_quota = {o.quota}", f"block = {o.block}",
-                f'price_per_block = "{o.price}"', ""]
+        out += o.toml(section)
     out += ["[version.addon.avchatroom_unlimited]", f'price = "{_money(draw, currency)}"', ""]
     for addon, listed in tiers.items():
         out += [f"[version.addon.{addon}]"]

@@ -75,12 +75,12 @@ def test_diff_shows_changed_customers_and_lines(published: Path) -> None:
         "  changed inputs: usage/part=0/usage.parquet\n"
         "\n"
         "Changed charges:\n"
-        "  invoice           customer  app  charge       before"
-        "                                       after"
-        "                                         amount before  amount after\n"
+        "  invoice           customer  app  charge       before" + " " * 54 + "after"
+        + " " * 56 + "amount before  amount after\n"
         "  IM-202610-000001  c1        1    DAU overage"
-        "  Pro, peak DAU 15,000 on 2026-10-01, 1 block"
-        "  Pro, peak DAU 35,000 on 2026-10-01, 3 blocks        $149.99       $449.97\n"
+        "  Pro, Peak DAU 15,000 on October 1, 2026, 1 block of 10,000"
+        "  Pro, Peak DAU 35,000 on October 1, 2026, 3 blocks of 10,000"
+        "        $149.99       $449.97\n"
         "\n"
         "Changed totals:\n"
         "  invoice           customer  subtotal            tax             total"
@@ -89,7 +89,8 @@ def test_diff_shows_changed_customers_and_lines(published: Path) -> None:
         "    +$299.98\n"
     )
     as_json = json.loads(cli("diff", *month_args(published), "--format", "json").output)
-    evidence = {"plan": "pro", "unit_price": "149.990000", "peak_date": "2026-10-01"}
+    evidence = {"plan": "pro", "unit_price": "149.990000", "peak_date": "2026-10-01",
+                "free_quota": 10000, "block": 10000}
     assert as_json["customers"] == [{
         "customer_id": "c1", "currency": "USD", "invoice_number": "IM-202610-000001",
         "old_total": "548.99", "new_total": "848.97", "old_subtotal": "548.99",

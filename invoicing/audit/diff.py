@@ -7,6 +7,7 @@ amount or the evidence behind it), or its invoice totals differ. `reissue`
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -30,8 +31,9 @@ from invoicing.validate.usage import OnConflict
 #: plan is the same charge with other evidence, not a removed and an added line.
 LINE_KEY = ["customer_id", "sdk_app_id", "item", "slot"]
 #: The evidence `diff` shows next to the amounts of a changed charge.
-EVIDENCE = ["plan", "quantity", "unit_price", "tier", "peak_value", "peak_date", "excess",
-            "days_on_plan", "days_in_month", "active_days", "trial_end"]
+EVIDENCE = ["plan", "quantity", "unit_price", "tier", "peak_value", "peak_date", "free_quota",
+            "block", "excess", "bands", "days_on_plan", "days_in_month", "active_days",
+            "first_active", "last_active", "trial_end"]
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ def _evidence_json(evidence: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
 
     def value(key: str, v: Any) -> Any:
+        if key == "bands":  # JSON text in the line items: structured here
+            return json.loads(v)
         if isinstance(v, date):
             return v.isoformat()
         if key == "quantity" and isinstance(v, Decimal) and v == v.to_integral_value():
@@ -169,7 +173,10 @@ def compare(old_items: pl.DataFrame, old_invoices: pl.DataFrame, new: Assembled
             ) -> list[CustomerChange]:
     """Customers whose lines or totals differ, with the differing charges (vectorised)."""
     cols = list(LINE_SCHEMA)
-    old_lines = old_items.select(cols)
+    # A month issued before a column existed (``bands``) has it as nulls.
+    old_lines = old_items.with_columns(
+        pl.lit(None, dtype=dtype).alias(name) for name, dtype in LINE_SCHEMA.items()
+        if name not in old_items.columns).select(cols)
     new_lines = new.line_items.select(cols)
     differing = pl.concat([
         old_lines.join(new_lines, on=cols, how="anti", nulls_equal=True),

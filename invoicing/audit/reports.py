@@ -1,7 +1,8 @@
 """Text reports for finance: what `diff` and `verify` print.
 
 Written for a reader who knows the invoices, not the code: one row per changed charge
-with its evidence before and after (plan, peak and its day, blocks, tier, days) and the
+with its evidence before and after (plan, peak and its day, blocks or bands, tier, days,
+in the words of the invoice: `invoicing.render.evidence_text`) and the
 amounts in the currency's own format (Babel, through `invoicing.render.i18n`), then one row per
 invoice whose totals changed. Columns are aligned so the report reads as a table in a
 terminal or a ticket. `diff --format json` is the machine-readable form.
@@ -10,7 +11,6 @@ terminal or a ticket. `diff --format json` is the machine-readable form.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -19,54 +19,24 @@ from invoicing.audit.diff import CustomerChange, LineChange, MonthDiff
 from invoicing.core.money import in_minor_units
 from invoicing.pipeline import RunResult
 from invoicing.publish.manifest import totals_per_currency
+from invoicing.render import evidence_text as evidence_text_module
 from invoicing.render import i18n
 
 #: Locale of the reports (labels are English; amounts and counts use its formats).
 REPORT_LOCALE = "en_US"
 NONE = "-"
 
-PLAN_LABELS = {"free": "Free trial", "pro": "Pro", "flagship": "Flagship"}
-ITEM_LABELS = {
-    "plan_fee": "Plan fee",
-    "dau_overage": "DAU overage",
-    "group_overage": "Group overage",
-    "avchatroom_unlimited": "Unlimited live-broadcast groups",
-    "group_member_limit": "Members per group",
-    "groups_per_user": "Groups per user",
-    "history_retention_days": "Message history retention",
-    "av_call": "Audio/video call",
-}
-
-
 def money(amount: Decimal | None, currency: str) -> str:
     """An amount in the currency's format (``$1,199.00``, ``₩550,000``), or ``-``."""
     return NONE if amount is None else i18n.format_money(amount, currency, REPORT_LOCALE)
 
 
-def _count(n: int) -> str:
-    return i18n.format_int(n, REPORT_LOCALE)
-
-
-def evidence_text(item: str, ev: dict[str, Any] | None) -> str:
-    """The figures behind one charge, as a customer's invoice prints them."""
+def evidence_text(item: str, ev: dict[str, Any] | None, currency: str) -> str:
+    """The figures behind one charge in the words of the invoice
+    (`evidence_text.summary`), or ``(no charge)``."""
     if ev is None:
         return "(no charge)"
-    parts = [PLAN_LABELS.get(ev.get("plan") or "", "no plan")]
-    if item in ("dau_overage", "group_overage"):
-        what = "DAU" if item == "dau_overage" else "groups"
-        peak_day = ev["peak_date"].isoformat() if isinstance(ev["peak_date"], date) else "-"
-        blocks = int(ev["quantity"])
-        parts += [f"peak {what} {_count(ev['peak_value'])} on {peak_day}",
-                  f"{_count(blocks)} block{'' if blocks == 1 else 's'}"]
-    elif item == "plan_fee" and ev.get("days_on_plan") is not None:
-        parts.append(f"{ev['days_on_plan']} of {ev['days_in_month']} days")
-    elif item == "av_call" and ev.get("trial_end") is not None:
-        parts.append(f"trial until {ev['trial_end'].isoformat()}")
-    elif ev.get("tier") not in (None, "on"):
-        parts.append(f"tier {_count(int(ev['tier']))}")
-    if ev.get("active_days") is not None:
-        parts.append(f"active {ev['active_days']} days")
-    return ", ".join(parts)
+    return evidence_text_module.summary({**ev, "item": item}, REPORT_LOCALE, currency)
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ",
@@ -85,8 +55,9 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = " 
 
 def _charge_row(change: CustomerChange, ln: LineChange) -> list[str]:
     return [change.invoice_number or "(none)", change.customer_id, str(ln.sdk_app_id),
-            ITEM_LABELS.get(ln.item, ln.item), evidence_text(ln.item, ln.old),
-            evidence_text(ln.item, ln.new), money(ln.old_amount, change.currency),
+            evidence_text_module.item_label(ln.item, REPORT_LOCALE),
+            evidence_text(ln.item, ln.old, change.currency),
+            evidence_text(ln.item, ln.new, change.currency), money(ln.old_amount, change.currency),
             money(ln.new_amount, change.currency)]
 
 

@@ -43,7 +43,8 @@ class Line:
         ``history_retention_days``, ``av_call``).
       description: canonical English description (also in line_items.parquet).
       quantity: billed quantity (a decimal): 1 for a monthly fee or add-on, the number
-        of blocks for overage; for a prorated plan fee the share of the month,
+        of blocks for overage in blocks (1 for graduated overage, whose unit price is
+        the exact sum of its bands); for a prorated plan fee the share of the month,
         days_on_plan / days_in_month rounded up at 21 decimals (printed as ``22/31``).
       unit_price: price of one unit (monthly fee, price per block, add-on price), so
         that ``amount = round_half_up(quantity × unit_price)``.
@@ -57,6 +58,8 @@ class Line:
       free_quota: overage only: the free quota of the plan.
       block: overage only: block size.
       excess: overage only: ``max(0, peak_value - free_quota)``.
+      bands: graduated overage only: the blocks and amount of each band that billed
+        blocks, as a JSON array (`invoicing.pricing.models.graduated`).
       days_on_plan: prorated plan fee only: days the app was on ``plan``.
       days_in_month: prorated plan fee only: days in the billing month.
       active_days: add-ons only: number of days the add-on was active.
@@ -77,6 +80,7 @@ class Line:
     free_quota: int | None = None
     block: int | None = None
     excess: int | None = None
+    bands: str | None = None
     days_on_plan: int | None = None
     days_in_month: int | None = None
     active_days: int | None = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from invoicing.core.errors import MAX_REPORTED_ERRORS, ErrorLog, InputError, Source
-from invoicing.load.pricebook import PriceBook, load_pricebook
+from invoicing.load.pricebook import MetricModel, PriceBook, load_pricebook
 from invoicing.storage import is_remote, readable, relative_name
 
 #: Expected column types per table; `None` marks an optional column.
@@ -325,8 +326,13 @@ def find_unreadable_usage(inputs: Inputs) -> InputError | None:
     return None
 
 
-def load_inputs(input_dir: Path, pricebook_path: Path | None = None) -> Inputs:
-    """Read one month's inputs; raise `InputError` on the first structural problem."""
+def load_inputs(input_dir: Path, pricebook_path: Path | None = None, *,
+                models: Mapping[str, MetricModel]) -> Inputs:
+    """Read one month's inputs; raise `InputError` on the first structural problem.
+
+    `models`: the pricing models the price book's overage sections may name
+    (`invoicing.pricing.models.MODELS`, handed in because pricing is a later stage).
+    """
     if not input_dir.is_dir():
         raise InputError(Source(str(input_dir)), "input folder not found")
     usage_dir = input_dir / "usage"
@@ -381,7 +387,7 @@ def load_inputs(input_dir: Path, pricebook_path: Path | None = None) -> Inputs:
     pb_label = _relative(pb_path, input_dir)
     table_paths["pricebook"] = str(pricebook_path) if pricebook_path is not None else pb_label
     try:
-        pricebook = load_pricebook(pb_path, table_paths["pricebook"])
+        pricebook = load_pricebook(pb_path, table_paths["pricebook"], models=models)
     except InputError as exc:
         errors.add_error(exc)
     errors.raise_if_any()

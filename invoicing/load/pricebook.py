@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, Protocol, TypeVar
 
 import polars as pl
 
@@ -29,19 +29,34 @@ PlanFeePolicy = Literal["month_start", "prorate_daily"]
 POLICIES: tuple[PlanFeePolicy, ...] = ("month_start", "prorate_daily")
 
 
+#: The overage metrics (R2, R3): each price-book section names its pricing model.
+OVERAGE_SECTIONS = ("dau_overage", "group_overage")
+#: The model of a section without a ``model`` key: whole blocks at one price (R2).
+DEFAULT_MODEL = "blocks"
+
+
 @dataclass(frozen=True)
-class Overage:
-    """Overage pricing of one metric (R2, R3).
+class MetricPricing:
+    """How one version prices one overage metric.
 
     Attributes:
-      free_quota: units included in Pro and Flagship each day.
-      block: size of one billed block; a partial block counts whole.
-      price_per_block: price of one block.
+      model: the pricing model's name (``blocks``, ``graduated``; see
+        `invoicing.pricing.models`).
+      terms: the model's own record of its price-book section (what its ``read_terms``
+        returned).
     """
 
-    free_quota: int
-    block: int
-    price_per_block: Decimal
+    model: str
+    terms: Any
+
+
+class MetricModel(Protocol):
+    """What the reader needs of a pricing model. The models live in
+    `invoicing.pricing.models`, a later stage: the caller hands them in (`load_pricebook`)."""
+
+    keys: frozenset[str]
+
+    def read_terms(self, r: MetricReader, section: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -54,8 +69,8 @@ class PriceBookVersion:
       currency: ISO 4217 code of every figure in the version.
       plan_fee_policy: ``month_start`` (R1 default) or ``prorate_daily``.
       plan_fee: monthly fee per plan (``free``, ``pro``, ``flagship``).
-      dau_overage: R2 pricing.
-      group_overage: R3 pricing.
+      overage: section (``dau_overage``, ``group_overage``) -> its model and terms (R2,
+        R3).
       addon_prices: add-on -> tier -> monthly price; on/off add-ons use the tier ``on``;
         a tier is written in its canonical form (``"600"``, never ``"0600"``). An add-on
         the version does not sell has no entry.
@@ -69,8 +84,7 @@ class PriceBookVersion:
     currency: str
     plan_fee_policy: PlanFeePolicy
     plan_fee: dict[str, Decimal]
-    dau_overage: Overage
-    group_overage: Overage
+    overage: dict[str, MetricPricing]
     addon_prices: dict[str, dict[str, Decimal]]
     av_call_trial_days: int | None
     tax: dict[str, Decimal]
@@ -107,11 +121,14 @@ MAX_QUANTITY = 10**15
 MAX_DECIMALS = 6
 
 
-def load_pricebook(path: Path, label: str | None = None) -> PriceBook:
+def load_pricebook(path: Path, label: str | None = None, *,
+                   models: Mapping[str, MetricModel]) -> PriceBook:
     """Read and check a price book file; raise `InputError` naming the bad key.
 
     `label` is how errors name the file (as the user typed it); default: the path.
-    Every bad key of every version is reported at once (`InputErrors`).
+    `models`: the pricing models by name (`invoicing.pricing.models.MODELS`), which read
+    the overage sections. Every bad key of every version is reported at once
+    (`InputErrors`).
     """
     label = label or str(path)
     if not path.is_file():
@@ -128,7 +145,7 @@ def load_pricebook(path: Path, label: str | None = None) -> PriceBook:
     parsed = []
     for i, table in enumerate(versions_raw, start=1):
         reader = _Reader(label, i, table, errors)
-        version = reader.attempt(functools.partial(_parse_version, reader))
+        version = reader.attempt(functools.partial(_parse_version, reader, models))
         if version is not None and not reader.failed:
             parsed.append(version)
     versions = tuple(sorted(parsed, key=lambda v: (v.currency, v.effective_from)))
@@ -221,14 +238,34 @@ class _Reader:
             self.fail(key, f"{value!r} is too large (the batch accepts figures below {limit:,})")
         return amount
 
-    def positive_int(self, key: str, allow_zero: bool = False) -> int:
-        value = self.get(key)
+    def positive_int(self, key: str, allow_zero: bool = False, value: Any = None) -> int:
+        value = self.get(key) if value is None else value
         lowest = 0 if allow_zero else 1
         if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
             self.fail(key, f"must be a {'non-negative' if allow_zero else 'positive'} integer")
         if value > MAX_QUANTITY:
             self.fail(key, f"{value} is too large (the batch accepts up to {MAX_QUANTITY:,})")
         return int(value)
+
+
+#: The reader a pricing model reads its section with (`MetricModel.read_terms`).
+MetricReader = _Reader
+
+
+def _overage(r: _Reader, section: str, models: Mapping[str, MetricModel]) -> MetricPricing:
+    """An overage section: its ``model`` (default `DEFAULT_MODEL`) reads the rest."""
+    table = r.table_at(section)
+    name = table.get("model", DEFAULT_MODEL)
+    if not isinstance(name, str) or name not in models:
+        r.fail(f"{section}.model", f"unknown pricing model {name!r}; the known models are "
+               f"{', '.join(sorted(models))}")
+    model = models[name]
+    terms = model.read_terms(r, section)
+    unknown = sorted(set(table) - model.keys - {"model"})
+    if unknown:
+        r.fail(f"{section}.{unknown[0]}", f"not a key of model {name!r} (its keys: "
+               f"model, {', '.join(sorted(model.keys))})")
+    return MetricPricing(model=name, terms=terms)
 
 
 def parse_tier(text: str) -> int | None:
@@ -286,7 +323,7 @@ def _addon_prices(r: _Reader) -> tuple[dict[str, dict[str, Decimal]], int | None
     return prices, trial_days
 
 
-def _parse_version(r: _Reader) -> PriceBookVersion:
+def _parse_version(r: _Reader, models: Mapping[str, MetricModel]) -> PriceBookVersion:
     effective_from = r.get("effective_from")
     if not isinstance(effective_from, date) or hasattr(effective_from, "hour"):
         r.fail("effective_from", "must be a TOML date such as 2026-01-01")
@@ -307,22 +344,15 @@ def _parse_version(r: _Reader) -> PriceBookVersion:
     if extra:
         r.attempt(lambda: r.fail("plan_fee", f"unknown plan {sorted(extra)[0]!r}"))
 
-    def overage(key: str) -> Overage:
-        return Overage(
-            free_quota=r.positive_int(f"{key}.free_quota", allow_zero=True),
-            block=r.positive_int(f"{key}.block"),
-            price_per_block=r.decimal(f"{key}.price_per_block"),
-        )
-
-    dau, groups = r.attempt(lambda: overage("dau_overage")), r.attempt(
-        lambda: overage("group_overage"))
+    overage = {section: r.attempt(functools.partial(_overage, r, section, models))
+               for section in OVERAGE_SECTIONS}
     prices, trial_days = _addon_prices(r)
     # Rates are fractions: "0.10" is 10 %. A rate of 1 or more is a typo for a percentage.
     tax = {
         country: r.attempt(functools.partial(r.decimal, f"tax.{country}", rate, limit=Decimal(1)))
         for country, rate in (r.attempt(lambda: r.table_at("tax", optional=True)) or {}).items()
     }
-    if r.failed or dau is None or groups is None:
+    if r.failed:
         raise _KeyFailed
     return PriceBookVersion(
         version_id=f"{currency}@{effective_from.isoformat()}",
@@ -330,8 +360,8 @@ def _parse_version(r: _Reader) -> PriceBookVersion:
         currency=currency,
         plan_fee_policy=policy,
         plan_fee={plan: fee for plan, fee in fees.items() if fee is not None},
-        dau_overage=dau,
-        group_overage=groups,
+        overage={section: pricing for section, pricing in overage.items()
+                 if pricing is not None},
         addon_prices=prices,
         av_call_trial_days=trial_days,
         tax={country: rate for country, rate in tax.items() if rate is not None},
@@ -342,7 +372,8 @@ def _parse_version(r: _Reader) -> PriceBookVersion:
 
 
 def versions_frame(versions: list[PriceBookVersion]) -> pl.DataFrame:
-    """One row per selected version: the scalar prices the pricing expressions join on."""
+    """One row per selected version: the scalar prices the pricing expressions join on
+    (the overage models bring their own terms: `pricing.models`)."""
     return pl.DataFrame(
         {
             "pricebook_version": [v.version_id for v in versions],
@@ -350,12 +381,6 @@ def versions_frame(versions: list[PriceBookVersion]) -> pl.DataFrame:
             "minor_units": [minor_units(v.currency) for v in versions],
             "plan_fee_policy": [v.plan_fee_policy for v in versions],
             **{f"fee_{plan}": [v.plan_fee[plan] for v in versions] for plan in PLANS},
-            "dau_free_quota": [v.dau_overage.free_quota for v in versions],
-            "dau_block": [v.dau_overage.block for v in versions],
-            "dau_price": [v.dau_overage.price_per_block for v in versions],
-            "group_free_quota": [v.group_overage.free_quota for v in versions],
-            "group_block": [v.group_overage.block for v in versions],
-            "group_price": [v.group_overage.price_per_block for v in versions],
             "av_trial_days": [v.av_call_trial_days for v in versions],
         },
         schema={
@@ -364,12 +389,6 @@ def versions_frame(versions: list[PriceBookVersion]) -> pl.DataFrame:
             "minor_units": pl.Int32,
             "plan_fee_policy": pl.String,
             **{f"fee_{plan}": MONEY for plan in PLANS},
-            "dau_free_quota": pl.Int64,
-            "dau_block": pl.Int64,
-            "dau_price": MONEY,
-            "group_free_quota": pl.Int64,
-            "group_block": pl.Int64,
-            "group_price": MONEY,
             "av_trial_days": pl.Int32,
         },
     )

@@ -2,7 +2,8 @@
 
 Each rule is a small module that returns a lazy frame of lines with their evidence:
 
-* `plan_fee` (R1), `overage` (R2, R3), `addons` (R4, R5), `av_call` (R6).
+* `plan_fee` (R1), `overage` (R2, R3, priced by the models of `pricing.models`),
+  `addons` (R4, R5), `av_call` (R6).
 
 `price_month` joins each app to the price-book version of its customer's currency
 (R8), runs the rules over whole frames and returns the lines in a fixed order.
@@ -64,7 +65,7 @@ def price_month(usage_with_plan: pl.DataFrame, apps: pl.DataFrame, customers: pl
 
     parts = [
         plan_fee_lines(subs.segments.lazy().filter(pl.col("item") == "plan"), app_prices, month),
-        overage_lines(usage_with_plan.lazy(), app_prices, month.start),
+        overage_lines(usage_with_plan.lazy(), app_prices, month.start, versions),
         addon_lines(subs, app_prices, addon_prices, month),
         av_call_lines(subs, app_prices, addon_prices),
     ]

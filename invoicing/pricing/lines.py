@@ -28,6 +28,7 @@ LINE_SCHEMA: dict[str, pl.DataType] = {
     "free_quota": pl.Int64(),
     "block": pl.Int64(),
     "excess": pl.Int64(),
+    "bands": pl.String(),
     "days_on_plan": pl.Int64(),
     "days_in_month": pl.Int64(),
     "active_days": pl.Int64(),

@@ -32,6 +32,7 @@ import polars as pl
 from invoicing.core.documents import InvoiceDocument, Line
 from invoicing.core.errors import InputError, Source
 from invoicing.core.money import in_minor_units
+from invoicing.render import evidence_text
 
 XML_NAME = "factur-x.xml"
 #: Where the seller's e-invoice facts live (the renderer reads the same file).
@@ -265,13 +266,13 @@ def _address(party: Element, lines: tuple[str, ...], country: str) -> None:
     _el(address, "ram:CountryID", country)
 
 
-def _line(tx: Element, number: int, app: str, line: Line, sign: int, currency: str,
+def _line(tx: Element, number: int, name: str, line: Line, sign: int, currency: str,
           vat: VatCategory) -> None:
     item = _el(tx, "ram:IncludedSupplyChainTradeLineItem")
     _el(_el(item, "ram:AssociatedDocumentLineDocument"), "ram:LineID", number)
     product = _el(item, "ram:SpecifiedTradeProduct")
     _el(product, "ram:SellerAssignedID", line.item)
-    _el(product, "ram:Name", f"{app}: {line.description}")
+    _el(product, "ram:Name", name)
     price = _el(_el(item, "ram:SpecifiedLineTradeAgreement"), "ram:NetPriceProductTradePrice")
     _el(price, "ram:ChargeAmount", _number(line.unit_price))
     unit, quantity = "C62", int(line.quantity)
@@ -362,7 +363,11 @@ def cii_xml(doc: InvoiceDocument, seller: EInvoiceSeller) -> bytes:
     for app in doc.apps:
         for line in app.lines:
             number += 1
-            _line(tx, number, f"App {app.sdk_app_id} {app.app_name}", line, sign,
+            # The line's name: the app, then the words of the page (`evidence_text`).
+            name = evidence_text.describe(line, doc.locale, doc.currency,
+                                          plan_changed=app.plan_changed,
+                                          period_start=doc.period_start)
+            _line(tx, number, f"App {app.sdk_app_id} {app.app_name}: {name}", line, sign,
                   doc.currency, vat)
     _parties(tx, doc, seller)
     # BT-72: the service is delivered through the last day of the billing period (an

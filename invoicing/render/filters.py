@@ -13,7 +13,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from invoicing.render import i18n
+from invoicing.render import evidence_text, i18n
 
 #: Placeholders the template passes through gettext for the page counter; the
 #: translated text around them becomes CSS strings (see `page_counter_css`).
@@ -111,6 +111,12 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "format_int": i18n.format_int,
     "format_rate": i18n.format_rate,
     "format_tier": format_tier,
+    "item_label": evidence_text.item_label,
+    "plan_label": evidence_text.plan_label,
+    "line_facts": lambda line, loc, cur, plan_changed, period_start: (
+        evidence_text.line_facts(line, loc, cur, plan_changed=plan_changed,
+                                 period_start=period_start)),
+    "within_quota": evidence_text.within_quota,
     "keep_words": keep_words,
     "page_counter_css": page_counter_css,
     "css_string": css_string,

@@ -132,8 +132,8 @@ def _check_current(issued: IssuedMonth, revisions: list[Revision], computed: Com
             report.add(
                 f"{latest.files / 'line_items.parquet'}: customer {change.customer_id} app "
                 f"{ln.sdk_app_id} {ln.item}: published {money(ln.old_amount, cur)} "
-                f"({evidence_text(ln.item, ln.old)}), recomputed "
-                f"{money(ln.new_amount, cur)} ({evidence_text(ln.item, ln.new)})")
+                f"({evidence_text(ln.item, ln.old, cur)}), recomputed "
+                f"{money(ln.new_amount, cur)} ({evidence_text(ln.item, ln.new, cur)})")
         if not change.lines:
             report.add(f"{latest.files / 'invoices.parquet'}: customer {change.customer_id}: "
                        f"published total {money(change.old_total, cur)}, recomputed "
