@@ -54,7 +54,7 @@ def sample_copy(published: tuple[Path, str, str], root: Path) -> Path:
 SLOW_FILES = ("test_object_storage.py", "test_tamper.py", "test_tamper_s3.py",
               "test_crash_safety.py", "test_cluster.py", "test_properties.py",
               "test_reference_comparison.py", "test_render.py", "test_bad_inputs.py",
-              "test_einvoice.py")
+              "test_einvoice.py", "test_delivery.py", "test_delivery_storage.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

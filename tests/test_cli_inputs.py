@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import click
 import polars as pl
 import pytest
 from click.testing import CliRunner
@@ -81,7 +82,9 @@ def test_rerun_is_safe_and_changed_inputs_are_refused(month: Path, tmp_path: Pat
 
 
 def test_every_command_has_help() -> None:
-    for name, command in main.commands.items():  # type: ignore[attr-defined]
+    ctx = click.Context(main)
+    for name in main.list_commands(ctx):  # type: ignore[attr-defined]
+        command = main.get_command(ctx, name)  # type: ignore[attr-defined]
         assert command.help and "Example" in command.help, name
         result = CliRunner().invoke(main, [name, "--help"])
         assert result.exit_code == 0

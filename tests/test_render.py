@@ -132,18 +132,24 @@ def test_catalogue_fallback_keeps_locale_formatting(renderer: InvoiceRenderer) -
 
 
 def test_catalogues_cover_every_template_message() -> None:
-    """Every msgid of the template is in each .po, translated, with the same placeholders."""
-    template = extract_from_file(
-        "jinja2.ext:babel_extract",
-        str(DEFAULT_TEMPLATES_DIR / "invoice.html"),
-        options={"extensions": "jinja2.ext.i18n", "trimmed": "true"},
-    )
+    """Every msgid of the templates (the invoice's and the e-mails') and of the evidence
+    module is in each .po, translated, with the same placeholders."""
+    templates = [DEFAULT_TEMPLATES_DIR / "invoice.html",
+                 *sorted((DEFAULT_TEMPLATES_DIR / "email").iterdir())]
+    messages = [
+        message
+        for template in templates
+        for message in extract_from_file(
+            "jinja2.ext:babel_extract",
+            str(template),
+            options={"extensions": "jinja2.ext.i18n", "trimmed": "true"},
+        )
+    ]
     # The evidence of a line and the item and plan labels: one module for the page, the
     # reports and the e-invoice, its msgids marked with N_ and NP_ (with a plural).
-    module = extract_from_file("python", evidence_text.__file__,
-                               keywords={"N_": None, "NP_": (1, 2)})
-    extracted = {msg if isinstance(msg, str) else msg[0]
-                 for _, msg, _, _ in [*template, *module]}
+    messages += extract_from_file("python", evidence_text.__file__,
+                                  keywords={"N_": None, "NP_": (1, 2)})
+    extracted = {msg if isinstance(msg, str) else msg[0] for _, msg, _, _ in messages}
     assert i18n.available_locales() == ("en_US", "ko_KR", "zh_CN")
     for locale in i18n.available_locales():
         with i18n.catalogue_path(locale).open("rb") as fh:

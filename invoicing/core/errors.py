@@ -29,6 +29,7 @@ class ExitCode(IntEnum):
     STORAGE = 11  # object storage unreachable, refused, missing a bucket or failing
     CLUSTER_UNAVAILABLE = 12  # the Dask cluster could not be reached or was lost; nothing written
     CLUSTER_MISMATCH = 13  # a cluster worker runs another renderer environment; nothing written
+    NOT_DELIVERED = 14  # send: some documents not accepted (see the ledger); a rerun sends them
 
 
 @dataclass(frozen=True)

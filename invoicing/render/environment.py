@@ -22,15 +22,16 @@ KEYS = ("invoicing", "weasyprint", "pydyf", "harfbuzz", "harfbuzz_subset", "font
         "templates_sha256")
 
 
-def folder_digest(folder: Path, skip: str | None = None) -> str:
+def folder_digest(folder: Path, skip: tuple[str, ...] = ()) -> str:
     """SHA-256 over every file below `folder` (relative path and content hash, sorted).
 
-    ``skip`` leaves out one top-level sub-folder (the fonts have their own digest).
+    ``skip`` leaves out top-level sub-folders: the fonts have their own digest, and the
+    e-mail templates (`invoicing.deliver`) shape no PDF byte.
     """
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder)
-        if skip is not None and relative.parts[0] == skip:
+        if relative.parts[0] in skip:
             continue
         digest.update(f"{relative.as_posix()}\t{_file_sha256(path)}\n".encode())
     return digest.hexdigest()
@@ -75,7 +76,7 @@ def renderer_environment() -> dict[str, str | bool]:
         "harfbuzz": harfbuzz_version(),
         "harfbuzz_subset": bool(harfbuzz_subset),
         "fonts_sha256": folder_digest(DEFAULT_TEMPLATES_DIR / "fonts"),
-        "templates_sha256": folder_digest(DEFAULT_TEMPLATES_DIR, skip="fonts"),
+        "templates_sha256": folder_digest(DEFAULT_TEMPLATES_DIR, skip=("fonts", "email")),
     }
 
 

@@ -33,7 +33,7 @@ from invoicing.validate.gates import enforce
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
 
 class LocationParam(click.ParamType):
@@ -392,7 +392,3 @@ def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
         render = choose_renderer(workers, cluster, label="drafts", draft=True)
         written = write_drafts(computed, drafts, render, load_seller())
         click.echo(f"  wrote {written} draft PDF(s) to {drafts}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
