@@ -75,7 +75,7 @@ def bench_cluster(workers: int, docs: list[InvoiceDocument]) -> dict[str, Any]:
     from distributed import Client
 
     from invoicing.render import cluster as render_cluster
-    from invoicing.render.progress import Progress
+    from invoicing.render.progress import CLUSTER_TIMEOUT, Progress
 
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as folder:
         cluster = LocalProcesses(workers, Path(folder))
@@ -96,7 +96,9 @@ def bench_cluster(workers: int, docs: list[InvoiceDocument]) -> dict[str, Any]:
                 progress = Progress("rendering", len(docs), stream=io.StringIO(), tty=False)
                 pdf_bytes = 0
                 for _, pdf in render_cluster._stream(
-                        client, cluster.address, iter(docs), None, False, progress):
+                        client, cluster.address, iter(docs), None, progress,
+                        render_cluster.BATCH, CLUSTER_TIMEOUT, render_cluster.render_on_worker,
+                        False):
                     pdf_bytes += len(pdf)
                 seconds = time.perf_counter() - start
                 coordinator_cpu = time.process_time() - cpu

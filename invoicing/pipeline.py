@@ -36,8 +36,15 @@ from invoicing.publish.issued import IssuedMonth
 from invoicing.publish.locking import month_lock
 from invoicing.publish.manifest import manifest_for, retention_entry
 from invoicing.render.einvoice import check_month as check_einvoices
-from invoicing.render.progress import RenderFn
-from invoicing.storage import check_retention, is_committed, open_staging, remove_stale_staging
+from invoicing.render.progress import RenderFn, StoringRenderer
+from invoicing.storage import (
+    Staging,
+    check_retention,
+    content_key,
+    is_committed,
+    open_staging,
+    remove_stale_staging,
+)
 from invoicing.validate.gates import check_month, enforce
 from invoicing.validate.usage import (
     OnConflict,
@@ -115,12 +122,15 @@ class RunResult:
       month_dir: the published folder.
       manifest: the manifest of the published month.
       timer: stage timings of this process.
+      reused: documents an earlier unfinished run had staged with the same content key,
+        taken instead of rendered again.
     """
 
     status: str
     month_dir: Path
     manifest: dict[str, Any]
     timer: StageTimer
+    reused: int = 0
 
 
 def _identical(existing: dict[str, Any], computed_digest: str, on_conflict: str) -> bool:
@@ -180,13 +190,23 @@ def run_month(
         enforce(list(computed.gate_findings), month, allow_incomplete)
         check_einvoices(computed.inputs.customers, computed.assembled.invoices,
                         computed.inputs.table_paths["customers"])
-        staging = open_staging(out_dir, month.label, retain_until=retain_until)
+        # Everything in the manifest but the hashes of the outputs is known now: on object
+        # storage its content key names where the month's objects go.
+        known = manifest_for(computed, {}, timer, allow_incomplete)
+        if retain_until is not None:
+            known["retention"] = retention_entry(retain_until)
+        staging = open_staging(out_dir, month.label, key=content_key(known),
+                               retain_until=retain_until)
         try:
-            pdf_hashes: dict[str, str] = {}
             with timer.stage("render"):
-                total = int(computed.assembled.invoices["invoice_number"].is_not_null().sum())
-                for number, pdf in render(documents(computed, seller), total):
-                    pdf_hashes[number] = staging.write_bytes(f"invoices/{number}.pdf", pdf)
+                reused = staging.reusable("invoices/")
+                pdf_hashes = {name[len("invoices/"):-len(".pdf")]: sha
+                              for name, sha in reused.items()}
+                if reused:
+                    log.warning("%s: reusing %d document(s) staged by an earlier unfinished "
+                                "run with the same inputs and software", month.label,
+                                len(reused))
+                _render_into(staging, render, computed, seller, pdf_hashes)
             with timer.stage("publish"):
                 invoices = computed.assembled.invoices.with_columns(
                     pdf_sha256=pl.col("invoice_number").replace_strict(
@@ -205,7 +225,24 @@ def run_month(
             staging.discard()
             raise
         IssuedMonth(out_dir, month).record_head(retain_until)
-        return RunResult("published", final, manifest, timer)
+        return RunResult("published", final, manifest, timer, reused=len(reused))
+
+
+def _render_into(staging: Staging, render: RenderFn, computed: Computed,
+                 seller: tuple[str, ...], pdf_hashes: dict[str, str]) -> None:
+    """Render every invoice not in `pdf_hashes` into `staging`, adding its SHA-256. With a
+    cluster and object storage the workers write the PDFs themselves; otherwise each
+    PDF comes back here and is written to the staging area."""
+    docs = (doc for doc in documents(computed, seller) if doc.invoice_number not in pdf_hashes)
+    total = int(computed.assembled.invoices["invoice_number"].is_not_null().sum())
+    total -= len(pdf_hashes)
+    target = staging.worker_target()
+    if target is not None and isinstance(render, StoringRenderer):
+        for number, sha256, _ in render.store(docs, total, f"{target}/invoices"):
+            pdf_hashes[number] = staging.record(f"invoices/{number}.pdf", sha256)
+        return
+    for number, pdf in render(docs, total):
+        pdf_hashes[number] = staging.write_bytes(f"invoices/{number}.pdf", pdf)
 
 
 def write_drafts(computed: Computed, folder: Path, render: RenderFn,

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from invoicing.core.errors import ExitCode
+from invoicing.core.errors import RETRY, ExitCode, retryable
 
 REPO = Path(__file__).resolve().parents[1]
 CONTAINERFILE = REPO / "Containerfile"
@@ -48,11 +48,26 @@ def test_the_image_is_debian_with_the_same_packages_pins_and_fonts() -> None:
     copied = " ".join(args for kind, args in steps if kind == "COPY")
     for needed in ("requirements.lock", "pyproject.toml", "invoicing/", "templates/"):
         assert needed in copied
-    assert any("pip install -c requirements.lock -e '.[cluster]'" in r for r in runs)
+    assert any("pip install --no-deps -c requirements.lock -e '.[cluster]'" in r for r in runs)
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert any(dep.startswith("distributed") for dep in extras["optional-dependencies"]["cluster"])
     ignored = (REPO / ".dockerignore").read_text().split()
     assert not {"invoicing/", "templates/", "requirements.lock"} & set(ignored)
+
+
+def test_the_locked_dependencies_are_a_layer_that_code_changes_do_not_invalidate() -> None:
+    steps = instructions()
+    locked = next(i for i, (kind, args) in enumerate(steps)
+                  if kind == "RUN" and "pip install -c requirements.lock -r" in args)
+    before = " ".join(args for kind, args in steps[:locked] if kind == "COPY").split()
+    # Only the script, pyproject.toml and the lock file reach the image before that layer.
+    assert {"pyproject.toml", "requirements.lock"} <= set(before)
+    assert not {"invoicing/", "templates/", "README.md", "."} & set(before)
+    copies = [i for i, (kind, args) in enumerate(steps) if kind == "COPY" and "invoicing/" in args]
+    assert copies and min(copies) > locked
+    # The layer installs the runtime and `cluster` dependencies, not `dev`.
+    run = steps[locked][1]
+    assert "p['dependencies'] + p['optional-dependencies']['cluster']" in run
 
 
 def manifests() -> dict[str, dict[str, Any]]:
@@ -62,7 +77,7 @@ def manifests() -> dict[str, dict[str, Any]]:
 
 def test_the_kubernetes_example_has_a_dask_cluster_and_a_monthly_cronjob() -> None:
     docs = manifests()
-    assert set(docs) == {"DaskCluster", "CronJob"}
+    assert set(docs) == {"DaskCluster", "DaskAutoscaler", "CronJob"}
     dask, cron = docs["DaskCluster"], docs["CronJob"]
     assert dask["apiVersion"] == "kubernetes.dask.org/v1"
     worker = dask["spec"]["worker"]["spec"]["containers"][0]
@@ -70,6 +85,12 @@ def test_the_kubernetes_example_has_a_dask_cluster_and_a_monthly_cronjob() -> No
     batch = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     # One image for everything: the run refuses workers that render differently.
     assert worker["image"] == scheduler["image"] == batch["image"]
+    # By digest: a tag can move between the scheduler's start and a worker's.
+    assert re.fullmatch(r"[a-z0-9./-]+@sha256:[0-9a-f]{64}", batch["image"]), batch["image"]
+    # Workers write their PDFs to object storage with the same variables as the batch.
+    worker_env = {e["name"]: e for e in worker["env"]}
+    for var in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert worker_env[var] == {e["name"]: e for e in batch["env"]}[var]
     assert worker["args"][:2] == ["dask", "worker"]
     assert worker["args"][worker["args"].index("--nthreads") + 1] == "1"
     assert scheduler["args"] == ["dask", "scheduler"]
@@ -87,14 +108,38 @@ def test_the_kubernetes_example_has_a_dask_cluster_and_a_monthly_cronjob() -> No
     assert (day, month, weekday) == ("1", "*", "*")
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     assert "exec invoicing run --month" in batch["args"][0]
+    # Workers follow the work instead of a scale-to-zero by hand; one stays up.
+    scaler = docs["DaskAutoscaler"]
+    assert scaler["spec"]["cluster"] == name
+    assert scaler["metadata"]["namespace"] == namespace
+    assert 1 <= scaler["spec"]["minimum"] < scaler["spec"]["maximum"]
+    assert float(env["INVOICING_CLUSTER_TIMEOUT"]["value"]) > 0
 
 
-def test_the_cronjob_retries_only_what_a_retry_can_fix() -> None:
+def readme_retry_column() -> dict[int, str]:
+    """Exit code -> the README's "a retry of the same command" cell."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Exit codes", 1)[1].split("\n\n", 2)[1]
+    rows = [line.strip("|").split(" | ") for line in table.splitlines()[2:]]
+    return {int(cells[0]): cells[-1].strip() for cells in rows}
+
+
+def test_the_readme_the_code_and_the_cronjob_agree_on_what_a_retry_can_fix() -> None:
+    assert set(RETRY) == set(ExitCode) - {ExitCode.OK}
+    assert readme_retry_column() == {0: "—", **{int(c): r.why for c, r in RETRY.items()}}
+    assert retryable(True) == [ExitCode.LOCKED, ExitCode.STORAGE, ExitCode.CLUSTER_UNAVAILABLE,
+                               ExitCode.NOT_DELIVERED]
+    assert ExitCode.UNEXPECTED in retryable(False)  # bugs are not retried
     job = manifests()["CronJob"]["spec"]["jobTemplate"]["spec"]
-    rules = {r["action"]: set(r["onExitCodes"]["values"]) for r in job["podFailurePolicy"]["rules"]}
-    assert rules["FailJob"] == {ExitCode.USAGE, ExitCode.INPUT_ERROR, ExitCode.USAGE_CONFLICT,
-                                ExitCode.ALREADY_PUBLISHED, ExitCode.MONTH_INCOMPLETE,
-                                ExitCode.OUTPUT_UNAVAILABLE, ExitCode.CLUSTER_MISMATCH}
-    assert rules["Count"] == {ExitCode.UNEXPECTED, ExitCode.LOCKED, ExitCode.STORAGE,
-                              ExitCode.CLUSTER_UNAVAILABLE}
+    rules = job["podFailurePolicy"]["rules"]
+    by_action = {r["action"]: r for r in rules}
+    assert by_action["FailJob"]["onExitCodes"]["values"] == retryable(False)
+    assert by_action["Count"]["onExitCodes"]["values"] == retryable(True)
+    for rule in (by_action["FailJob"], by_action["Count"]):
+        assert rule["onExitCodes"]["operator"] == "In"
+        assert rule["onExitCodes"]["containerName"] == "batch"
+    # A node drain uses up no retry, and comes first (rules are matched in order).
+    assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
     assert job["template"]["spec"]["restartPolicy"] == "Never"  # podFailurePolicy needs it
+    assert job["backoffLimit"] >= 1
+    assert 3600 <= job["activeDeadlineSeconds"] <= 86400  # a run is bounded

@@ -32,7 +32,14 @@ from moto.server import ThreadedMotoServer
 
 from invoicing.cli import main
 from invoicing.core.errors import ExitCode
-from invoicing.storage import ObjectStaging, PublishRaceError, location, open_staging
+from invoicing.storage import (
+    ObjectStaging,
+    PublishRaceError,
+    content_key,
+    location,
+    open_staging,
+)
+from invoicing.storage import s3 as storage_s3
 from tests.builders import INCOMPLETE_OK, MonthBuilder, d
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,7 +101,7 @@ def published_files(fs: s3fs.S3FileSystem, bucket: str, folder: str = MONTH) -> 
     """What the committed manifest of `<out>/<folder>` lists, plus the manifest itself."""
     root = f"{bucket}/out/{folder}"
     manifest = fs.cat_file(f"{root}/manifest.json")
-    scope = hashlib.sha256(manifest).hexdigest()[:16]
+    scope = content_key(json.loads(manifest))
     files = {name: fs.cat_file(f"{root}/objects/{scope}/{name}")
              for name in json.loads(manifest)["outputs"] if name != "manifest.json"}
     return {"manifest.json": manifest, **files}
@@ -258,7 +265,7 @@ def test_verify_names_a_stored_pdf_with_one_flipped_byte(
     upload_month(fs, bucket, small_month(), tmp_path)
     assert cli("run", *s3_args(bucket), "--workers", "1").exit_code == 0
     manifest = fs.cat_file(f"{bucket}/out/{MONTH}/manifest.json")
-    scope = hashlib.sha256(manifest).hexdigest()[:16]
+    scope = content_key(json.loads(manifest))
     key = f"{bucket}/out/{MONTH}/objects/{scope}/invoices/IM-202610-000002.pdf"
     data = bytearray(fs.cat_file(key))
     data[len(data) // 2] ^= 0x01
@@ -278,12 +285,14 @@ def test_verify_names_a_stored_pdf_with_one_flipped_byte(
 def test_the_second_commit_of_a_month_loses_and_leaves_nothing_visible(
         fs: s3fs.S3FileSystem, bucket: str) -> None:
     """Two runs that both found the month unpublished: the conditional create of the
-    manifest lets exactly one commit; the other's objects are removed."""
+    manifest lets exactly one commit; the other's objects are removed. (Different bytes
+    come from different inputs, so their manifests differ beyond `outputs`.)"""
     out = location(f"s3://{bucket}/out")
     first, second = open_staging(out, MONTH), open_staging(out, MONTH)
     for staging, body in ((first, b"first"), (second, b"second")):
         staging.write_bytes("invoices/IM-202610-000001.pdf", body)
-        staging.write_manifest({"outputs": dict(staging.hashes)})
+        staging.write_manifest({"inputs_digest": body.decode(),
+                                "outputs": dict(staging.hashes)})
     first.commit()
     with pytest.raises(PublishRaceError) as lost:
         second.commit()
@@ -333,19 +342,27 @@ def test_two_concurrent_runs_exactly_one_commits(
     assert verify.exit_code == 0, verify.output
 
 
-def test_a_run_killed_while_staging_leaves_nothing_visible_and_the_rerun_completes(
+def test_a_run_killed_while_rendering_commits_nothing_and_the_rerun_resumes(
         fs: s3fs.S3FileSystem, bucket: str, tmp_path: Path) -> None:
+    """Objects go straight to the month's scope; killed before the commit, nothing is
+    published (no manifest). The rerun (same inputs, same software: the same content
+    key) takes the staged PDFs instead of rendering them, says how many, and publishes
+    the bytes of an uninterrupted run."""
     many = MonthBuilder()
     for c in range(1, 7):
         many.customer(f"c{c:02d}").app(100 + c, f"c{c:02d}")
         many.day(100 + c, d(1), dau=10_000 + c)
-    upload_month(fs, bucket, many, tmp_path)
-    staging = f"{bucket}/out/.staging/{MONTH}"
+    local_in = upload_month(fs, bucket, many, tmp_path)
+    objects_root = f"{bucket}/out/{MONTH}/objects"
+
+    def staged_pdfs() -> list[str]:
+        return [k for k in fs.find(objects_root) if k.endswith(".pdf")]
+
     proc = subprocess.Popen(command(bucket, "in"), cwd=REPO, env=dict(os.environ),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 90
-        while len([k for k in fs.find(staging) if k.endswith(".pdf")]) < 2:
+        while len(staged_pdfs()) < 2:
             assert proc.poll() is None, "the run ended before it was killed"
             assert time.monotonic() < deadline, "no PDF was ever staged"
             time.sleep(0.05)
@@ -353,14 +370,45 @@ def test_a_run_killed_while_staging_leaves_nothing_visible_and_the_rerun_complet
     finally:
         proc.kill()
         proc.wait()
-    assert not fs.exists(f"{bucket}/out/{MONTH}")  # nothing visible: no manifest, no objects
-    assert fs.find(staging)  # what it staged is left to the lifecycle rule
+    staged = len(staged_pdfs())
+    assert 2 <= staged < 6
+    assert not fs.exists(f"{bucket}/out/{MONTH}/manifest.json")  # nothing committed
+    unpublished = cli("verify", *s3_args(bucket))
+    assert unpublished.exit_code == ExitCode.NOT_PUBLISHED
 
     rerun = cli("run", *s3_args(bucket), "--workers", "1")
     assert rerun.exit_code == 0, rerun.output
     assert "customers invoiced: 6 of 6" in rerun.output
+    assert (f"  documents reused from an earlier unfinished run: {staged} "
+            f"(rendered: {6 - staged})") in rerun.stdout
+    assert (f"WARNING {MONTH}: reusing {staged} document(s) staged by an earlier "
+            "unfinished run with the same inputs and software\n") in rerun.stderr
     verify = cli("verify", *s3_args(bucket))
     assert verify.exit_code == 0, verify.output
+    # Byte for byte the month of an uninterrupted run (here on a local disk).
+    local = cli("run", "--month", MONTH, "--input", str(local_in), "--out",
+                str(tmp_path / "out"), "--workers", "1")
+    assert local.exit_code == 0, local.output
+    assert published_files(fs, bucket) == local_files(tmp_path / "out" / MONTH)
+    assert len(fs.ls(objects_root)) == 1
+
+
+def test_staged_objects_older_than_their_lifetime_are_rendered_again(
+        fs: s3fs.S3FileSystem, bucket: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    upload_month(fs, bucket, small_month(), tmp_path)
+    first = cli("run", *s3_args(bucket), "--workers", "1")
+    assert first.exit_code == 0, first.output
+    published = published_files(fs, bucket)
+    fs.rm(f"{bucket}/out/{MONTH}/manifest.json")  # as if the run had died before its commit
+    # A PDF staged with other bytes, too old to be trusted: rendered again, not reused.
+    pdf = next(k for k in fs.find(f"{bucket}/out/{MONTH}/objects") if k.endswith(".pdf"))
+    fs.pipe_file(pdf, b"stale")
+    monkeypatch.setattr(storage_s3, "STAGED_LIFETIME_S", -60)  # everything is too old
+    rerun = cli("run", *s3_args(bucket), "--workers", "1")
+    assert rerun.exit_code == 0, rerun.output
+    assert "reused" not in rerun.output
+    assert published_files(fs, bucket) == published
 
 
 # --- failures ----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import s3fs
 from botocore.exceptions import ClientError
 
 from invoicing.core.errors import ExitCode
+from invoicing.storage import content_key
 from tests.builders import INCOMPLETE_OK
 from tests.test_object_storage import (
     aws_env,
@@ -44,7 +45,8 @@ from tests.test_tamper import (
 
 
 def scope(manifest: bytes) -> str:
-    return hashlib.sha256(manifest).hexdigest()[:16]
+    """Where a committed manifest's objects are (`storage.content_key`)."""
+    return content_key(json.loads(manifest))
 
 
 @pytest.fixture(scope="module")

@@ -136,6 +136,9 @@ def run_summary(result: RunResult) -> str:
         f"{counts['usage_rows_rejected']} rejected (rejected_rows.parquet)"
     )
     lines.append(f"  anomalies: {counts['anomalies']} (anomalies.parquet)")
+    if result.reused:
+        lines.append(f"  documents reused from an earlier unfinished run: {result.reused} "
+                     f"(rendered: {counts['invoices'] - result.reused})")
     gates = m.get("month_gates", {})
     if gates.get("accepted_incomplete"):
         lines.append("  month gates overridden with --allow-incomplete:")

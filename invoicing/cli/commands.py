@@ -23,11 +23,12 @@ import click
 
 from invoicing import __version__, storage
 from invoicing.audit.reports import run_summary
+from invoicing.cli.heads import EXPECT_HEAD, RETAIN_DAYS, echo_head
 from invoicing.core.errors import InvoicingError, VerifyMismatchError
 from invoicing.core.timeframe import Month
 from invoicing.pipeline import run_month
-from invoicing.publish.issued import IssuedMonth
 from invoicing.publish.manifest import retention_end
+from invoicing.render.progress import CLUSTER_TIMEOUT
 from invoicing.render.renderers import choose_renderer, default_workers
 from invoicing.validate.gates import enforce
 
@@ -171,27 +172,12 @@ def render_options(func: F) -> F:
         help="Render on the Dask cluster whose scheduler is at ADDRESS "
              "(e.g. tcp://scheduler:8786; env INVOICING_CLUSTER) instead of local processes. "
              "Needs 'invoicing[cluster]'.")(func)
+    func = click.option(
+        "--cluster-timeout", metavar="SECONDS", envvar="INVOICING_CLUSTER_TIMEOUT",
+        type=click.FloatRange(min=0, min_open=True), default=CLUSTER_TIMEOUT, show_default=True,
+        help="With --cluster: stop with exit 12 after SECONDS without a worker (none "
+             "joined, every worker or the scheduler lost); env INVOICING_CLUSTER_TIMEOUT.")(func)
     return func
-
-
-#: `run`, `reissue`: write once on object storage.
-RETAIN_DAYS = click.option(
-    "--retain-days", type=click.IntRange(min=1), envvar="INVOICING_RETAIN_DAYS",
-    default=None, metavar="N",
-    help="s3:// outputs only: every published object under S3 Object Lock (compliance "
-         "mode) for N days, which the store enforces (also INVOICING_RETAIN_DAYS); the "
-         "bucket must have Object Lock enabled.")
-
-
-def echo_head(out_dir: Path, month: Month) -> None:
-    """The month's head, as the last line: keep it (README, "The head")."""
-    click.echo(IssuedMonth(out_dir, month).head().line())
-
-
-EXPECT_HEAD = click.option(
-    "--expect-head", metavar="SHA256", default=None,
-    help="Fail (exit 7) unless the month's head (the latest manifest's SHA-256, printed "
-         "by run and reissue) is exactly this one.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -220,8 +206,8 @@ def main(verbose: bool) -> None:
 @RETAIN_DAYS
 @reports_errors
 def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
-        out_dir: Path, workers: int, cluster: str | None, allow_incomplete: bool,
-        retain_days: int | None) -> None:
+        out_dir: Path, workers: int, cluster: str | None, cluster_timeout: float,
+        allow_incomplete: bool, retain_days: int | None) -> None:
     """Compute a month's charges and publish its invoices.
 
     Writes <out>/<YYYY-MM>/ atomically: a PDF per invoiced customer, line_items.parquet,
@@ -238,8 +224,9 @@ def run(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
     result = run_month(
         input_dir, out_dir, month, pricebook=pricebook,
         on_conflict=on_conflict,  # type: ignore[arg-type]
-        render=choose_renderer(workers, cluster), seller=load_seller(),
-        allow_incomplete=allow_incomplete, retain_until=retention_end(retain_days),
+        render=choose_renderer(workers, cluster, cluster_timeout=cluster_timeout),
+        seller=load_seller(), allow_incomplete=allow_incomplete,
+        retain_until=retention_end(retain_days),
     )
     click.echo(run_summary(result))
     echo_head(out_dir, month)
@@ -292,7 +279,8 @@ def diff(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str
 @reports_errors
 def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
             out_dir: Path, reason: str, issue_date: Any, expect_head: str | None, workers: int,
-            cluster: str | None, allow_incomplete: bool, retain_days: int | None) -> None:
+            cluster: str | None, cluster_timeout: float, allow_incomplete: bool,
+            retain_days: int | None) -> None:
     """Issue credit notes and replacement invoices for customers whose charges changed.
 
     Writes <out>/<YYYY-MM>/revisions/NNN/ and leaves every issued file untouched. Each
@@ -310,7 +298,8 @@ def reissue(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
     from invoicing.audit.reissue import reissue_month
 
     result = reissue_month(
-        input_dir, out_dir, month, reason=reason, render=choose_renderer(workers, cluster),
+        input_dir, out_dir, month, reason=reason,
+        render=choose_renderer(workers, cluster, cluster_timeout=cluster_timeout),
         seller=load_seller(), pricebook=pricebook,
         on_conflict=None if on_conflict == "error" else on_conflict,  # type: ignore[arg-type]
         issue_date=issue_date.date() if issue_date else None, allow_incomplete=allow_incomplete,
@@ -370,7 +359,7 @@ def verify(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: s
 @reports_errors
 def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: str,
             drafts: Path | None, workers: int, cluster: str | None,
-            allow_incomplete: bool) -> None:
+            cluster_timeout: float, allow_incomplete: bool) -> None:
     """Compute a month's charges without publishing or using up invoice numbers.
 
     Works for the month in progress too (charges to date, with --allow-incomplete since
@@ -389,6 +378,7 @@ def preview(month: Month, input_dir: Path, pricebook: Path | None, on_conflict: 
     enforce(list(computed.gate_findings), month, allow_incomplete)
     click.echo(preview_text(computed))
     if drafts is not None:
-        render = choose_renderer(workers, cluster, label="drafts", draft=True)
+        render = choose_renderer(workers, cluster, label="drafts", draft=True,
+                                 cluster_timeout=cluster_timeout)
         written = write_drafts(computed, drafts, render, load_seller())
         click.echo(f"  wrote {written} draft PDF(s) to {drafts}")

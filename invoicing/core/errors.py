@@ -33,6 +33,53 @@ class ExitCode(IntEnum):
 
 
 @dataclass(frozen=True)
+class Retry:
+    """Whether running the same command again, unchanged, can succeed.
+
+    Attributes:
+      helps: True when the cause can go away by itself (a lock released, a store or a
+        cluster back); False when a person must change something first (a bug, the
+        inputs, the command line, the image).
+      why: the reason, as the README's exit-code table prints it.
+    """
+
+    helps: bool
+    why: str
+
+
+#: What a retry can fix, per exit code: the one table that README's exit-code table and
+#: the Kubernetes example's ``podFailurePolicy`` follow (`tests/test_deployment.py`
+#: compares the three). A bug (1) is not retried: a rerun renders the month again for
+#: the same traceback.
+RETRY: dict[ExitCode, Retry] = {
+    ExitCode.UNEXPECTED: Retry(False, "no: a bug or a broken environment; a rerun fails the "
+                                      "same way"),
+    ExitCode.USAGE: Retry(False, "no: fix the command line"),
+    ExitCode.INPUT_ERROR: Retry(False, "no: fix the inputs"),
+    ExitCode.USAGE_CONFLICT: Retry(False, "no: fix the export, or decide on "
+                                          "`--on-conflict max`"),
+    ExitCode.ALREADY_PUBLISHED: Retry(False, "no: use `diff` and `reissue`"),
+    ExitCode.LOCKED: Retry(True, "yes: once the other process has finished"),
+    ExitCode.VERIFY_MISMATCH: Retry(False, "no: a person investigates"),
+    ExitCode.MONTH_INCOMPLETE: Retry(False, "no: complete the exports, or decide on "
+                                            "`--allow-incomplete`"),
+    ExitCode.OUTPUT_UNAVAILABLE: Retry(False, "no: fix `--out` or its rights"),
+    ExitCode.NOT_PUBLISHED: Retry(False, "no: run the month first"),
+    ExitCode.STORAGE: Retry(True, "yes: once the store answers again (a wrong bucket or "
+                                  "credentials fail again)"),
+    ExitCode.CLUSTER_UNAVAILABLE: Retry(True, "yes: once the cluster is back"),
+    ExitCode.CLUSTER_MISMATCH: Retry(False, "no: run one image everywhere"),
+    ExitCode.NOT_DELIVERED: Retry(True, "yes: it sends only what was not accepted (an "
+                                        "address refused for good is refused again)"),
+}
+
+
+def retryable(helps: bool) -> list[int]:
+    """The exit codes a retry can fix (`helps`) or cannot, in ascending order."""
+    return sorted(int(code) for code, retry in RETRY.items() if retry.helps == helps)
+
+
+@dataclass(frozen=True)
 class Source:
     """Where a bad value was found.
 

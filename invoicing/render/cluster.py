@@ -11,7 +11,7 @@ a Dask distributed cluster. The scheduler, the workers and their retries are Das
   run (`ClusterMismatchError`, exit 13). Every PDF also comes back with the fingerprint
   of the environment that rendered it, so a worker that joins later is held to the same
   rule. Documents are rendered by the same `InvoiceRenderer` code as locally.
-* **Flat memory.** At most `window` tasks of `BATCH` documents are in flight; each PDF
+* **Flat memory.** At most `window` tasks of `batch_for` documents are in flight; each PDF
   is handed to the caller (which writes it to the staging folder) as soon as it arrives,
   and its future is released, so neither this process nor the cluster holds the month.
 * **One renderer per worker process.** `_worker_renderer` builds an `InvoiceRenderer` the
@@ -19,9 +19,10 @@ a Dask distributed cluster. The scheduler, the workers and their retries are Das
   the `render_engine` caches stay warm across documents and runs).
 * **Faults.** A worker that dies mid-render has its tasks rerun elsewhere by the
   scheduler; the PDF is a function of the document, so the month is unchanged. A
-  scheduler that cannot be reached, has no worker, or goes away mid-run raises
-  `ClusterUnavailableError` (exit 12): the caller discards its staging folder, so nothing
-  is published, and a rerun starts again from scratch.
+  scheduler that cannot be reached, has no worker, goes away mid-run, or a cluster
+  without a worker (or an answering scheduler) for `CLUSTER_TIMEOUT` seconds (every
+  worker lost: Dask would wait for one forever) raises `ClusterUnavailableError` (exit
+  12): the caller discards its staging folder, so nothing is published.
 
 Dask is an optional extra (``pip install 'invoicing[cluster]'``); only this module imports
 it, and only when ``--cluster`` is given.
@@ -30,10 +31,10 @@ it, and only when ``--cluster`` is given.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
@@ -42,8 +43,10 @@ from typing import Any, TextIO
 
 from invoicing.core.documents import InvoiceDocument
 from invoicing.core.errors import ClusterMismatchError, ClusterUnavailableError
+from invoicing.render.cluster_wait import Watch, Window, next_done
 from invoicing.render.environment import differences, fingerprint, renderer_environment
-from invoicing.render.progress import Progress, RenderFn
+from invoicing.render.progress import CLUSTER_TIMEOUT, Progress
+from invoicing.storage import sha256_bytes, write_objects
 
 try:
     from distributed import Client, as_completed
@@ -56,15 +59,16 @@ except ImportError as exc:  # pragma: no cover - the base install
 
 log = logging.getLogger("invoicing")
 
-#: Seconds to wait for the scheduler to answer, and for at least one worker to join.
+#: Seconds to wait for the scheduler to answer.
 CONNECT_TIMEOUT = 10.0
-WORKER_TIMEOUT = 60.0
 #: Documents per task: each task costs the coordinator and the scheduler a few
-#: messages, so a few documents share one (a one-page invoice renders in ~0.1 s).
+#: messages, so several documents share one (a one-page invoice renders in ~0.1 s).
+#: At least `BATCH`; up to `MAX_BATCH` when the month is large enough that every worker
+#: thread still gets `TASKS_PER_THREAD` tasks (`batch_for`): a task of 16 halves the
+#: batch's CPU per invoice against 4 (BENCHMARKS.md, "The width of the funnel").
 BATCH = 4
-#: Tasks in flight per worker thread: enough to keep every worker busy while PDFs
-#: travel back, few enough that memory stays flat (a document is ~2 KiB, a PDF ~40 KiB).
-WINDOW_PER_THREAD = 3
+MAX_BATCH = 16
+TASKS_PER_THREAD = 16
 
 #: What losing the scheduler (or every worker) looks like from the client side.
 _LOST = (FutureCancelledError, CancelledError, CommClosedError, KilledWorker, OSError,
@@ -101,6 +105,21 @@ def render_on_worker(docs: list[InvoiceDocument], draft: bool
     return fingerprint(renderer_environment()), pdfs
 
 
+def store_on_worker(docs: list[InvoiceDocument], draft: bool, target: str, expected: str
+                    ) -> tuple[str, list[tuple[str, str, int]]]:
+    """One Dask task when the workers write: render, write each PDF to
+    ``<target>/<number>.pdf`` (concurrently, with this worker's own storage
+    configuration), and return only the fingerprint and, per document, its number,
+    SHA-256 and size. A worker whose environment is not `expected` writes nothing."""
+    made_by = fingerprint(renderer_environment())
+    if made_by != expected:
+        return made_by, [(doc.invoice_number, "", 0) for doc in docs]
+    renderer = _worker_renderer()
+    pdfs = {doc.invoice_number: renderer.render_pdf(doc, draft=draft) for doc in docs}
+    write_objects(target, {f"{number}.pdf": pdf for number, pdf in pdfs.items()})
+    return made_by, [(number, sha256_bytes(pdf), len(pdf)) for number, pdf in pdfs.items()]
+
+
 # --- on the coordinator ---------------------------------------------------------------------
 
 
@@ -117,9 +136,10 @@ def _quiet_dask_logs() -> None:
 
 def connect(address: str, timeout: float | None = None,
             worker_timeout: float | None = None) -> Client:
-    """A client of the scheduler at `address` with at least one worker, or one clear error."""
+    """A client of the scheduler at `address` with at least one worker, or one clear error
+    (`worker_timeout`: seconds to wait for the first worker, default `CLUSTER_TIMEOUT`)."""
     timeout = timeout or CONNECT_TIMEOUT
-    worker_timeout = worker_timeout or WORKER_TIMEOUT
+    worker_timeout = worker_timeout or CLUSTER_TIMEOUT
     _quiet_dask_logs()
     try:
         # PDFs come straight from the workers, not relayed through the scheduler.
@@ -162,74 +182,99 @@ def check_workers(client: Client, address: str) -> int:
     return sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()) or 1
 
 
+def scheduler_has_bokeh() -> bool:
+    """Run on the scheduler: Dask's dashboard pages need bokeh, which the `cluster` extra
+    does not install (without it the address serves only /health and /metrics)."""
+    return importlib.util.find_spec("bokeh") is not None
+
+
 def dashboard(client: Client) -> str:
     """The scheduler's dashboard address, or a note that it has none."""
     services = client.scheduler_info().get("services", {})
-    return client.dashboard_link if "dashboard" in services else "none (no dashboard)"
+    if "dashboard" not in services:
+        return "none (no dashboard)"
+    with contextlib.suppress(Exception):  # advisory: the run does not need a dashboard
+        if not client.run_on_scheduler(scheduler_has_bokeh):
+            return "none (no bokeh on the scheduler)"
+    return client.dashboard_link
 
 
 def make_cluster_renderer(address: str, label: str = "rendering", stream: TextIO | None = None,
                           tty: bool | None = None, draft: bool = False,
-                          window: int | None = None) -> RenderFn:
+                          window: int | None = None, timeout: float | None = None,
+                          batch: int | None = None) -> ClusterRenderer:
     """A render function for `pipeline.run_month` that renders on the cluster at `address`.
 
     PDFs come back in completion order (the caller names and hashes each by its number,
     so the outputs do not depend on the order). ``window``: tasks in flight (default
     `WINDOW_PER_THREAD` per worker thread, recounted as workers come and go), each of
-    `BATCH` documents.
+    `batch` documents (default: `batch_for` the month). ``timeout``: seconds without a
+    worker (waiting for the first one, or after losing every one) after which the run
+    stops with `ClusterUnavailableError` (default `CLUSTER_TIMEOUT`).
     """
+    return ClusterRenderer(address, label, stream, tty, draft, window,
+                           timeout or CLUSTER_TIMEOUT, batch)
 
-    def render(docs: Iterator[InvoiceDocument], total: int) -> Iterator[tuple[str, bytes]]:
+
+def batch_for(total: int, threads: int) -> int:
+    """Documents per task for `total` documents on `threads` worker threads."""
+    return max(BATCH, min(MAX_BATCH, total // (max(1, threads) * TASKS_PER_THREAD)))
+
+
+class ClusterRenderer:
+    """A `RenderFn` on a Dask cluster; `store` has the workers write the PDFs themselves."""
+
+    def __init__(self, address: str, label: str, stream: TextIO | None, tty: bool | None,
+                 draft: bool, window: int | None, timeout: float, batch: int | None):
+        self.address, self.label, self.stream, self.tty = address, label, stream, tty
+        self.draft, self.window, self.timeout, self.batch = draft, window, timeout, batch
+
+    def __call__(self, docs: Iterator[InvoiceDocument], total: int
+                 ) -> Iterator[tuple[str, bytes]]:
+        """(number, PDF bytes): the PDFs travel back to this process."""
+        yield from self._run(docs, total, render_on_worker, self.draft)
+
+    def store(self, docs: Iterator[InvoiceDocument], total: int, target: str
+              ) -> Iterator[tuple[str, str, int]]:
+        """(number, SHA-256, size): each worker writes its PDFs to ``<target>/<number>.pdf``
+        (a `Staging.worker_target`), and only these three values travel back."""
+        expected = fingerprint(renderer_environment())
+        yield from self._run(docs, total, store_on_worker, self.draft, target, expected)
+
+    def _run(self, docs: Iterator[InvoiceDocument], total: int, task: Any, *args: Any
+             ) -> Iterator[tuple[Any, ...]]:
         if total == 0:
             return
-        client = connect(address)
+        client = connect(self.address, worker_timeout=self.timeout)
         try:
-            threads = check_workers(client, address)
+            threads = check_workers(client, self.address)
             workers = len(client.scheduler_info().get("workers", {}))
             # Before the progress bar starts, so the bar keeps its line.
-            print(f"{label} on cluster {address}: {workers} worker(s), {threads} thread(s); "
-                  f"dashboard {dashboard(client)}", file=stream or sys.stderr, flush=True)
-            progress = Progress(label, total, stream, tty)
+            print(f"{self.label} on cluster {self.address}: {workers} worker(s), {threads} "
+                  f"thread(s); dashboard {dashboard(client)}", file=self.stream or sys.stderr,
+                  flush=True)
+            progress = Progress(self.label, total, self.stream, self.tty)
             try:
-                yield from _stream(client, address, docs, window, draft, progress)
+                yield from _stream(client, self.address, docs, self.window, progress,
+                                   self.batch or batch_for(total, threads), self.timeout,
+                                   task, *args)
             finally:
                 progress.close()
         finally:
             client.close(timeout=5)
 
-    return render
-
-
-class _Window:
-    """Tasks to keep in flight: fixed, or `WINDOW_PER_THREAD` per worker thread, recounted
-    at most once a second, so workers that join during the run (a cluster still scaling
-    up when the batch starts) get work too."""
-
-    def __init__(self, client: Client, fixed: int | None):
-        self.client = client
-        self.fixed = fixed
-        self.size = fixed or 1
-        self.counted = float("-inf")
-
-    def __int__(self) -> int:
-        now = time.monotonic()
-        if self.fixed is None and now - self.counted >= 1.0 and self.client.status == "running":
-            self.counted = now
-            # Advisory: if the scheduler is gone, the futures report it, not this count.
-            with contextlib.suppress(Exception):
-                self.size = WINDOW_PER_THREAD * max(1, sum(self.client.nthreads().values()))
-        return self.size
-
 
 def _stream(client: Client, address: str, docs: Iterator[InvoiceDocument],
-            window: int | None, draft: bool, progress: Progress, batch: int = BATCH
-            ) -> Iterator[tuple[str, bytes]]:
-    """Keep `window` tasks of `batch` documents in flight (default: `WINDOW_PER_THREAD` per
-    worker thread); yield each PDF as it arrives."""
+            window: int | None, progress: Progress, batch: int, timeout: float, task: Any,
+            *args: Any) -> Iterator[tuple[Any, ...]]:
+    """Keep `window` tasks ``task(documents, *args)`` of `batch` documents in flight
+    (default: `WINDOW_PER_THREAD` per worker thread); yield each document's result as it
+    arrives; stop after `timeout` seconds without a worker."""
     expected = fingerprint(renderer_environment())
-    limit = _Window(client, window)
+    limit = Window(client, window)
     run = uuid.uuid4().hex[:8]  # keys unique per call, so two runs never share a result
     pending = as_completed(loop=client.loop)
+    watch = Watch(client, address, timeout)
     in_flight = 0
     docs = iter(docs)
     try:
@@ -238,12 +283,12 @@ def _stream(client: Client, address: str, docs: Iterator[InvoiceDocument],
                 chunk = list(islice(docs, batch))
                 if not chunk:
                     break
-                pending.add(client.submit(render_on_worker, chunk, draft, pure=False,
+                pending.add(client.submit(task, chunk, *args, pure=False,
                                           key=f"render-{chunk[0].invoice_number}-{run}"))
                 in_flight += 1
             if in_flight == 0:
                 return
-            future = next(pending)
+            future = next_done(pending, watch)
             made_by, pdfs = future.result()
             future.release()
             in_flight -= 1
@@ -251,8 +296,8 @@ def _stream(client: Client, address: str, docs: Iterator[InvoiceDocument],
                 raise ClusterMismatchError(
                     f"cluster {address}: {pdfs[0][0]} was rendered by a worker with another "
                     "environment (it joined after the check); nothing was published")
-            for number, pdf in pdfs:
-                yield number, pdf
+            for result in pdfs:
+                yield result
                 progress.advance()
     except _LOST as exc:
         raise ClusterUnavailableError(

@@ -9,12 +9,27 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from typing import TextIO
+from typing import Protocol, TextIO, runtime_checkable
 
 from invoicing.core.documents import InvoiceDocument
 
 RenderFn = Callable[[Iterator[InvoiceDocument], int], Iterator[tuple[str, bytes]]]
+
+
+@runtime_checkable
+class StoringRenderer(Protocol):
+    """A renderer whose workers write each PDF to ``<target>/<number>.pdf`` themselves
+    (`render/cluster.py`): only ``(number, SHA-256, size)`` comes back."""
+
+    def store(self, docs: Iterator[InvoiceDocument], total: int, target: str
+              ) -> Iterator[tuple[str, str, int]]: ...
+
 BAR_WIDTH = 36
+#: Seconds a Dask cluster may go without a worker (none joined yet, every worker lost, the
+#: scheduler gone or not answering) before a run stops with exit 12
+#: (``--cluster-timeout``, ``INVOICING_CLUSTER_TIMEOUT``): long enough for Kubernetes to
+#: replace a worker pod, short enough that a lost cluster does not hold the month.
+CLUSTER_TIMEOUT = 300.0
 
 
 class Progress:

@@ -15,13 +15,14 @@ def default_workers() -> int:
 
 
 def choose_renderer(workers: int, cluster: str | None, label: str = "rendering",
-                    draft: bool = False) -> RenderFn:
-    """The local pool of `workers` processes, or the Dask cluster at `cluster` if given.
+                    draft: bool = False, cluster_timeout: float | None = None) -> RenderFn:
+    """The local pool of `workers` processes, or the Dask cluster at `cluster` if given
+    (`cluster_timeout`: seconds without a result before the run stops, exit 12).
 
     Dask is imported only for a cluster, so the base install never needs it.
     """
     if cluster:
         from invoicing.render.cluster import make_cluster_renderer
 
-        return make_cluster_renderer(cluster, label=label, draft=draft)
+        return make_cluster_renderer(cluster, label=label, draft=draft, timeout=cluster_timeout)
     return make_renderer(workers, label=label, draft=draft)

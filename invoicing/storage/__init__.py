@@ -33,6 +33,7 @@ from invoicing.storage.base import (
     PublishRaceError,
     Staging,
     StorageError,
+    content_key,
     manifest_bytes,
     sha256_bytes,
     write_parquet,
@@ -41,6 +42,7 @@ from invoicing.storage.local import LocalBackend
 from invoicing.storage.s3 import (
     OBJECTS,
     SCHEME,
+    STAGED_LIFETIME_S,
     STAGING,
     ObjectStaging,
     S3Backend,
@@ -50,39 +52,13 @@ from invoicing.storage.s3 import (
 )
 
 __all__ = [
-    "MANIFEST",
-    "OBJECTS",
-    "PARQUET_COMPRESSION",
-    "PARQUET_COMPRESSION_LEVEL",
-    "SCHEME",
-    "STAGING",
-    "Backend",
-    "ObjectStaging",
-    "Protection",
-    "PublishRaceError",
-    "Staging",
-    "StorageError",
-    "backend_for",
-    "check",
-    "check_retention",
-    "files_of",
-    "is_committed",
-    "is_remote",
-    "list_files",
-    "location",
-    "lock",
-    "manifest_bytes",
-    "open_staging",
-    "protection", "put_record",
-    "raised_by_object_storage",
-    "readable",
-    "relative_name",
-    "remote_locations",
-    "remove_stale_staging",
-    "sha256_bytes",
-    "storage_error",
-    "supported_schemes",
-    "write_parquet",
+    "MANIFEST", "OBJECTS", "PARQUET_COMPRESSION", "PARQUET_COMPRESSION_LEVEL", "SCHEME",
+    "STAGED_LIFETIME_S", "STAGING", "Backend", "ObjectStaging", "Protection",
+    "PublishRaceError", "Staging", "StorageError", "backend_for", "check", "check_retention",
+    "content_key", "files_of", "is_committed", "is_remote", "list_files", "location", "lock",
+    "manifest_bytes", "open_staging", "protection", "put_record", "raised_by_object_storage",
+    "read_bytes", "readable", "relative_name", "remote_locations", "remove_stale_staging",
+    "sha256_bytes", "storage_error", "supported_schemes", "write_objects", "write_parquet",
 ]
 
 #: URL scheme → backend. A location without a scheme is a local path.
@@ -158,12 +134,14 @@ def check(path: Path) -> None:
 
 
 def open_staging(out_dir: Path, name: str, root: Path | None = None,
-                 retain_until: datetime | None = None) -> Staging:
+                 key: str | None = None, retain_until: datetime | None = None) -> Staging:
     """Staging for `<out_dir>/<name>`: a temporary folder renamed into place on a local
     disk, objects committed by a conditional manifest on object storage (`root`, the
-    output root, is where object storage keeps its staging prefix). Committed files are
-    read-only on a local disk, and under Object Lock until `retain_until` if given."""
-    return backend_for(out_dir).staging(out_dir, name, root, retain_until)
+    output root, is where object storage keeps its staging prefix; `key`, the manifest's
+    `content_key` when known before rendering, lets workers write the objects in place).
+    Committed files are read-only on a local disk, and under Object Lock until
+    `retain_until` if given."""
+    return backend_for(out_dir).staging(out_dir, name, root, key, retain_until)
 
 
 def check_retention(out_dir: Path) -> None:
@@ -184,6 +162,20 @@ def list_files(folder: Path) -> list[str]:
 def protection(path: Path) -> Protection | None:
     """What protects a published file: read-only, Object Lock until a date, or None."""
     return backend_for(path).protection(path)
+
+
+def write_objects(target: str, files: dict[str, bytes]) -> None:
+    """Write `files` (name relative to `target` -> bytes) under the `worker_target` URL of a
+    staging area, concurrently; the store is configured by this process's own
+    environment (on a render worker: its AWS variables)."""
+    where = location(target)
+    if is_remote(where):
+        where.fs.pipe({(where / name).path: data  # type: ignore[attr-defined]
+                       for name, data in files.items()})
+        return
+    for name, data in files.items():
+        (where / name).parent.mkdir(parents=True, exist_ok=True)
+        (where / name).write_bytes(data)
 
 
 def remove_stale_staging(out_dir: Path, name: str) -> None:

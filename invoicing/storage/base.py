@@ -72,6 +72,20 @@ class Protection:
             f"{self.kind} until {self.until.isoformat(timespec='seconds')}"
 
 
+def content_key(manifest: Mapping[str, Any]) -> str:
+    """The scope a month's (or revision's) objects are stored under on object storage: the
+    first 16 hex digits of the SHA-256 of its manifest without ``outputs``.
+
+    Everything else in a manifest (inputs and their digest, options, software and renderer
+    environment, counts, totals) is known before the first document is rendered, and the
+    same values give the same bytes, so workers can write straight to the scope, a
+    rerun can reuse what an unfinished run with the same key wrote, and a reader finds the
+    objects from the committed manifest alone.
+    """
+    rest = {k: v for k, v in manifest.items() if k != "outputs"}
+    return sha256_bytes(manifest_bytes(rest))[:16]
+
+
 class Staging(Protocol):
     """Files of one month (or revision) being written, invisible until `commit`."""
 
@@ -89,6 +103,20 @@ class Staging(Protocol):
         ...
 
     def discard(self) -> None: ...
+
+    def worker_target(self) -> str | None:
+        """The URL render workers may write files to themselves (then `record` them), or
+        None when only this process writes (a local temporary folder)."""
+        ...
+
+    def record(self, relative: str, sha256: str) -> str:
+        """Count a file a worker wrote to `worker_target`; returns its SHA-256."""
+        ...
+
+    def reusable(self, prefix: str) -> dict[str, str]:
+        """Files under `prefix` an earlier unfinished run with the same content key left,
+        recent enough to trust, by name with their SHA-256 (recorded as written)."""
+        ...
 
 
 class Backend(Protocol):
@@ -123,9 +151,10 @@ class Backend(Protocol):
         ...
 
     def staging(self, out_dir: Path, name: str, root: Path | None,
-                retain_until: datetime | None = None) -> Staging:
-        """A staging area for `<out_dir>/<name>` (`root`: the output root); with
-        `retain_until`, every committed file is under Object Lock until then."""
+                key: str | None = None, retain_until: datetime | None = None) -> Staging:
+        """A staging area for `<out_dir>/<name>` (`root`: the output root; `key`: the
+        `content_key` of its manifest, when known before rendering); with `retain_until`,
+        every committed file is under Object Lock until then."""
         ...
 
     def check_retention(self, out_dir: Path) -> None:

@@ -101,6 +101,19 @@ class LocalStaging:
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
+    def worker_target(self) -> str | None:
+        # The folder is private to this process: rendered PDFs come back to be written.
+        return None
+
+    def record(self, relative: str, sha256: str) -> str:
+        self.hashes[relative] = sha256
+        return sha256
+
+    def reusable(self, prefix: str) -> dict[str, str]:
+        # A fresh temporary folder: a local run starts again (the next run removes a
+        # killed run's folder, and the atomic rename stays the commit).
+        return {}
+
 
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
@@ -139,7 +152,7 @@ class LocalBackend:
         return None
 
     def staging(self, out_dir: Path, name: str, root: Path | None,
-                retain_until: datetime | None = None) -> LocalStaging:
+                key: str | None = None, retain_until: datetime | None = None) -> LocalStaging:
         return LocalStaging(out_dir, name)
 
     def check_retention(self, out_dir: Path) -> None:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -34,7 +36,9 @@ from invoicing.storage.base import (
     Protection,
     PublishRaceError,
     StorageError,
+    content_key,
     manifest_bytes,
+    sha256_bytes,
     write_parquet,
 )
 
@@ -44,6 +48,9 @@ CONNECT_TIMEOUT_S: Final = 5
 STAGING: Final = ".staging"
 #: Folder, under a committed month or revision, holding the objects its manifest lists.
 OBJECTS: Final = "objects"
+#: Seconds after which an object an unfinished run wrote is no longer trusted by a rerun
+#: (rendered again instead): the two days of the staging lifecycle rule (README).
+STAGED_LIFETIME_S: Final = 2 * 24 * 3600
 #: The Object Lock mode published objects get with `retain_until`: nobody, the root
 #: account included, can delete or overwrite them before the date.
 LOCK_MODE: Final = "COMPLIANCE"
@@ -152,29 +159,38 @@ def storage_error(exc: BaseException, where: Path | str | None = None) -> Storag
 class ObjectStaging:
     """`storage.base.Staging` for object storage, where there is no atomic rename.
 
-    Objects are staged under ``<root>/.staging/<final, relative to root>/<random>/``,
-    which no reader looks at. `commit` copies them to ``<final>/objects/<scope>/`` (the
-    scope is derived from the manifest's bytes, so two runs with different results never
-    share a key and identical runs write identical bytes) and then creates
-    ``<final>/manifest.json`` with ``If-None-Match: *``: that one request is the commit,
-    and a second run gets `PublishRaceError`. A killed run leaves only staged objects
-    (and at most unreferenced copies), which readers never see; a lifecycle rule on
-    ``<root>/.staging/`` removes them.
+    Every object is written under ``<final>/objects/<scope>/`` and
+    ``<final>/manifest.json`` is created last with ``If-None-Match: *``: that one request
+    is the commit, and a second run gets `PublishRaceError`. The scope is the manifest's
+    `content_key`, so a reader finds the objects from the committed manifest alone, and
+    two runs with different results never share a key.
+
+    * With `key` (a month run: the key is known before rendering), objects are written
+      straight to their scope, by this process or by the render workers
+      (`worker_target`), and the commit copies nothing. A run that fails leaves them
+      for a rerun with the same key (`reusable`); readers ignore them (no manifest).
+    * Without (a revision, whose manifest holds the time of the reissue), objects are
+      staged under ``<root>/.staging/<final, relative to root>/<random>/`` and copied
+      into the scope at commit, as the manifest is only known then.
 
     With `retain_until`, the manifest is created under Object Lock (`LOCK_MODE`) in the
-    same request that commits it, and each listed copy gets the same retention right
-    after: a losing run's copies are never locked, so it can still remove them.
+    same request that commits it, and each listed object gets the same retention right
+    after: a losing run's objects are never locked, so it can still remove them.
     """
 
     def __init__(self, out_dir: Path, name: str, root: Path | None = None,
-                 retain_until: datetime | None = None):
+                 key: str | None = None, retain_until: datetime | None = None):
         self.out_dir = out_dir
         self.retain_until = retain_until
         self.name = name
         self.final = out_dir / name
-        root = root if root is not None else out_dir
-        below = S3Backend().relative_name(self.final, root) or name
-        self.path = root / STAGING / below / uuid.uuid4().hex
+        self.key = key
+        if key is not None:
+            self.path = self.final / OBJECTS / key
+        else:
+            root = root if root is not None else out_dir
+            below = S3Backend().relative_name(self.final, root) or name
+            self.path = root / STAGING / below / uuid.uuid4().hex
         self.hashes: dict[str, str] = {}
         self._manifest: bytes | None = None
         self._copies: Path | None = None
@@ -203,15 +219,50 @@ class ObjectStaging:
         self.hashes[MANIFEST] = digest
         return digest
 
+    def worker_target(self) -> str | None:
+        return str(self.path) if self.key is not None else None
+
+    def record(self, relative: str, sha256: str) -> str:
+        self._target(relative)
+        self.hashes[relative] = sha256
+        return sha256
+
+    def reusable(self, prefix: str) -> dict[str, str]:
+        """Objects under `prefix` of this scope written less than `STAGED_LIFETIME_S` ago,
+        read back and hashed (a PUT is all or nothing, and the same key gives the same
+        bytes, so each is the file this run would write)."""
+        if self.key is None:
+            return {}
+        fs = self.path.fs  # type: ignore[attr-defined]
+        base = self.path.path  # type: ignore[attr-defined]
+        try:
+            found = fs.find(f"{base}/{prefix}", detail=True)
+        except FileNotFoundError:
+            return {}
+        oldest = time.time() - STAGED_LIFETIME_S
+        fresh = sorted(key for key, info in found.items() if _modified(info) >= oldest)
+        if not fresh:
+            return {}
+        contents = fs.cat(fresh)  # one call: s3fs fetches them concurrently
+        reused = {}
+        for key in fresh:
+            relative = key[len(base) + 1:]
+            reused[relative] = self.record(relative, sha256_bytes(contents[key]))
+        return reused
+
     def commit(self) -> Path:
         if self._manifest is None:
             raise RuntimeError("commit before write_manifest")
         fs = self.final.fs  # type: ignore[attr-defined]
-        self._copies = S3Backend().files_of(self.final, self._manifest)
+        scope = content_key(json.loads(self._manifest))
+        if self.key is not None and scope != self.key:
+            raise RuntimeError(f"manifest content key {scope} is not the staged {self.key}")
         names = sorted(n for n in self.hashes if n != MANIFEST)
-        # One call: s3fs runs the server-side copies concurrently, in batches.
-        fs.copy([(self.path / n).path for n in names],  # type: ignore[attr-defined]
-                [(self._copies / n).path for n in names])  # type: ignore[attr-defined]
+        if self.key is None:
+            self._copies = self.final / OBJECTS / scope
+            # One call: s3fs runs the server-side copies concurrently, in batches.
+            fs.copy([(self.path / n).path for n in names],  # type: ignore[attr-defined]
+                    [(self._copies / n).path for n in names])  # type: ignore[attr-defined]
         lock: dict[str, Any] = {} if self.retain_until is None else {
             "ObjectLockMode": LOCK_MODE, "ObjectLockRetainUntilDate": self.retain_until}
         try:
@@ -222,29 +273,54 @@ class ObjectStaging:
             raise PublishRaceError(
                 f"{self.final}: another invoicing run committed this first; nothing of "
                 "this run is visible. Run again to see whether it matches") from None
-        copies, self._copies = self._copies, None  # committed: they are the published files
+        self._copies = None  # committed: the copies are the published files
         if self.retain_until is not None:
             retention = {"Mode": LOCK_MODE, "RetainUntilDate": self.retain_until}
             for n in names:
-                bucket, key = (copies / n).path.split("/", 1)  # type: ignore[attr-defined]
+                bucket, key = (self.final / OBJECTS / scope / n  # type: ignore[attr-defined]
+                               ).path.split("/", 1)
                 fs.call_s3("put_object_retention", Bucket=bucket, Key=key,
                            Retention=retention)
-        _remove(self.path)
+        if self.key is None:
+            _remove(self.path)
+        else:
+            self._remove_other_scopes()
         return self.final
+
+    def _remove_other_scopes(self) -> None:
+        """After a run's commit, what unfinished runs of the month with other keys left
+        (no revision exists yet, so no other scope is referenced). Best effort."""
+        with contextlib.suppress(Exception):
+            fs = self.final.fs  # type: ignore[attr-defined]
+            objects = (self.final / OBJECTS).path  # type: ignore[attr-defined]
+            for folder in fs.ls(objects, detail=False):
+                if folder.rstrip("/").rsplit("/", 1)[-1] != self.key:
+                    fs.rm(folder, recursive=True)
 
     def discard(self) -> None:
         """Remove what this run staged, and its copies unless a committed manifest with the
-        same bytes (an identical run) lists them. Best effort: a failing store must not hide
-        the error that brought us here; the lifecycle rule catches what is left."""
-        _remove(self.path)
-        if self._copies is None:
-            return
+        same scope (an identical run) lists them. With a key, the objects stay for a
+        rerun unless another run committed the month with another key. Best effort: a
+        failing store must not hide the error that brought us here."""
         try:
-            committed = (self.final / MANIFEST).read_bytes()
+            committed: bytes | None = (self.final / MANIFEST).read_bytes()
         except Exception:
-            committed = b""
-        if committed != self._manifest:
+            committed = None
+        same = committed is not None and self._manifest is not None and (
+            content_key(json.loads(committed)) == content_key(json.loads(self._manifest)))
+        if self.key is not None:
+            if committed is not None and content_key(json.loads(committed)) != self.key:
+                _remove(self.path)
+            return
+        _remove(self.path)
+        if self._copies is not None and not same:
             _remove(self._copies)
+
+
+def _modified(info: Mapping[str, Any]) -> float:
+    """The time an object was written, from a listing entry (0: unknown, never trusted)."""
+    value = info.get("LastModified") or info.get("mtime")
+    return float(value.timestamp()) if value is not None and hasattr(value, "timestamp") else 0.0
 
 
 def _remove(prefix: Path) -> None:
@@ -279,7 +355,7 @@ class S3Backend:
         return (folder / MANIFEST).is_file()
 
     def files_of(self, folder: Path, manifest: bytes) -> Path:
-        return folder / OBJECTS / hashlib.sha256(manifest).hexdigest()[:16]
+        return folder / OBJECTS / content_key(json.loads(manifest))
 
     def check(self, path: Path) -> None:
         try:
@@ -291,8 +367,8 @@ class S3Backend:
             raise error from None
 
     def staging(self, out_dir: Path, name: str, root: Path | None,
-                retain_until: datetime | None = None) -> ObjectStaging:
-        return ObjectStaging(out_dir, name, root, retain_until)
+                key: str | None = None, retain_until: datetime | None = None) -> ObjectStaging:
+        return ObjectStaging(out_dir, name, root, key, retain_until)
 
     def check_retention(self, out_dir: Path) -> None:
         bucket = _bucket(out_dir)
