@@ -400,7 +400,9 @@ def test_staged_objects_older_than_their_lifetime_are_rendered_again(
     first = cli("run", *s3_args(bucket), "--workers", "1")
     assert first.exit_code == 0, first.output
     published = published_files(fs, bucket)
-    fs.rm(f"{bucket}/out/{MONTH}/manifest.json")  # as if the run had died before its commit
+    # As if the run had died before its commit (so before it recorded its head).
+    fs.rm(f"{bucket}/out/{MONTH}/manifest.json")
+    fs.rm(f"{bucket}/out/{MONTH}.heads", recursive=True)
     # A PDF staged with other bytes, too old to be trusted: rendered again, not reused.
     pdf = next(k for k in fs.find(f"{bucket}/out/{MONTH}/objects") if k.endswith(".pdf"))
     fs.pipe_file(pdf, b"stale")

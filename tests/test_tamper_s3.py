@@ -157,9 +157,11 @@ def test_a_deleted_latest_revision_is_caught_with_the_head(
 def test_a_month_whose_manifest_is_gone_is_a_mismatch(reissued: Path, month: str,
                                                       fs: s3fs.S3FileSystem) -> None:
     fs.rm_file(f"{month}/manifest.json")
-    code, output = verify(reissued, month)
+    head = (reissued / "head").read_text()
+    code, output = verify(reissued, month, "--expect-head", head)
     assert code == ExitCode.VERIFY_MISMATCH
-    assert output.startswith(f"s3://{month}/manifest.json: missing, but ")
+    assert output.startswith(f"s3://{month}/manifest.json: missing: the month ends in no "
+                             f"head, not the expected {head}")
 
 
 # --- write once: S3 Object Lock ----------------------------------------------------------

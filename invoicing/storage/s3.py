@@ -41,6 +41,13 @@ from invoicing.storage.base import (
     sha256_bytes,
     write_parquet,
 )
+from invoicing.storage.object_lock import (
+    lock_headers,
+    object_lock_enabled,
+    object_protection,
+    put_once,
+    retain,
+)
 
 SCHEME: Final = "s3://"
 CONNECT_TIMEOUT_S: Final = 5
@@ -51,9 +58,6 @@ OBJECTS: Final = "objects"
 #: Seconds after which an object an unfinished run wrote is no longer trusted by a rerun
 #: (rendered again instead): the two days of the staging lifecycle rule (README).
 STAGED_LIFETIME_S: Final = 2 * 24 * 3600
-#: The Object Lock mode published objects get with `retain_until`: nobody, the root
-#: account included, can delete or overwrite them before the date.
-LOCK_MODE: Final = "COMPLIANCE"
 
 
 def is_remote(path: object) -> bool:
@@ -172,10 +176,8 @@ class ObjectStaging:
     * Without (a revision, whose manifest holds the time of the reissue), objects are
       staged under ``<root>/.staging/<final, relative to root>/<random>/`` and copied
       into the scope at commit, as the manifest is only known then.
-
-    With `retain_until`, the manifest is created under Object Lock (`LOCK_MODE`) in the
-    same request that commits it, and each listed object gets the same retention right
-    after: a losing run's objects are never locked, so it can still remove them.
+    With `retain_until`, the commit creates the manifest under Object Lock and then locks
+    each listed object (`storage/object_lock.py`): a losing run can still remove its own.
     """
 
     def __init__(self, out_dir: Path, name: str, root: Path | None = None,
@@ -263,8 +265,7 @@ class ObjectStaging:
             # One call: s3fs runs the server-side copies concurrently, in batches.
             fs.copy([(self.path / n).path for n in names],  # type: ignore[attr-defined]
                     [(self._copies / n).path for n in names])  # type: ignore[attr-defined]
-        lock: dict[str, Any] = {} if self.retain_until is None else {
-            "ObjectLockMode": LOCK_MODE, "ObjectLockRetainUntilDate": self.retain_until}
+        lock = lock_headers(self.retain_until)
         try:
             fs.pipe_file((self.final / MANIFEST).path,  # type: ignore[attr-defined]
                          self._manifest, mode="create", **lock)
@@ -275,12 +276,7 @@ class ObjectStaging:
                 "this run is visible. Run again to see whether it matches") from None
         self._copies = None  # committed: the copies are the published files
         if self.retain_until is not None:
-            retention = {"Mode": LOCK_MODE, "RetainUntilDate": self.retain_until}
-            for n in names:
-                bucket, key = (self.final / OBJECTS / scope / n  # type: ignore[attr-defined]
-                               ).path.split("/", 1)
-                fs.call_s3("put_object_retention", Bucket=bucket, Key=key,
-                           Retention=retention)
+            retain(self.final / OBJECTS / scope, names, self.retain_until)
         if self.key is None:
             _remove(self.path)
         else:
@@ -371,28 +367,15 @@ class S3Backend:
         return ObjectStaging(out_dir, name, root, key, retain_until)
 
     def check_retention(self, out_dir: Path) -> None:
-        bucket = _bucket(out_dir)
-        try:
-            config = out_dir.fs.call_s3(  # type: ignore[attr-defined]
-                "get_object_lock_configuration", Bucket=bucket)
-        except Exception as exc:
-            if "ObjectLockConfigurationNotFound" not in str(exc):
-                error = storage_error(exc, out_dir)
-                if error is None:
-                    raise
-                raise error from None
-            config = {}
-        if config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") != "Enabled":
+        self.check(out_dir)  # a missing bucket or refused credentials: their own line
+        if not object_lock_enabled(out_dir):
             raise StorageError(
-                f"{out_dir}: --retain-days needs Object Lock, and bucket {bucket} was not "
-                "created with it (create the bucket with Object Lock enabled); nothing "
-                "was written")
+                f"{out_dir}: --retain-days needs Object Lock, and bucket {_bucket(out_dir)} "
+                "was not created with it (create the bucket with Object Lock enabled); "
+                "nothing was written")
 
     def put_record(self, path: Path, data: bytes, retain_until: datetime | None) -> None:
-        lock: dict[str, Any] = {} if retain_until is None else {
-            "ObjectLockMode": LOCK_MODE, "ObjectLockRetainUntilDate": retain_until}
-        with contextlib.suppress(FileExistsError):  # written once
-            path.fs.pipe_file(path.path, data, mode="create", **lock)  # type: ignore[attr-defined]
+        put_once(path, data, retain_until)
 
     def list_files(self, folder: Path) -> list[str]:
         fs = folder.fs  # type: ignore[attr-defined]
@@ -401,10 +384,7 @@ class S3Backend:
                       key=lambda n: n.split("/"))
 
     def protection(self, path: Path) -> Protection | None:
-        bucket, key = path.path.split("/", 1)  # type: ignore[attr-defined]
-        head = path.fs.call_s3("head_object", Bucket=bucket, Key=key)  # type: ignore[attr-defined]
-        mode, until = head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
-        return Protection(mode, until) if mode and until else None
+        return object_protection(path)
 
     def remove_stale_staging(self, out_dir: Path, name: str) -> None:
         # There is no lock to make this safe: staged objects are ignored by every reader

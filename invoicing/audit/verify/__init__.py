@@ -48,7 +48,7 @@ from invoicing.pipeline import compute_month
 from invoicing.publish.heads import Head, read_head_records, record_problems
 from invoicing.publish.issued import IssuedMonth, Revision
 from invoicing.publish.locking import month_lock
-from invoicing.storage import MANIFEST, list_files
+from invoicing.storage import MANIFEST, OBJECTS, list_files
 
 __all__ = ["VerifyReport", "verify_month"]
 
@@ -71,12 +71,20 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
     report = VerifyReport()
     issued = IssuedMonth(out_dir, month)
     if not issued.exists():
+        # On object storage an unfinished run leaves objects under objects/<key>/: not a
+        # published month, unless a head was recorded or expected, or other files are there.
         stored = list_files(issued.root) if issued.root.exists() else []
-        if not stored:
+        records, unreadable = read_head_records(out_dir, month.label)
+        report.mismatches.extend(unreadable + record_problems(records, {}))
+        if expect_head is not None:
+            report.add(f"{issued.root / MANIFEST}: missing: the month ends in no head, not "
+                       f"the expected {expect_head}")
+        if any(not name.startswith(f"{OBJECTS}/") for name in stored):
+            report.add(f"{issued.root / MANIFEST}: missing, but {len(stored)} file(s) sit "
+                       "under the month")
+        if report.ok:
             raise NotPublishedError(f"{issued.root}: the month has not been published; "
                                     "use 'invoicing run' first")
-        report.add(f"{issued.root / MANIFEST}: missing, but {len(stored)} file(s) sit under "
-                   "the month")
         return report
     with month_lock(out_dir, month):
         revisions, problems = issued.scan()
