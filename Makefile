@@ -53,11 +53,12 @@ bench: setup
 sample-fixed: setup
 	$(BIN)/python sample_data/correct_export.py
 
-## Refresh the README's pictures: first pages of sample invoices in en, ko and zh (prorated), by pdftoppm.
+## Refresh the README's pictures: first pages of sample invoices in en, ko, zh (prorated) and an EU one, by pdftoppm.
 preview-png: run
 	pdftoppm -png -r 80 -f 1 -l 1 -singlefile $(OUT)/2026-10/invoices/IM-202610-000001.pdf docs/sample-invoice-en
 	pdftoppm -png -r 80 -f 1 -l 1 -singlefile $(OUT)/2026-10/invoices/IM-202610-000006.pdf docs/sample-invoice-ko
 	pdftoppm -png -r 80 -f 1 -l 1 -singlefile $(OUT)/2026-10/invoices/IM-202610-000010.pdf docs/sample-invoice-zh
+	pdftoppm -png -r 80 -f 1 -l 1 -singlefile $(OUT)/2026-10/invoices/IM-202610-000016.pdf docs/sample-invoice-eu
 
 ## Remove what the batch and the walk-through wrote (out/, out-reprocess/, the corrected export); keeps .venv/.
 clean-out:

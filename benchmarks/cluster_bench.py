@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -54,20 +55,25 @@ class LocalProcesses:
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         self.scheduler = subprocess.Popen(
             [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-             "--scheduler-file", str(file)], **quiet)  # type: ignore[call-overload]
+             "--scheduler-file", str(file)], cwd=folder,
+            env={**os.environ, "DASK_TEMPORARY_DIRECTORY": str(folder)}, **quiet)  # type: ignore[call-overload]
         deadline = time.monotonic() + 60
         while not (file.exists() and file.stat().st_size) and time.monotonic() < deadline:
             time.sleep(0.05)
         self.address: str = json.loads(file.read_text())["address"]
         self.workers = [subprocess.Popen(
             [dask, "worker", self.address, "--host", "127.0.0.1", "--nthreads", "1",
-             "--no-nanny", "--no-dashboard"], cwd=folder, **quiet)  # type: ignore[call-overload]
+             "--no-nanny", "--no-dashboard", "--local-directory", str(folder)], cwd=folder, **quiet)  # type: ignore[call-overload]
             for _ in range(workers)]
 
     def stop(self) -> None:
         for process in [*self.workers, self.scheduler]:
-            process.kill()
-            process.wait(timeout=30)
+            process.terminate()  # a worker removes its renderer's fonts on SIGTERM
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
 
 
 def bench_cluster(workers: int, docs: list[InvoiceDocument]) -> dict[str, Any]:

@@ -125,11 +125,18 @@ MEASURES = {"pricing": measure_pricing, "duckdb": measure_duckdb,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one benchmark measurement.")
     parser.add_argument("what", choices=tuple(MEASURES))
-    parser.add_argument("--input", type=Path, required=True)
+    parser.add_argument("--input", required=True, help="a folder, or s3://bucket/prefix "
+                        "for pricing")
     parser.add_argument("--month", required=True)
     parser.add_argument("--json", type=Path, required=True, help="where to write the result")
     args = parser.parse_args(argv)
-    result = MEASURES[args.what](args.input, args.month)
+    if args.what == "pricing":
+        from invoicing.storage import location
+
+        input_dir = location(args.input)
+    else:
+        input_dir = Path(args.input)
+    result = MEASURES[args.what](input_dir, args.month)
     result["max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
     return 0

@@ -36,6 +36,7 @@ from invoicing.publish.issued import IssuedMonth
 from invoicing.publish.locking import month_lock
 from invoicing.publish.manifest import manifest_for, retention_entry
 from invoicing.render.einvoice import check_month as check_einvoices
+from invoicing.render.einvoice import with_beside_files
 from invoicing.render.progress import RenderFn, StoringRenderer
 from invoicing.storage import (
     Staging,
@@ -201,7 +202,7 @@ def run_month(
             with timer.stage("render"):
                 reused = staging.reusable("invoices/")
                 pdf_hashes = {name[len("invoices/"):-len(".pdf")]: sha
-                              for name, sha in reused.items()}
+                              for name, sha in reused.items() if name.endswith(".pdf")}
                 if reused:
                     log.warning("%s: reusing %d document(s) staged by an earlier unfinished "
                                 "run with the same inputs and software", month.label,
@@ -233,7 +234,10 @@ def _render_into(staging: Staging, render: RenderFn, computed: Computed,
     """Render every invoice not in `pdf_hashes` into `staging`, adding its SHA-256. With a
     cluster and object storage the workers write the PDFs themselves; otherwise each
     PDF comes back here and is written to the staging area."""
-    docs = (doc for doc in documents(computed, seller) if doc.invoice_number not in pdf_hashes)
+    # A Peppol customer's XML goes beside its PDF (invoices/<number>.xml), written here for
+    # every document (also one whose PDF an earlier run left): it costs no rendering.
+    docs = (doc for doc in with_beside_files(documents(computed, seller), staging.write_bytes)
+            if doc.invoice_number not in pdf_hashes)
     total = int(computed.assembled.invoices["invoice_number"].is_not_null().sum())
     total -= len(pdf_hashes)
     target = staging.worker_target()

@@ -67,7 +67,8 @@ EVENTS_SCHEMA = pa.schema(
     ]
 )
 CUSTOMER_COLUMNS = ("customer_id", "name", "email", "address", "country", "currency", "locale",
-                    "tax_id")
+                    "tax_id", "postcode", "city", "buyer_reference", "einvoice_format",
+                    "peppol_scheme", "peppol_id", "mandate_reference")
 
 
 # --------------------------------------------------------------------------- records
@@ -86,6 +87,14 @@ class Customer:
     locale: str
     tax_id: str
     region: str  # usage export region of the customer's apps (folder `usage/region=<region>`)
+    # The optional columns (README, "E-invoices for EU customers"); "" = empty.
+    postcode: str = ""
+    city: str = ""
+    buyer_reference: str = ""
+    einvoice_format: str = ""
+    peppol_scheme: str = ""
+    peppol_id: str = ""
+    mandate_reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -186,10 +195,28 @@ CUSTOMERS: tuple[Customer, ...] = (
              "91110108MA01R2T3U4", "cn"),
     # EU customers (EUR): their PDFs embed an EN 16931 e-invoice (Factur-X). Their ids sort
     # after every other customer, so the invoice numbers above keep their customers.
+    # Structured addresses (post code and city columns) and a buyer reference (BT-10).
     Customer("C1015", "Kiezfunk Berlin e.V.", "kasse@kiezfunk.example",
-             "Friedrichstraße 68\n10117 Berlin", "DE", "EUR", "en_US", "", "eu"),
+             "Friedrichstraße 68", "DE", "EUR", "en_US", "", "eu",
+             postcode="10117", city="Berlin", buyer_reference="KF-2026-0042"),
     Customer("C1016", "Atelier Messagerie SAS", "comptabilite@atelier-messagerie.example",
-             "12 rue de la Paix\n75002 Paris", "FR", "EUR", "en_US", "FR40303265045", "eu"),
+             "12 rue de la Paix", "FR", "EUR", "en_US", "FR40303265045", "eu",
+             postcode="75002", city="Paris"),
+    # A Peppol BIS 3.0 buyer (Belgium, 21 % VAT): its participant id is its enterprise
+    # number (scheme 0208); it pays by SEPA direct debit under its mandate.
+    Customer("C1017", "Kanaal Media BV", "boekhouding@kanaal-media.example",
+             "Kortrijksesteenweg 12", "BE", "EUR", "en_US", "BE0812345603", "eu",
+             postcode="9000", city="Gent", buyer_reference="PO-2026-118",
+             einvoice_format="peppol", peppol_scheme="0208", peppol_id="0812345603",
+             mandate_reference="KANAAL-SDD-0001"),
+    # 0 % VAT customers whose category is not reverse charge: exempt (E) and zero rated
+    # (Z), as templates/seller.toml declares their countries (illustrative).
+    Customer("C1018", "Lernwerk Bildungsverein", "buchhaltung@lernwerk.example",
+             "Mariahilfer Straße 45", "AT", "EUR", "en_US", "ATU12345675", "eu",
+             postcode="1060", city="Wien"),
+    Customer("C1019", "Fondation Lumière Solidaire", "compta@lumiere-solidaire.example",
+             "2 rue du Fort", "LU", "EUR", "en_US", "LU12345613", "eu",
+             postcode="L-2419", city="Luxembourg"),
 )
 
 # --------------------------------------------------------------------------- scenarios
@@ -438,6 +465,17 @@ SCENARIOS: tuple[Scenario, ...] = (
              "Pro; group peak 150,000 (Oct 19) -> 1 block",
              (ev("2026-04-01", "plan", "free"), ev("2026-05-01", "plan", "pro")),
              days={19: Day(group_count=150_000)}, group_band=(141_000, 145_000)),
+    # C1017 Kanaal Media (EUR, BE: 21 % VAT, category S; Peppol BIS 3.0 beside the PDF)
+    Scenario(1400001701, "C1017", "Kanaal Chat", "EN 16931 Peppol, VAT S",
+             "Pro + avchatroom_unlimited -> charged; BE 21 % VAT",
+             (ev("2026-02-01", "plan", "pro"), ev("2026-02-01", "avchatroom_unlimited", "on"))),
+    # C1018 Lernwerk (EUR, AT: 0 %, exempt E) and C1019 Lumière (EUR, LU: 0 %, zero rated Z)
+    Scenario(1400001801, "C1018", "Lernwerk Klassenzimmer", "EN 16931 VAT E",
+             "Pro all month; AT exempt, 0 %",
+             (ev("2026-03-01", "plan", "pro"),)),
+    Scenario(1400001901, "C1019", "Lumière Entraide", "EN 16931 VAT Z",
+             "Pro all month; LU zero rated, 0 %",
+             (ev("2026-03-01", "plan", "pro"),)),
 )
 
 UNKNOWN_APP_ID = 1400009999  # not in apps: its rows are rejected
@@ -680,8 +718,8 @@ price = "399.00"
 CN = "0.06"
 
 # --- EUR (illustrative): EU customers, whose PDFs embed an EN 16931 e-invoice -------
-# DE pays 19 % VAT (category S). FR is absent (0 %): templates/seller.toml declares
-# French customers' 0 % as reverse charge (category AE).
+# DE and BE pay VAT (category S). FR, AT and LU are absent (0 %): templates/seller.toml
+# declares their customers' 0 % as reverse charge (AE), exempt (E) and zero rated (Z).
 [[version]]
 effective_from = 2026-01-01
 currency = "EUR"
@@ -724,6 +762,7 @@ trial_days = 60
 price = "55.00"
 
 [version.tax]
+BE = "0.21"
 DE = "0.19"
 """
 
@@ -890,7 +929,9 @@ def write_customers(path: Path) -> None:
         writer.writerow(CUSTOMER_COLUMNS)
         for c in CUSTOMERS:
             writer.writerow([c.customer_id, c.name, c.email, c.address, c.country, c.currency,
-                             c.locale, c.tax_id])
+                             c.locale, c.tax_id, c.postcode, c.city, c.buyer_reference,
+                             c.einvoice_format, c.peppol_scheme, c.peppol_id,
+                             c.mandate_reference])
 
 
 def subscription_rows() -> list[tuple[int, date, str, str]]:

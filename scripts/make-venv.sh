@@ -16,9 +16,12 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
        "(run make with PYTHON=/path/to/python3.11 or newer)" >&2
   exit 1
 fi
-if ! "$python" -m venv --clear "$venv" 2>"${TMPDIR:-/tmp}/invoicing-venv.err"; then
+# venv's error output goes to a temporary file, removed however this script ends.
+err=$(mktemp "${TMPDIR:-/tmp}/invoicing-venv.XXXXXX")
+trap 'rm -f "$err"' EXIT
+if ! "$python" -m venv --clear "$venv" 2>"$err"; then
   version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-  echo "'$python -m venv' failed ($(tail -n 1 "${TMPDIR:-/tmp}/invoicing-venv.err")); installing python${version}-venv"
+  echo "'$python -m venv' failed ($(tail -n 1 "$err")); installing python${version}-venv"
   "$(dirname "$0")/install-system-deps.sh" "python${version}-venv"
   "$python" -m venv --clear "$venv"
 fi

@@ -56,12 +56,15 @@ class MonthBuilder:
     pricebook: str = PRICEBOOK_USD.format(policy="month_start")
 
     def customer(self, customer_id: str, *, currency: str = "USD", country: str = "US",
-                 locale: str = "en_US", name: str | None = None, tax_id: str | None = None
-                 ) -> MonthBuilder:
+                 locale: str = "en_US", name: str | None = None, tax_id: str | None = None,
+                 **optional: str | None) -> MonthBuilder:
+        """One customer; ``optional`` sets optional columns (``postcode``, ``city``,
+        ``einvoice_format``, ...), which the table then has for every customer."""
         self.customers.append({
             "customer_id": customer_id, "name": name or f"Customer {customer_id}",
             "email": f"{customer_id}@example.com", "address": "1 Main St\nSpringfield",
             "country": country, "currency": currency, "locale": locale, "tax_id": tax_id,
+            **optional,
         })
         return self
 
@@ -94,8 +97,10 @@ class MonthBuilder:
             _write(sub / "usage.parquet", chunk, USAGE_SCHEMA)
         _write(folder / "apps.parquet", self.apps, APPS_SCHEMA)
         _write(folder / "subscription_events.parquet", self.events, EVENTS_SCHEMA)
-        table = pa.table({c: [row[c] for row in self.customers] for c in CUSTOMER_COLUMNS},
-                         schema=pa.schema([(c, pa.string()) for c in CUSTOMER_COLUMNS]))
+        columns = CUSTOMER_COLUMNS + sorted({c for row in self.customers for c in row}
+                                            - set(CUSTOMER_COLUMNS))
+        table = pa.table({c: [row.get(c) for row in self.customers] for c in columns},
+                         schema=pa.schema([(c, pa.string()) for c in columns]))
         pq.write_table(table, folder / "customers.parquet")
         (folder / "pricebook.toml").write_text(self.pricebook, encoding="utf-8")
         return folder

@@ -142,7 +142,7 @@ def evidence_lines(currency: str) -> tuple[Line, ...]:
         Line(
             item="av_call",
             description="Audio/video call (free trial)",
-            quantity=Decimal(1),
+            quantity=Decimal(0),  # as the pricing stage writes a trial-only month (R6)
             unit_price=p["av_call"],
             amount=money(0, currency),
             plan="pro",

@@ -74,7 +74,7 @@ def test_two_runs_give_identical_bytes(published: Path, tmp_path: Path) -> None:
     first, second = published / "out/2026-10", tmp_path / "out/2026-10"
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
-    assert len([f for f in files if f.suffix == ".pdf"]) == 15
+    assert len([f for f in files if f.suffix == ".pdf"]) == 18
     for f in files:
         assert sha256(first / f) == sha256(second / f), f
 
@@ -83,10 +83,10 @@ def test_verify_passes_on_a_fresh_run(published: Path) -> None:
     code, output = verify(published)
     assert code == 0, output
     assert output == (
-        "OK 2026-10: 1 revision(s), 19 files, 158 line items match\n"
-        "  documents: 15 invoice(s) issued, 15 current (embedded line items match), "
+        "OK 2026-10: 1 revision(s), 23 files, 168 line items match\n"
+        "  documents: 18 invoice(s) issued, 18 current (embedded line items match), "
         "0 credit note(s)\n"
-        "  current totals: CNY CN¥24,024.44 (4 invoices) · EUR €2,901.95 (2 invoices) · "
+        "  current totals: CNY CN¥24,024.44 (4 invoices) · EUR €4,194.13 (5 invoices) · "
         "KRW ₩7,141,096 (4 invoices) · "
         "USD $14,970.42 (5 invoices)\n"
         "  read-only: 20 published file(s)\n"

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dask
 import pytest
 from click.testing import CliRunner
 from distributed import Client, LocalCluster
@@ -61,9 +62,12 @@ def local_month(sample_published: tuple[Path, str, str]) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Client]:
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0") as local, \
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    # Dask's own scratch space in a test folder, not in TMPDIR (which must stay empty).
+    scratch = str(tmp_path_factory.mktemp("dask"))
+    with dask.config.set({"temporary-directory": scratch}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                         dashboard_address="127.0.0.1:0", local_directory=scratch) as local, \
             Client(local, set_as_default=False) as client:
         client.wait_for_workers(2, timeout=60)
         yield client
@@ -78,6 +82,7 @@ class Scheduler:
         self.processes = [subprocess.Popen(
             [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
              "--no-dashboard", "--scheduler-file", str(file)],
+            env={**os.environ, "DASK_TEMPORARY_DIRECTORY": str(tmp)},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
         self.address = json.loads(_wait_for(file).read_text())["address"]
 
@@ -88,16 +93,21 @@ class Scheduler:
             env["PYTHONPATH"] = str(pythonpath)
         process = subprocess.Popen(
             [str(BIN / "dask"), "worker", self.address, "--host", "127.0.0.1", "--nthreads",
-             "1", "--no-nanny", "--no-dashboard"],
+             "1", "--no-nanny", "--no-dashboard", "--local-directory", str(self.tmp)],
             env=env, cwd=self.tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.processes.append(process)
         return process
 
     def stop(self) -> None:
+        # SIGTERM, as an operator stopping a worker would: it removes its renderer's fonts.
         for process in reversed(self.processes):
             if process.poll() is None:
+                process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
                 process.kill()
-            process.wait(timeout=30)
+                process.wait(timeout=30)
 
 
 def _wait_for(path: Path, seconds: float = 30.0) -> Path:
@@ -162,7 +172,7 @@ def test_sample_month_on_the_cluster_is_byte_identical(
     assert first == (f"rendering on cluster {address}: 2 worker(s), 2 thread(s); "
                      "dashboard none (no bokeh on the scheduler)")
     assert progress == local_progress.splitlines()  # the same lines as a local run
-    assert progress[-1] == "rendering: 15/15 (100%)"
+    assert progress[-1] == "rendering: 18/18 (100%)"
     assert stdout.startswith("2026-10: published")
 
 
@@ -182,7 +192,7 @@ def test_the_cluster_address_comes_from_the_environment(
                                 env={"INVOICING_CLUSTER": cluster.scheduler.address})
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith(f"drafts on cluster {cluster.scheduler.address}: ")
-    assert len(list((tmp_path / "drafts").glob("DRAFT-IM-202610-*.pdf"))) == 15
+    assert len(list((tmp_path / "drafts").glob("DRAFT-IM-202610-*.pdf"))) == 18
 
 
 def test_a_worker_killed_mid_run_still_gives_the_same_month(
@@ -344,8 +354,11 @@ def test_workers_write_the_pdfs_to_object_storage_and_the_batch_only_counts(
         monkeypatch.setattr(ObjectStaging, "write_bytes", spy)
         render = make_cluster_renderer(scheduler.address, stream=io.StringIO(), tty=False)
         result = run_month(SAMPLE, out, MONTH, render=render, seller=load_seller())
-        assert written_here == ["line_items.parquet", "invoices.parquet",
-                                "rejected_rows.parquet", "anomalies.parquet"]
+        # No PDF passes through the batch: it writes the tables and the Peppol XML that
+        # C1017's format puts beside its PDF (built here, it needs no rendering).
+        assert written_here == ["invoices/IM-202610-000016.xml", "line_items.parquet",
+                                "invoices.parquet", "rejected_rows.parquet",
+                                "anomalies.parquet"]
         fs = out.fs  # type: ignore[attr-defined]
         manifest = fs.cat_file("billing/out/2026-10/manifest.json")
         scope = f"billing/out/2026-10/objects/{content_key(json.loads(manifest))}"

@@ -54,21 +54,23 @@ def test_sample_month_and_its_reissue_reach_each_customer_once(
     result = send(root, url)
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        f"2026-10: 15 document(s) of 1 revision(s); 15 sent to {url}\n"
-        "  sent: 15, already sent: 0, failed: 0, not attempted: 0\n")
+        f"2026-10: 18 document(s) of 1 revision(s); 18 sent to {url}\n"
+        "  sent: 18, already sent: 0, failed: 0, not attempted: 0\n")
 
     customers = pl.read_csv(root / "in" / "customers.csv")
     email_of = dict(zip(customers["customer_id"], customers["email"], strict=True))
     invoices = pl.read_parquet(root / "out/2026-10/invoices.parquet").drop_nulls(
         "invoice_number").sort("invoice_number")
     pdfs = published_files(root / "out/2026-10")
+    peppol = root / "out/2026-10/invoices/IM-202610-000016.xml"  # C1017's, beside its PDF
     messages = mailbox.messages()
     assert [m["X-Invoicing-Document"] for _, m in messages] == invoices["invoice_number"].to_list()
     for (rcpt, message), row in zip(messages, invoices.iter_rows(named=True), strict=True):
         number = row["invoice_number"]
         assert rcpt == [email_of[row["customer_id"]]]
         assert message["Message-ID"] == f"<{row['pdf_sha256']}@{SELLER_DOMAIN}>"
-        assert attachments(message) == {f"{number}.pdf": pdfs[f"{number}.pdf"]}
+        xml = {peppol.name: peppol.read_bytes()} if number == "IM-202610-000016" else {}
+        assert attachments(message) == {f"{number}.pdf": pdfs[f"{number}.pdf"], **xml}
     assert messages[0][1]["Subject"] == "Invoice IM-202610-000001 · October 2026 · $2,146.97"
     korean = messages[5][1]
     assert korean["Subject"] == "청구서 IM-202610-000006 · 2026년 10월 · ₩3,248,300"
@@ -79,8 +81,8 @@ def test_sample_month_and_its_reissue_reach_each_customer_once(
     again = send(root, url)
     assert again.exit_code == 0, again.output
     assert again.stdout.splitlines()[1] == (
-        "  sent: 0, already sent: 15, failed: 0, not attempted: 0")
-    assert len(mailbox.received) == 15
+        "  sent: 0, already sent: 18, failed: 0, not attempted: 0")
+    assert len(mailbox.received) == 18
 
     # A reissue: the credit note first, then its replacement; nothing else again.
     correct_export.correct(root / "fixed")
@@ -91,11 +93,11 @@ def test_sample_month_and_its_reissue_reach_each_customer_once(
     third = send(root, url, input_dir="fixed")
     assert third.exit_code == 0, third.output
     assert third.stdout.splitlines()[1] == (
-        "  sent: 2, already sent: 15, failed: 0, not attempted: 0")
-    new = mailbox.messages()[15:]
+        "  sent: 2, already sent: 18, failed: 0, not attempted: 0")
+    new = mailbox.messages()[18:]
     assert [(rcpt, m["X-Invoicing-Document"]) for rcpt, m in new] == [
         (["ap@bluebird-social.example"], "CN-202610-000001"),
-        (["ap@bluebird-social.example"], "IM-202610-000016")]
+        (["ap@bluebird-social.example"], "IM-202610-000019")]
     pdfs = published_files(root / "out/2026-10")
     for _, message in new:
         name = f"{message['X-Invoicing-Document']}.pdf"
@@ -108,10 +110,10 @@ def test_sample_month_and_its_reissue_reach_each_customer_once(
                                        str(root / "out")])
     assert status.exit_code == 0, status.output
     lines = status.stdout.splitlines()
-    assert lines[0] == "2026-10: 17 document(s): 17 sent, 0 failed, 0 in flight, 0 not sent yet"
+    assert lines[0] == "2026-10: 20 document(s): 20 sent, 0 failed, 0 in flight, 0 not sent yet"
     assert lines[1].split() == ["document", "kind", "revision", "customer", "status", "attempts",
                                 "recipient", "last", "record", "reply"]
-    assert lines[17].split()[:7] == ["CN-202610-000001", "credit", "note", "1", "C1002", "sent",
+    assert lines[20].split()[:7] == ["CN-202610-000001", "credit", "note", "1", "C1002", "sent",
                                      "1"]
 
 

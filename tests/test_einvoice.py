@@ -38,7 +38,9 @@ from tests.facturx_check import schematron_report, validation_failures
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data" / "2026-10"
 NS = dict(einvoice.NS)
-EU_SAMPLE = {"IM-202610-000014": "C1015", "IM-202610-000015": "C1016"}
+#: The sample month's Factur-X invoices (C1017, IM-202610-000016, is Peppol: test_peppol.py).
+EU_SAMPLE = {"IM-202610-000014": "C1015", "IM-202610-000015": "C1016",
+             "IM-202610-000017": "C1018", "IM-202610-000018": "C1019"}
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +87,7 @@ def test_sample_xml_amounts_equal_the_parquet(sample_out: Path) -> None:
     invoices = pl.read_parquet(month / "invoices.parquet")
     items = pl.read_parquet(month / "line_items.parquet")
     eu = invoices.join(pl.read_csv(SAMPLE / "customers.csv").select("customer_id", "country"),
-                       on="customer_id").filter(pl.col("country").is_in(["DE", "FR"]))
+                       on="customer_id").filter(pl.col("country").is_in(["DE", "FR", "AT", "LU"]))
     assert sorted(eu["invoice_number"]) == sorted(EU_SAMPLE)
     for row in eu.iter_rows(named=True):
         number = row["invoice_number"]
@@ -101,8 +103,21 @@ def test_sample_vat_breakdown_and_parties(sample_out: Path) -> None:
     assert xpath(de, tax + "ram:BasisAmount/text()") == ["1662.99"]
     assert xpath(de, tax + "ram:CalculatedAmount/text()") == ["315.97"]
     assert xpath(de, "//ram:DuePayableAmount/text()") == ["1978.96"]
-    assert xpath(de, "//ram:BuyerTradeParty/ram:PostalTradeAddress/ram:CountryID/text()") == [
-        "DE"]
+    address = "//ram:BuyerTradeParty/ram:PostalTradeAddress/"
+    assert xpath(de, address + "ram:CountryID/text()") == ["DE"]
+    # Structured address (BR-DE-4/-9): post code and city apart from the street line.
+    assert xpath(de, address + "ram:PostcodeCode/text()") == ["10117"]
+    assert xpath(de, address + "ram:LineOne/text()") == ["Friedrichstraße 68"]
+    assert xpath(de, address + "ram:CityName/text()") == ["Berlin"]
+    assert xpath(de, "//ram:BuyerReference/text()") == ["KF-2026-0042"]
+    # BG-16: credit transfer (30) to the seller's IBAN, quoting the invoice number.
+    means = "//ram:SpecifiedTradeSettlementPaymentMeans/"
+    assert xpath(de, means + "ram:TypeCode/text()") == ["30"]
+    assert xpath(de, means + "ram:PayeePartyCreditorFinancialAccount/ram:IBANID/text()") == [
+        "IE29AIBK93115212345678"]
+    assert xpath(de, means + "ram:PayeeSpecifiedCreditorFinancialInstitution/ram:BICID/text()"
+                 ) == ["AIBKIE2D"]
+    assert xpath(de, "//ram:PaymentReference/text()") == ["IM-202610-000014"]
     assert xpath(de, "//ram:SellerTradeParty/ram:SpecifiedTaxRegistration/ram:ID/text()") == [
         "IE3456789TH"]
     assert xpath(de, "//rsm:ExchangedDocument/ram:TypeCode/text()") == ["380"]
@@ -128,7 +143,7 @@ def test_sample_vat_breakdown_and_parties(sample_out: Path) -> None:
 
 def test_sample_non_eu_pdfs_have_no_facturx_xml(sample_out: Path) -> None:
     pdfs = sorted((sample_out / "out/2026-10/invoices").glob("*.pdf"))
-    assert len(pdfs) == 15
+    assert len(pdfs) == 18
     for pdf in pdfs:
         names = sorted(attachments(pdf))
         with pikepdf.open(pdf) as doc:
@@ -167,21 +182,24 @@ def test_verify_passes_and_checks_the_xml(sample_out: Path) -> None:
     result = CliRunner().invoke(main, ["verify", "--month", "2026-10", "--input",
                                        str(sample_out / "in"), "--out", str(sample_out / "out")])
     assert result.exit_code == 0, result.output
-    invoices = sample_out / "out/2026-10/invoices"
-    row = pl.read_parquet(sample_out / "out/2026-10/invoices.parquet").filter(
+    files = sample_out / "out/2026-10"
+    row = pl.read_parquet(files / "invoices.parquet").filter(
         pl.col("invoice_number") == "IM-202610-000014").row(0, named=True)
-    items = pl.read_parquet(sample_out / "out/2026-10/line_items.parquet").filter(
+    items = pl.read_parquet(files / "line_items.parquet").filter(
         pl.col("invoice_number") == "IM-202610-000014")["amount"].to_list()
-    pdf = invoices / "IM-202610-000014.pdf"
-    assert _check_einvoice(pdf, {**row, "country": "DE"}, items) == []
-    off_by_a_cent = {**row, "country": "DE", "total": row["total"] + Decimal("0.01")}
-    assert _check_einvoice(pdf, off_by_a_cent, items) == [
-        f"{pdf}: embedded factur-x.xml differs from the recomputed month"]
-    us_pdf = invoices / "IM-202610-000001.pdf"
-    assert _check_einvoice(us_pdf, {**row, "country": "DE"}, items) == [
-        f"{us_pdf}: an EU customer's PDF without factur-x.xml"]
-    assert _check_einvoice(pdf, {**row, "country": "US"}, items) == [
-        f"{pdf}: a non-EU customer's PDF embeds factur-x.xml"]
+    pdf = files / "invoices/IM-202610-000014.pdf"
+    german = einvoice.buyers(pl.read_csv(SAMPLE / "customers.csv", infer_schema=False))["C1015"]
+    assert _check_einvoice(pdf, files, german, row, items) == []
+    off_by_a_cent = {**row, "total": row["total"] + Decimal("0.01")}
+    assert _check_einvoice(pdf, files, german, off_by_a_cent, items) == [
+        f"{pdf}: factur-x.xml differs from the recomputed month"]
+    us_pdf = files / "invoices/IM-202610-000001.pdf"
+    assert _check_einvoice(us_pdf, files, german, row, items) == [
+        f"{us_pdf}: no factur-x.xml for customer C1015 (DE), whose format is facturx"]
+    american = replace(german, country="US")
+    assert _check_einvoice(pdf, files, american, row, items) == [
+        f"{pdf}: a Factur-X EN 16931 (CII) e-invoice (factur-x.xml) for customer C1015, "
+        "whose format is none"]
 
 
 def test_schematron_catches_a_wrong_total(sample_out: Path) -> None:
@@ -213,7 +231,7 @@ def test_credit_note_and_replacement_are_valid_einvoices(sample_out: Path,
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[1:-1] == [
         "  credit note CN-202610-000001 reverses IM-202610-000014",
-        "  invoice IM-202610-000016 replaces IM-202610-000014"]
+        "  invoice IM-202610-000019 replaces IM-202610-000014"]
     rev = work / "out/2026-10/revisions/001"
 
     note = xml_of(rev / "credit_notes/CN-202610-000001.pdf")
@@ -228,15 +246,15 @@ def test_credit_note_and_replacement_are_valid_einvoices(sample_out: Path,
     # A credit note states what it credits as positive amounts (type code 381).
     assert_matches(note, "CN-202610-000001", totals, amounts, sign=-1)
 
-    new = xml_of(rev / "invoices/IM-202610-000016.pdf")
+    new = xml_of(rev / "invoices/IM-202610-000019.pdf")
     assert validation_failures(new) == []
     assert xpath(new, "//ram:InvoiceReferencedDocument/ram:IssuerAssignedID/text()") == [
         "IM-202610-000014"]
     row = pl.read_parquet(rev / "invoices.parquet").filter(
-        pl.col("invoice_number") == "IM-202610-000016").row(0, named=True)
+        pl.col("invoice_number") == "IM-202610-000019").row(0, named=True)
     items = pl.read_parquet(rev / "line_items.parquet").filter(
-        pl.col("invoice_number") == "IM-202610-000016")["amount"].to_list()
-    assert_matches(new, "IM-202610-000016", row, items)
+        pl.col("invoice_number") == "IM-202610-000019")["amount"].to_list()
+    assert_matches(new, "IM-202610-000019", row, items)
     verify = CliRunner().invoke(main, ["verify", *args])
     assert verify.exit_code == 0, verify.output
     # verify reads the credit note's XML too: a credit note stating 381 amounts that
@@ -248,17 +266,17 @@ def test_credit_note_and_replacement_are_valid_einvoices(sample_out: Path,
 
     (revision,) = [r for r in IssuedMonth(work / "out", Month(2026, 10)).revisions()
                    if r.number == 1]
-    countries = pl.DataFrame({"customer_id": ["C1015"], "country": ["DE"]})
+    parties = einvoice.buyers(pl.read_csv(SAMPLE / "customers.csv", infer_schema=False))
     report = VerifyReport()
-    check_documents(revision, countries, report)
+    check_documents(revision, parties, report)
     assert report.mismatches == []
     notes = pl.read_parquet(rev / "credit_notes.parquet")
     notes.with_columns(total=pl.col("total") - Decimal("0.01")).write_parquet(
         rev / "credit_notes.parquet")
     report = VerifyReport()  # a new run: each run reads a file once
-    check_documents(revision, countries, report)
+    check_documents(revision, parties, report)
     assert report.mismatches == [
-        f"{rev / 'credit_notes/CN-202610-000001.pdf'}: embedded factur-x.xml differs from "
+        f"{rev / 'credit_notes/CN-202610-000001.pdf'}: factur-x.xml differs from "
         "credit_notes.parquet"]
 
 

@@ -40,7 +40,7 @@ def _lines_that_do_not_multiply_out(line_items: pl.DataFrame) -> list[str]:
 
 def test_every_line_of_the_sample_month_multiplies_out() -> None:
     line_items = compute_month(SAMPLE, Month(2026, 10)).assembled.line_items
-    assert line_items.height == 158
+    assert line_items.height == 168
     assert _lines_that_do_not_multiply_out(line_items) == []
     # The sample's CNY price book prorates: 云帆IM was on Flagship 9 days, Pro 22 days.
     prorated = line_items.filter((pl.col("sdk_app_id") == 1400001101)

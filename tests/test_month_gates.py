@@ -38,13 +38,13 @@ def test_a_month_that_is_not_there_is_refused_and_nothing_is_written(tmp_path: P
     lines = result.output.splitlines()
     assert lines[0] == ("Error: 2026-09: the usage does not look like the whole month; nothing "
                         "was written and no invoice number was used:")
-    assert lines[1] == ("  rows_outside_month: 1458 of 1461 usage rows (99.8%, more than 5%) "
+    assert lines[1] == ("  rows_outside_month: 1547 of 1550 usage rows (99.8%, more than 5%) "
                         "are dated outside 2026-09, from 2026-10-01 to 2026-11-01: is this the "
                         "export of another month?")
     assert lines[2].startswith("  days_without_usage: no usage at all on 29 of 30 days of "
                                "2026-09: 2026-09-01, 2026-09-02,")
-    assert lines[3].startswith("  paid_apps_without_usage: 38 of 39 apps on Pro or Flagship "
-                               "(97.4%, more than 10%) have no usage in the month: 1400000102,")
+    assert lines[3].startswith("  paid_apps_without_usage: 41 of 42 apps on Pro or Flagship "
+                               "(97.6%, more than 10%) have no usage in the month: 1400000102,")
     assert lines[4].startswith("  Fix the export, or rerun with --allow-incomplete")
     assert len(lines) == 5
     assert not (out / "2026-09").exists()

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ import pytest
 import s3fs
 from click.testing import CliRunner, Result
 from moto.server import ThreadedMotoServer
+from upath import UPath
 
 from invoicing.cli import main
 from invoicing.core.errors import ExitCode
@@ -40,6 +42,7 @@ from invoicing.storage import (
     open_staging,
 )
 from invoicing.storage import s3 as storage_s3
+from invoicing.storage.s3 import _storage_options
 from tests.builders import INCOMPLETE_OK, MonthBuilder, d
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,8 +166,8 @@ def test_sample_month_in_object_storage_equals_the_local_run(
     verify = cli("verify", *s3_args(bucket))
     assert verify.exit_code == 0, verify.output
     assert verify.output.splitlines()[:2] == [
-        f"OK {MONTH}: 1 revision(s), 19 files, 158 line items match",
-        "  documents: 15 invoice(s) issued, 15 current (embedded line items match), "
+        f"OK {MONTH}: 1 revision(s), 23 files, 168 line items match",
+        "  documents: 18 invoice(s) issued, 18 current (embedded line items match), "
         "0 credit note(s)"]
 
     # A cron retry with the same inputs: exit 0, not one object written or removed.
@@ -185,6 +188,40 @@ def test_preview_reads_the_month_from_object_storage(
     assert remote.exit_code == 0, remote.output
     assert remote.output == local.output
     assert "  c1  IM-202610-000001  USD 548.99" in remote.output
+
+
+def test_usage_in_object_storage_is_scanned_row_group_by_row_group(
+        fs: s3fs.S3FileSystem, bucket: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows come back in file order across row groups, fetched by range requests of at
+    most a row group's columns, never as the whole object."""
+    from invoicing.storage import scan_parquet
+
+    frame = pl.DataFrame({"sdk_app_id": list(range(30_000)),
+                          "dau": [i * 7 for i in range(30_000)]})
+    local = tmp_path / "usage.parquet"
+    pq.write_table(frame.to_arrow(), local, row_group_size=10_000, compression="none")
+    fs.put(str(local), f"{bucket}/u/usage.parquet")
+    # Range requests of 16 KiB instead of READ_BLOCK, for a file of ~480 KiB.
+    url = f"s3://{bucket}/u/usage.parquet"
+    remote = UPath(url, **{**_storage_options(), "default_block_size": 16 << 10})
+    assert str(remote) == str(location(url))
+    scan = scan_parquet(remote)
+    assert scan.collect_schema() == frame.schema
+    assert scan.with_row_index("row").collect().equals(frame.with_row_index("row"))
+    size = local.stat().st_size
+    fetched: list[int] = []
+    fetch_range = s3fs.core._fetch_range
+
+    def counting(*args: object, **kwargs: object) -> bytes:  # every ranged GET of a file
+        data: bytes = fetch_range(*args, **kwargs)  # type: ignore[arg-type]
+        fetched.append(len(data))
+        return data
+
+    monkeypatch.setattr(s3fs.core, "_fetch_range", counting)
+    assert scan.collect()["dau"].to_list() == [i * 7 for i in range(30_000)]
+    # Column chunks one row group at a time (~100 KiB each), never the ~570 KiB object.
+    assert len(fetched) > 3 and max(fetched) < size / 3, fetched
 
 
 def test_a_pricebook_in_object_storage_is_named_like_a_local_one(
@@ -383,6 +420,8 @@ def test_a_run_killed_while_rendering_commits_nothing_and_the_rerun_resumes(
             f"(rendered: {6 - staged})") in rerun.stdout
     assert (f"WARNING {MONTH}: reusing {staged} document(s) staged by an earlier "
             "unfinished run with the same inputs and software\n") in rerun.stderr
+    # The killed run's fonts folder went with the rerun (core/scratch.py).
+    assert not list(Path(tempfile.gettempdir()).glob(f"invoicing-{proc.pid}-*"))
     verify = cli("verify", *s3_args(bucket))
     assert verify.exit_code == 0, verify.output
     # Byte for byte the month of an uninterrupted run (here on a local disk).

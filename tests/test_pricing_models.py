@@ -8,7 +8,7 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from invoicing.core.money import MONEY, round_money_expr
+from invoicing.core.money import MONEY, in_minor_units, round_money_expr
 from invoicing.pricing.addons import tier_value
 from invoicing.pricing.lines import line_amount
 from invoicing.pricing.models import blocks
@@ -67,3 +67,11 @@ def test_fee_of_plan_reads_the_plan_column_of_the_catalogue() -> None:
 def test_tier_value_orders_on_off_and_numeric_tiers() -> None:
     frame = pl.DataFrame({"value": ["on", "off", "3000", "60"]})
     assert frame.select(t=tier_value())["t"].to_list() == [1, None, 3000, 60]
+
+
+def test_minor_units_never_show_a_negated_zero() -> None:
+    """Negating a zero amount (a credit note's zero line) gives Decimal('-0.00'); shown, it
+    is 0.00, which every e-invoice validator reads as zero (BR-AE-09, BR-Z-09)."""
+    assert str(in_minor_units(-Decimal("0.00"), "EUR")) == "0.00"
+    assert str(in_minor_units(-Decimal("0"), "KRW")) == "0"
+    assert str(in_minor_units(-Decimal("1.50"), "EUR")) == "-1.50"

@@ -73,7 +73,9 @@ def test_input_schemas() -> None:
         "value": pl.String}
     customers = pl.read_csv(COMMITTED / "customers.csv", infer_schema=False)
     assert customers.columns == ["customer_id", "name", "email", "address", "country",
-                                 "currency", "locale", "tax_id"]
+                                 "currency", "locale", "tax_id", "postcode", "city",
+                                 "buyer_reference", "einvoice_format", "peppol_scheme",
+                                 "peppol_id", "mandate_reference"]
     assert customers["address"].str.contains("\n").any()
     assert customers["tax_id"].null_count() > 0
 

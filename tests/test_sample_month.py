@@ -32,7 +32,8 @@ Prices used (USD@2026-01-01 / KRW@2026-01-01 / CNY@2026-01-01):
   av_call 59.00 / 81000 / 399.00 (trial 60 days)
   tax: KR 0.10 (USD and KRW versions), CN 0.06 (CNY version), US none.
 EUR@2026-01-01: pro 369.00, flagship 1109.00, DAU and group block 139.99,
-  group_member_limit 3000: 45.00, history_retention_days 90: 45.00; tax DE 0.19, FR none.
+  group_member_limit 3000: 45.00, history_retention_days 90: 45.00, avchatroom_unlimited
+  89.00; tax BE 0.21, DE 0.19, FR/AT/LU none.
 """
 
 from __future__ import annotations
@@ -176,6 +177,14 @@ EXPECTED_INVOICES: dict[str, Expected] = {
     #   1400001602 pro 369.00 + group peak 150,000 -> 1 block 139.99 = 508.99
     #   subtotal 922.99; tax 0.00; total 922.99
     "C1016": Expected("EUR", "922.99", "0.00", "922.99", "IM-202610-000015"),
+    # C1017 Kanaal Media (EUR, BE 21 %; Peppol BIS 3.0, category S)
+    #   1400001701 pro 369.00 + avchatroom_unlimited 89.00 = 458.00
+    #   tax 458.00 x 0.21 = 96.18; total 554.18
+    "C1017": Expected("EUR", "458.00", "96.18", "554.18", "IM-202610-000016"),
+    # C1018 Lernwerk (EUR, AT: no rate; exempt E) and C1019 Lumière (EUR, LU: no rate;
+    # zero rated Z): 1400001801 / 1400001901 pro 369.00 each; tax 0.00
+    "C1018": Expected("EUR", "369.00", "0.00", "369.00", "IM-202610-000017"),
+    "C1019": Expected("EUR", "369.00", "0.00", "369.00", "IM-202610-000018"),
 }
 
 # Per-app sum of line amounts (hand-derived, same arithmetic as above).
@@ -198,18 +207,19 @@ EXPECTED_APP_TOTALS: dict[int, str] = {
     1400001301: "2097.00", 1400001302: "1198.00", 1400001303: "0.00",
     1400001401: "999.00", 1400001402: "999.00", 1400001403: "2999.00", 1400001404: "547.84",
     1400001501: "414.00", 1400001502: "1248.99", 1400001601: "414.00", 1400001602: "508.99",
+    1400001701: "458.00", 1400001801: "369.00", 1400001901: "369.00",
 }
 
 # Sum of `total` per currency (hand-derived):
 #   USD 2146.97 + 2596.96 + 3091.00 + 0.00 + 3390.00 + 3745.49 = 14970.42
 #   KRW 3248300 + 647796 + 677600 + 2567400 = 7141096
 #   CNY 6802.82 + 7851.39 + 3492.70 + 5877.53 = 24024.44
-#   EUR 1978.96 + 922.99 = 2901.95
+#   EUR 1978.96 + 922.99 + 554.18 + 369.00 + 369.00 = 4194.13
 EXPECTED_CURRENCY_TOTALS: dict[str, str] = {
     "USD": "14970.42",
     "KRW": "7141096",
     "CNY": "24024.44",
-    "EUR": "2901.95",
+    "EUR": "4194.13",
 }
 
 # Planted bad usage rows (one entry per rejected row): unknown app 1400009999 twice

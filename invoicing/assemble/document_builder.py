@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import polars as pl
 
@@ -17,6 +18,9 @@ from invoicing.assemble.totals import Assembled
 from invoicing.core.documents import AppSection, InvoiceDocument, Line, Party, PlanPeriod
 from invoicing.core.timeframe import Month
 from invoicing.load.pricebook import PriceBookVersion
+
+#: The `Party` fields, all read from `customers` (the optional ones may be absent: None).
+PARTY_FIELDS = tuple(Party.__dataclass_fields__)
 
 
 def build_documents(
@@ -33,7 +37,7 @@ def build_documents(
     kind: str = "invoice",
     issue_date: date | None = None,
     revision: int = 0,
-    links: Mapping[str, Mapping[str, str]] | None = None,
+    links: Mapping[str, Mapping[str, Any]] | None = None,
     plan_periods: pl.DataFrame | None = None,
 ) -> Iterator[InvoiceDocument]:
     """One typed document per numbered invoice, in invoice-number order.
@@ -63,10 +67,7 @@ def build_documents(
         version = by_version[inv["pricebook_version"]]
         yield InvoiceDocument(
             invoice_number=inv["invoice_number"],
-            customer=Party(
-                customer_id=inv["customer_id"], name=inv["name"], email=inv["email"],
-                address=inv["address"], country=inv["country"], tax_id=inv["tax_id"],
-            ),
+            customer=Party(**{k: inv.get(k) for k in PARTY_FIELDS}),  # type: ignore[arg-type]
             locale=inv["locale"],
             currency=inv["currency"],
             issue_date=issued,

@@ -28,10 +28,11 @@ from invoicing.core.timeframe import Month
 from invoicing.core.timing import StageTimer
 from invoicing.pipeline import compute_month
 from invoicing.publish.heads import HeadMismatchError
-from invoicing.publish.issued import REVISIONS
+from invoicing.publish.issued import REVISIONS, IssuedMonth
 from invoicing.publish.locking import month_lock
 from invoicing.publish.manifest import manifest_for, retention_entry
 from invoicing.render.einvoice import check_month as check_einvoices
+from invoicing.render.einvoice import with_beside_files
 from invoicing.render.progress import RenderFn
 from invoicing.storage import Staging, check_retention, open_staging
 from invoicing.validate.gates import enforce
@@ -89,16 +90,25 @@ class _CreditNotes:
       credited: the invoices they reverse, with ``credit_note_number``.
       invoices: the credit notes as rows of ``invoices.parquet`` (negated totals).
       lines: their lines (the credited invoice's lines, negated).
+      issued_on: credited invoice number -> its issue date (BT-26 of the credit note).
     """
 
     numbers: list[str]
     credited: pl.DataFrame
     invoices: pl.DataFrame
     lines: pl.DataFrame
+    issued_on: dict[str, date]
+
+
+def _issue_dates(issued: IssuedMonth) -> dict[int, date]:
+    """Revision number -> the issue date of the invoices it issued."""
+    return {rev.number: issued.month.issue_date if rev.number == 0 else
+            date.fromisoformat(rev.manifest["revision"]["issue_date"])
+            for rev in issued.revisions()}
 
 
 def _credit_notes(old_items: pl.DataFrame, old_invoices: pl.DataFrame, changed_ids: list[str],
-                  month: Month, credit_seq: int) -> _CreditNotes:
+                  month: Month, credit_seq: int, issue_dates: dict[int, date]) -> _CreditNotes:
     credited = old_invoices.filter(pl.col("customer_id").is_in(changed_ids)
                                    & pl.col("invoice_number").is_not_null()).sort("customer_id")
     numbers = [f"CN-{month.compact}-{credit_seq + i + 1:06d}" for i in range(credited.height)]
@@ -116,7 +126,9 @@ def _credit_notes(old_items: pl.DataFrame, old_invoices: pl.DataFrame, changed_i
         .drop("credit_note_number")
         .select(list(old_items.columns))
     )
-    return _CreditNotes(numbers, credited, invoices, lines)
+    issued_on = {n: issue_dates[int(r)] for n, r in
+                 credited.select("invoice_number", "issued_in_revision").rows()}
+    return _CreditNotes(numbers, credited, invoices, lines, issued_on)
 
 
 @dataclass(frozen=True)
@@ -186,17 +198,20 @@ def _render_revision(staging: Staging, computed: Computed, notes: _CreditNotes,
     each document's PDF SHA-256 by number."""
     pdf_sha: dict[str, str] = {}
     month, inputs = computed.month, computed.inputs
-    cn_links = {n: {"credits_invoice": inv} for n, inv in
-                zip(notes.numbers, notes.credited["invoice_number"], strict=True)}
+    cn_links = {n: {"credits_invoice": inv, "credits_invoice_date": notes.issued_on[inv]}
+                for n, inv in zip(notes.numbers, notes.credited["invoice_number"], strict=True)}
     docs = build_documents(Assembled(line_items=notes.lines, invoices=notes.invoices),
                            inputs.customers, inputs.apps, computed.versions, month,
                            kind="credit_note", links=cn_links, **common)
+    # A Peppol customer's XML goes beside its PDF (credit_notes/ and invoices/<number>.xml).
+    docs = with_beside_files(docs, staging.write_bytes)
     for number, pdf in render(docs, len(notes.numbers)):
         pdf_sha[number] = staging.write_bytes(f"credit_notes/{number}.pdf", pdf)
     inv_links = {fresh.number_of[c]: {"replaces_invoice": old}
                  for c in fresh.number_of if (old := fresh.replaced.get(c))}
-    docs = build_documents(fresh.issued, inputs.customers, inputs.apps, computed.versions,
-                           month, links=inv_links, **common)
+    docs = with_beside_files(build_documents(
+        fresh.issued, inputs.customers, inputs.apps, computed.versions, month,
+        links=inv_links, **common), staging.write_bytes)
     for number, pdf in render(docs, len(fresh.number_of)):
         pdf_sha[number] = staging.write_bytes(f"invoices/{number}.pdf", pdf)
     return pdf_sha
@@ -287,7 +302,7 @@ def reissue_month(
         issue_date = issue_date or created.date()
         invoice_seq, credit_seq = issued.max_sequences()
         notes = _credit_notes(old_items, old_invoices, [c.customer_id for c in changes], month,
-                              credit_seq)
+                              credit_seq, _issue_dates(issued))
         fresh = _replacements(computed, old_items, old_invoices, changes, invoice_seq, revision)
 
         staging = open_staging(issued.root / REVISIONS, f"{revision:03d}", root=out_dir,

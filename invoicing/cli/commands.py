@@ -24,6 +24,8 @@ import click
 from invoicing import __version__, storage
 from invoicing.audit.reports import run_summary
 from invoicing.cli.heads import EXPECT_HEAD, RETAIN_DAYS, echo_head
+from invoicing.core import scratch
+from invoicing.core.documents import postal_line
 from invoicing.core.errors import InvoicingError, VerifyMismatchError
 from invoicing.core.timeframe import Month
 from invoicing.pipeline import run_month
@@ -74,7 +76,8 @@ def reports_errors(func: F) -> F:
         try:
             for where in remote:
                 storage.check(where)
-            return func(*args, **kwargs)
+            with scratch.sigterm_exits():  # SIGTERM: clean up, then exit 143
+                return func(*args, **kwargs)
         except InvoicingError as exc:
             raise ReportedError(exc) from None
         except Exception as exc:
@@ -129,7 +132,8 @@ def load_seller(templates_dir: Path = TEMPLATES_DIR) -> tuple[str, ...]:
     """The seller block's lines, from ``templates/seller.toml``."""
     with (templates_dir / "seller.toml").open("rb") as fh:
         data = tomllib.load(fh)
-    lines = [data["name"], *str(data.get("address", "")).strip().splitlines()]
+    lines = [data["name"], *str(data.get("address", "")).strip().splitlines(),
+             postal_line(data.get("country"), data.get("postcode"), data.get("city")) or ""]
     if data.get("tax_id"):
         lines.append(str(data["tax_id"]))
     if data.get("email"):

@@ -11,6 +11,19 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+#: Countries whose addresses write the city before the post code (most of Europe writes
+#: ``10117 Berlin``).
+CITY_BEFORE_POSTCODE = frozenset({"AU", "CA", "GB", "IE", "LV", "SG", "US"})
+
+
+def postal_line(country: str | None, postcode: str | None, city: str | None) -> str | None:
+    """``postcode city`` (``city postcode`` where that is the country's order), or None
+    when neither is given."""
+    parts = [p for p in (postcode, city) if p]
+    if country in CITY_BEFORE_POSTCODE:
+        parts.reverse()
+    return " ".join(parts) or None
+
 
 @dataclass(frozen=True)
 class Party:
@@ -23,6 +36,16 @@ class Party:
       address: postal address, may hold newlines; customer-controlled.
       country: ISO 3166 alpha-2 code (e.g. ``KR``).
       tax_id: the customer's tax id, or None when they have none.
+      postcode, city: the structured part of the postal address (optional columns of
+        `customers`); None keeps ``address`` as the whole address.
+      buyer_reference: the buyer's reference or purchase-order number (EN 16931 BT-10),
+        printed and put in the e-invoice when present.
+      einvoice_format: ``none``, ``facturx`` or ``peppol`` as the customer chose it, or
+        None for the default of its country (`invoicing.render.einvoice.format_name`).
+      peppol_scheme, peppol_id: the buyer's Peppol participant id (an EAS code such as
+        ``0208`` and the id in that scheme), the endpoint of a Peppol e-invoice.
+      mandate_reference: the SEPA direct-debit mandate the customer signed; with the
+        seller's creditor id, the customer pays by direct debit.
     """
 
     customer_id: str
@@ -31,6 +54,23 @@ class Party:
     address: str
     country: str
     tax_id: str | None
+    postcode: str | None = None
+    city: str | None = None
+    buyer_reference: str | None = None
+    einvoice_format: str | None = None
+    peppol_scheme: str | None = None
+    peppol_id: str | None = None
+    mandate_reference: str | None = None
+
+    @property
+    def postal_line(self) -> str | None:
+        """The post code and city line of the address, or None (see `postal_line`)."""
+        return postal_line(self.country, self.postcode, self.city)
+
+    @property
+    def address_lines(self) -> tuple[str, ...]:
+        """The non-empty lines of ``address`` (without the post code and city)."""
+        return tuple(ln.strip() for ln in self.address.splitlines() if ln.strip())
 
 
 @dataclass(frozen=True)
@@ -157,6 +197,7 @@ class InvoiceDocument:
       kind: ``invoice`` or ``credit_note``. A credit note reverses an issued invoice:
         its lines and totals are the negated lines of that invoice.
       credits_invoice: credit notes only: the number of the invoice it reverses.
+      credits_invoice_date: credit notes only: the issue date of that invoice (BT-26).
       replaces_invoice: replacement invoices only: the number of the invoice it
         replaces (which a credit note of the same revision reverses).
       revision: 0 for the month's first run, n for the n-th ``reissue``.
@@ -185,6 +226,7 @@ class InvoiceDocument:
     seller: tuple[str, ...]
     kind: str = "invoice"
     credits_invoice: str | None = None
+    credits_invoice_date: date | None = None
     replaces_invoice: str | None = None
     revision: int = 0
     plan_fee_policy: str = "month_start"

@@ -84,13 +84,15 @@ def in_minor_units(amount: Decimal, currency: str) -> Decimal:
     """An already-rounded amount shown with exactly the currency's digits (``399.00``).
 
     Frames store money at a fixed wide scale; this trims it for display without changing
-    the value (it raises if the amount had more digits than the currency allows).
+    the value (it raises if the amount had more digits than the currency allows). Zero is
+    always ``0.00``, never the negated zero ``-0.00`` that negating a zero amount gives
+    (an e-invoice validator reads ``-0.00`` as not zero).
     """
     exp = Decimal(1).scaleb(-minor_units(currency))
     shown = amount.quantize(exp)
     if shown != amount:
         raise ValueError(f"{amount} {currency} is not rounded to the currency's minor unit")
-    return shown
+    return shown.copy_abs() if shown.is_zero() else shown
 
 
 def round_money_expr(expr: pl.Expr, digits: pl.Expr) -> pl.Expr:

@@ -18,7 +18,6 @@ newline; row numbers count data rows, not lines.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ import pyarrow.parquet as pq
 
 from invoicing.core.errors import MAX_REPORTED_ERRORS, ErrorLog, InputError, Source
 from invoicing.load.pricebook import MetricModel, PriceBook, load_pricebook
-from invoicing.storage import is_remote, readable, relative_name
+from invoicing.storage import is_remote, readable, relative_name, scan_parquet, seekable
 
 #: Expected column types per table; `None` marks an optional column.
 USAGE_COLUMNS: dict[str, pl.DataType] = {
@@ -40,8 +39,11 @@ USAGE_COLUMNS: dict[str, pl.DataType] = {
     "live_group_count": pl.Int64(),
 }
 USAGE_OPTIONAL = frozenset({"live_group_count"})
+#: Optional `customers` columns (README, "E-invoices"): missing = null in every row.
+CUSTOMERS_OPTIONAL = frozenset({"postcode", "city", "buyer_reference", "einvoice_format",
+                                "peppol_scheme", "peppol_id", "mandate_reference"})
 #: Columns that may be null in every row, and so may arrive with the Arrow type ``null``.
-NULLABLE = frozenset({"live_group_count", "tax_id"})
+NULLABLE = frozenset({"live_group_count", "tax_id"}) | CUSTOMERS_OPTIONAL
 APPS_COLUMNS: dict[str, pl.DataType] = {
     "sdk_app_id": pl.Int64(),
     "customer_id": pl.String(),
@@ -50,7 +52,7 @@ APPS_COLUMNS: dict[str, pl.DataType] = {
 CUSTOMERS_COLUMNS: dict[str, pl.DataType] = {
     name: pl.String()
     for name in ("customer_id", "name", "email", "address", "country", "currency", "locale",
-                 "tax_id")
+                 "tax_id", *sorted(CUSTOMERS_OPTIONAL))
 }
 EVENTS_COLUMNS: dict[str, pl.DataType] = {
     "sdk_app_id": pl.Int64(),
@@ -159,7 +161,8 @@ def _check_parquet_schema(
     column that is null in every row that way.
     """
     try:
-        schema = pq.read_schema(readable(path))
+        with seekable(path) as source:  # the footer only, also on object storage
+            schema = pq.read_schema(source)
     except (pa.ArrowInvalid, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(Source(label), f"not a readable Parquet file ({reason})") from None
@@ -215,7 +218,8 @@ def _read_csv(
     out = {}
     errors = ErrorLog()  # every bad value of the file, not only the first
     for name, dtype in columns.items():
-        if name not in raw.columns:
+        if name not in raw.columns:  # optional: null in every row
+            out[name] = pl.repeat(None, raw.height, dtype=dtype, eager=True).alias(name)
             continue
         text = raw[name].str.strip_chars()
         text = pl.Series(name, text).replace("", None)
@@ -273,9 +277,10 @@ def _read_table(
         return _read_csv(path, label, columns, optional)
     present = _check_parquet_schema(path, label, columns, optional)
     try:
-        # A null-typed nullable column becomes the declared type.
+        # A null-typed nullable column becomes the declared type; a missing optional one null.
         return pl.read_parquet(readable(path), columns=present).cast(
-            {c: columns[c] for c in present})
+            {c: columns[c] for c in present}).with_columns(
+            pl.lit(None, dtype=columns[c]).alias(c) for c in columns if c not in present)
     except (pl.exceptions.ComputeError, OSError) as exc:
         raise InputError(Source(label), f"not a readable Parquet file ({exc})") from None
 
@@ -288,11 +293,10 @@ def _scan_usage_file(path: Path, label: str, file_id: int) -> tuple[pl.LazyFrame
         lazy = frame.lazy()
     else:
         present = _check_parquet_schema(path, label, USAGE_COLUMNS, USAGE_OPTIONAL)
-        source = readable(path)
-        rows = pq.ParquetFile(source).metadata.num_rows
-        if isinstance(source, io.BytesIO):  # object storage: scan the bytes read once
-            source = source.getvalue()  # type: ignore[assignment]
-        lazy = pl.scan_parquet(source).select(present).cast(
+        with seekable(path) as source:
+            rows = pq.ParquetFile(source).metadata.num_rows
+        # Row group by row group, also from object storage: never the whole file at once.
+        lazy = scan_parquet(path).select(present).cast(
             {c: USAGE_COLUMNS[c] for c in present})
     if "live_group_count" not in lazy.collect_schema().names():
         lazy = lazy.with_columns(live_group_count=pl.lit(None, dtype=pl.Int64))
@@ -372,7 +376,7 @@ def load_inputs(input_dir: Path, pricebook_path: Path | None = None, *,
         try:
             path = find_table(input_dir, name)
             label = _label(path, input_dir)
-            frame = _read_table(path, label, columns)
+            frame = _read_table(path, label, columns, CUSTOMERS_OPTIONAL & set(columns))
         except InputError as exc:
             errors.add_error(exc)
             continue

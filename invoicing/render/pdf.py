@@ -41,7 +41,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from weasyprint import CSS, Attachment
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError
 
+from invoicing.core import scratch
 from invoicing.core.documents import InvoiceDocument
 from invoicing.render import einvoice, i18n
 from invoicing.render import engine as render_engine
@@ -121,16 +122,29 @@ class InvoiceRenderer:
         self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
         self.template = self.env.get_template(TEMPLATE_NAME)
         render_engine.install()  # logs a warning and leaves WeasyPrint stock if it cannot
-        self.font_config = FontConfiguration()
+        # WeasyPrint copies the @font-face files (~16 MB) into a `tempfile.mkdtemp` folder
+        # when the stylesheet is parsed and keeps using it; making it inside our own
+        # folder lets `close` (or this process's exit) remove it (core/scratch.py).
+        self.scratch = scratch.make_folder("fonts")
         try:
-            self.css = CSS(
-                url=self.base_url + STYLESHEET_NAME,
-                base_url=self.base_url,
-                url_fetcher=self.url_fetcher,
-                font_config=self.font_config,
-            )
+            with scratch.tempdir_inside(self.scratch):
+                self.font_config = FontConfiguration()
+                self.css = CSS(
+                    url=self.base_url + STYLESHEET_NAME,
+                    base_url=self.base_url,
+                    url_fetcher=self.url_fetcher,
+                    font_config=self.font_config,
+                )
         except FatalURLFetchingError as exc:
+            self.close()
             raise RenderError(f"cannot load {STYLESHEET_NAME}: {exc.__cause__ or exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Remove the renderer's temporary font files; it renders nothing afterwards."""
+        scratch.remove(self.scratch)
 
     def render_html(self, doc: InvoiceDocument, draft: bool = False) -> str:
         """Return the invoice as HTML, labels in the document's locale.
@@ -149,6 +163,7 @@ class InvoiceRenderer:
                 cur=doc.currency,
                 page_token=PAGE_TOKEN,
                 pages_token=PAGES_TOKEN,
+                **page_context(doc, self.templates_dir),
             ))
 
     def render_pdf(self, doc: InvoiceDocument, draft: bool = False) -> bytes:
@@ -271,7 +286,7 @@ def _source_date_epoch(day: date) -> Iterator[None]:
             del os.environ["SOURCE_DATE_EPOCH"]
         else:
             os.environ["SOURCE_DATE_EPOCH"] = previous
-# --- EN 16931 e-invoices (Factur-X) for EU customers ------------------------------------------
+# --- EN 16931 e-invoices for EU customers ------------------------------------------------
 
 
 @cache
@@ -279,44 +294,60 @@ def _einvoice_seller(path: Path) -> einvoice.EInvoiceSeller:
     return einvoice.load_seller(path)
 
 
+def page_context(doc: InvoiceDocument, templates_dir: Path) -> dict[str, Any]:
+    """What the page prints from the seller file: EU VAT facts and payment instructions.
+
+    ``vat`` is None for a customer outside the EU (its page keeps "Tax"); ``payment`` is
+    None when ``seller.toml`` has no ``[payment]``. A missing seller file gives neither.
+    """
+    path = templates_dir / "seller.toml"
+    if not path.is_file():
+        return {"vat": None, "payment": None}
+    seller = _einvoice_seller(path)
+    return {"vat": einvoice.page_vat(doc, seller), "payment": einvoice.payment_for(doc, seller)}
+
+
 def einvoice_parts(doc: InvoiceDocument, line_items: Attachment, stamp: datetime,
                    templates_dir: Path, draft: bool = False
                    ) -> tuple[list[Attachment], Callable[[object, pydyf.PDF], None]]:
     """The attachments and `write_pdf` finisher of one document.
 
-    Every document embeds its line items. A customer in an EU member state also gets the
-    Factur-X EN 16931 XML (`einvoice`), the XML being the ``Alternative`` form of the page
-    and the line items a ``Supplement``, and the Factur-X XMP metadata. Other customers'
-    PDFs are exactly what they were before e-invoices existed; drafts never carry an XML
+    Every document embeds its line items. A document whose e-invoice format embeds its XML
+    (Factur-X) also gets that XML, as the ``Alternative`` form of the page with the line
+    items a ``Supplement``, and the format's XMP metadata. Formats that write their XML
+    beside the PDF (Peppol) leave the PDF as it is; so do customers without a format, whose
+    PDFs are exactly what they were before e-invoices existed. Drafts never carry an XML
     an accounting system could book.
     """
-    if draft or not einvoice.is_eu(doc.customer.country):
+    fmt = einvoice.format_of(doc.customer, doc.kind)
+    if draft or fmt is None or fmt.embedded_name is None:
         return [line_items], compress_streams_once
     seller = _einvoice_seller(templates_dir / "seller.toml")
     xml = Attachment(
-        file_obj=io.BytesIO(einvoice.cii_xml(doc, seller)),
-        name=einvoice.XML_NAME,
-        description="Factur-X EN 16931 invoice (CII XML)",
+        file_obj=io.BytesIO(fmt.build(doc, seller)),
+        name=fmt.embedded_name,
+        description=f"{fmt.title} e-invoice",
         created=stamp,
         modified=stamp,
         relationship="Alternative",
     )
     line_items.relationship = "Supplement"
-    return [xml, line_items], _finish_facturx
+    return [xml, line_items], partial(_finish_embedded, fmt.embedded_name,
+                                      fmt.xmp_extension or b"")
 
 
-def _finish_facturx(document: object, pdf: pydyf.PDF) -> None:
-    """`write_pdf` finisher of a Factur-X PDF: XMP extension, XML MIME type, then compress.
+def _finish_embedded(name: str, xmp: bytes, document: object, pdf: pydyf.PDF) -> None:
+    """`write_pdf` finisher of a PDF with an embedded e-invoice: XMP extension, XML MIME
+    type, then compress.
 
     WeasyPrint appends extra XMP after its ``rdf:RDF`` element, where Factur-X readers do
-    not look, so the Factur-X descriptions are spliced into that element instead; and it
+    not look, so the format's descriptions are spliced into that element instead; and it
     types ``.xml`` files ``application/xml`` where Factur-X asks for ``text/xml``.
     """
     metadata = pdf.objects[int(pdf.catalog["Metadata"].split()[0])]
     content = metadata.stream[0]
-    metadata.stream[0] = content.replace(b"</rdf:RDF>", einvoice.XMP_EXTENSION + b"</rdf:RDF>")
+    metadata.stream[0] = content.replace(b"</rdf:RDF>", xmp + b"</rdf:RDF>")
     for obj in pdf.objects:
-        if isinstance(obj, dict) and obj.get("Type") == "/Filespec" and \
-                obj.get("UF") == einvoice.XML_NAME:
+        if isinstance(obj, dict) and obj.get("Type") == "/Filespec" and obj.get("UF") == name:
             pdf.objects[int(obj["EF"]["F"].split()[0])].extra["Subtype"] = "/text#2Fxml"
     compress_streams_once(document, pdf)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TextIO
 
+from invoicing.core import scratch
 from invoicing.core.documents import InvoiceDocument
 from invoicing.render.progress import Progress, RenderFn
 
@@ -30,6 +31,7 @@ def _init_worker(parent_pid: int) -> None:
     global _worker_renderer
     from invoicing.render.pdf import InvoiceRenderer
 
+    scratch.on_sigterm()  # its fonts folder goes too; otherwise removed when it exits
     _worker_renderer = InvoiceRenderer()
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
 
@@ -46,6 +48,7 @@ def _exit_with_parent(parent_pid: int) -> None:
         try:
             os.kill(parent_pid, 0)
         except ProcessLookupError:
+            scratch.remove_all()
             os._exit(1)
 
 
@@ -65,9 +68,12 @@ def make_renderer(workers: int, label: str = "rendering", stream: TextIO | None 
                 from invoicing.render.pdf import InvoiceRenderer
 
                 renderer = InvoiceRenderer()
-                for doc in docs:
-                    yield doc.invoice_number, renderer.render_pdf(doc, draft=draft)
-                    progress.advance()
+                try:
+                    for doc in docs:
+                        yield doc.invoice_number, renderer.render_pdf(doc, draft=draft)
+                        progress.advance()
+                finally:
+                    renderer.close()
                 return
             # forkserver, not fork: Polars' thread pool must not be forked mid-flight.
             context = multiprocessing.get_context("forkserver")
@@ -75,14 +81,19 @@ def make_renderer(workers: int, label: str = "rendering", stream: TextIO | None 
             with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                                      initargs=(os.getpid(),)) as pool:
                 pending: deque[Future[tuple[str, bytes]]] = deque()
-                for doc in docs:
-                    pending.append(pool.submit(_render_one, doc, draft))
-                    if len(pending) >= window:
+                try:
+                    for doc in docs:
+                        pending.append(pool.submit(_render_one, doc, draft))
+                        if len(pending) >= window:
+                            yield pending.popleft().result()
+                            progress.advance()
+                    while pending:
                         yield pending.popleft().result()
                         progress.advance()
-                while pending:
-                    yield pending.popleft().result()
-                    progress.advance()
+                except BaseException:
+                    # Stopped (an error, SIGTERM, the caller closed us): render no more.
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
         finally:
             progress.close()
 

@@ -24,6 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+import polars as pl
+
 from invoicing.storage.base import (
     MANIFEST,
     PARQUET_COMPRESSION,
@@ -47,18 +49,50 @@ from invoicing.storage.s3 import (
     ObjectStaging,
     S3Backend,
     is_remote,
-    raised_by_object_storage,
-    storage_error,
 )
+from invoicing.storage.s3_errors import raised_by_object_storage, storage_error
 
 __all__ = [
-    "MANIFEST", "OBJECTS", "PARQUET_COMPRESSION", "PARQUET_COMPRESSION_LEVEL", "SCHEME",
-    "STAGED_LIFETIME_S", "STAGING", "Backend", "ObjectStaging", "Protection",
-    "PublishRaceError", "Staging", "StorageError", "backend_for", "check", "check_retention",
-    "content_key", "files_of", "is_committed", "is_remote", "list_files", "location", "lock",
-    "manifest_bytes", "open_staging", "protection", "put_record", "raised_by_object_storage",
-    "read_bytes", "readable", "relative_name", "remote_locations", "remove_stale_staging",
-    "sha256_bytes", "storage_error", "supported_schemes", "write_objects", "write_parquet",
+    "MANIFEST",
+    "OBJECTS",
+    "PARQUET_COMPRESSION",
+    "PARQUET_COMPRESSION_LEVEL",
+    "SCHEME",
+    "STAGED_LIFETIME_S",
+    "STAGING",
+    "Backend",
+    "ObjectStaging",
+    "Protection",
+    "PublishRaceError",
+    "Staging",
+    "StorageError",
+    "backend_for",
+    "check",
+    "check_retention",
+    "content_key",
+    "files_of",
+    "is_committed",
+    "is_remote",
+    "list_files",
+    "location",
+    "lock",
+    "manifest_bytes",
+    "open_staging",
+    "protection",
+    "put_record",
+    "raised_by_object_storage",
+    "read_bytes",
+    "readable",
+    "relative_name",
+    "remote_locations",
+    "remove_stale_staging",
+    "scan_parquet",
+    "seekable",
+    "sha256_bytes",
+    "storage_error",
+    "supported_schemes",
+    "write_objects",
+    "write_parquet",
 ]
 
 #: URL scheme → backend. A location without a scheme is a local path.
@@ -107,6 +141,16 @@ def readable(path: Path) -> Path | IO[bytes]:
 def read_bytes(path: Path) -> bytes:
     """The whole file, through its backend (one request on object storage)."""
     return backend_for(path).read_bytes(path)
+
+def seekable(path: Path) -> AbstractContextManager[Path | IO[bytes]]:
+    """`path` opened for random access (a Parquet footer) without reading it whole."""
+    return backend_for(path).seekable(path)
+
+
+def scan_parquet(path: Path) -> pl.LazyFrame:
+    """A lazy scan of a Parquet file that reads it row group by row group, wherever it is
+    stored (object storage included, through the same client and credentials)."""
+    return backend_for(path).scan_parquet(path)
 
 
 def relative_name(path: Path, root: Path) -> str | None:

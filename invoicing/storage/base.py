@@ -132,6 +132,13 @@ class Backend(Protocol):
 
     def read_bytes(self, path: Path) -> bytes:
         """The whole file (one request on object storage); FileNotFoundError if missing."""
+
+    def seekable(self, path: Path) -> AbstractContextManager[Path | IO[bytes]]:
+        """`path` opened for random access (a Parquet footer), not read whole."""
+        ...
+
+    def scan_parquet(self, path: Path) -> pl.LazyFrame:
+        """A lazy scan of the Parquet file `path`, read row group by row group."""
         ...
 
     def relative_name(self, path: Path, root: Path) -> str | None:

@@ -135,6 +135,13 @@ class LocalBackend:
     def read_bytes(self, path: Path) -> bytes:
         return path.read_bytes()
 
+    @contextmanager
+    def seekable(self, path: Path) -> Iterator[Path | IO[bytes]]:
+        yield path
+
+    def scan_parquet(self, path: Path) -> pl.LazyFrame:
+        return pl.scan_parquet(path)
+
     def relative_name(self, path: Path, root: Path) -> str | None:
         try:
             return path.resolve().relative_to(root.resolve()).as_posix()

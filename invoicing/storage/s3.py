@@ -48,13 +48,21 @@ from invoicing.storage.object_lock import (
     put_once,
     retain,
 )
+from invoicing.storage.s3_errors import (
+    SCHEME,
+    _bucket,
+    storage_error,
+)
+from invoicing.storage.s3_scan import scan_parquet_in_row_groups
 
-SCHEME: Final = "s3://"
 CONNECT_TIMEOUT_S: Final = 5
 #: Prefix, under the output root, of objects staged by a run that has not committed.
 STAGING: Final = ".staging"
 #: Folder, under a committed month or revision, holding the objects its manifest lists.
 OBJECTS: Final = "objects"
+#: Bytes fetched per range request when a Parquet object is scanned (s3fs reads ahead this
+#: much; its default, 50 MiB, would hold a whole usage file of the medium month).
+READ_BLOCK: Final = 8 << 20
 #: Seconds after which an object an unfinished run wrote is no longer trusted by a rerun
 #: (rendered again instead): the two days of the staging lifecycle rule (README).
 STAGED_LIFETIME_S: Final = 2 * 24 * 3600
@@ -71,6 +79,7 @@ def _storage_options() -> dict[str, Any]:
     env = os.environ
     options: dict[str, Any] = {
         "use_listings_cache": False,  # other processes write too: always ask the store
+        "default_block_size": READ_BLOCK,
         # botocore's "standard" retry mode: throttling, 5xx and dropped connections are
         # retried with jittered backoff, AWS_MAX_ATTEMPTS attempts in all (default 3).
         "config_kwargs": {
@@ -91,73 +100,6 @@ def _storage_options() -> dict[str, Any]:
     if region:
         options["client_kwargs"] = {"region_name": region}
     return options
-
-
-def _bucket(path: Path) -> str:
-    return str(path)[len(SCHEME):].split("/", 1)[0]
-
-
-def _endpoint() -> str:
-    return os.environ.get("AWS_ENDPOINT_URL") or "the default AWS endpoint"
-
-
-def check(path: Path) -> None:
-    """Fail early, with one line, when the bucket of `path` cannot be used."""
-    if not is_remote(path):
-        return
-    try:
-        path.fs.call_s3("head_bucket", Bucket=_bucket(path))  # type: ignore[attr-defined]
-    except Exception as exc:
-        error = storage_error(exc, path)
-        if error is None:
-            raise
-        raise error from None
-
-
-def raised_by_object_storage(exc: BaseException) -> bool:
-    """True when `exc` came out of the S3 client (s3fs, aiobotocore, botocore), so that a
-    local file error in the same command is not mistaken for a storage failure."""
-    tb = exc.__traceback__
-    while tb is not None:
-        module = tb.tb_frame.f_globals.get("__name__", "")
-        if module.split(".")[0] in ("s3fs", "aiobotocore", "botocore"):
-            return True
-        tb = tb.tb_next
-    cause = exc.__cause__ or exc.__context__
-    return cause is not None and raised_by_object_storage(cause)
-
-
-def storage_error(exc: BaseException, where: Path | str | None = None) -> StorageError | None:
-    """The one-line `StorageError` for an object-storage failure, or None if `exc` is not one."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-    )
-
-    place = f"{where}: " if where is not None else ""
-    bucket = _bucket(where) if isinstance(where, UPath) else "the bucket"
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, EndpointConnectionError) or "connect" in type(exc).__name__.lower():
-        return StorageError(f"{place}cannot reach the object storage endpoint {_endpoint()} "
-                            f"({text}); check AWS_ENDPOINT_URL and the network")
-    if isinstance(exc, NoCredentialsError):
-        return StorageError(f"{place}no credentials for object storage; set "
-                            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
-    if isinstance(exc, PermissionError):
-        return StorageError(f"{place}access refused by object storage ({text}); check the "
-                            f"credentials and their rights on {bucket}")
-    if isinstance(exc, FileNotFoundError) and isinstance(where, UPath):
-        return StorageError(f"{place}not found in object storage: bucket {bucket} does not "
-                            f"exist at {_endpoint()}, or the object is missing ({text})")
-    if isinstance(exc, FileNotFoundError):
-        return StorageError(f"{place}an object vanished from object storage while in use "
-                            f"({text})")
-    if isinstance(exc, BotoCoreError | ClientError | OSError):
-        return StorageError(f"{place}object storage failed, retries included "
-                            f"({type(exc).__name__}: {text})")
-    return None
 
 
 class ObjectStaging:
@@ -340,6 +282,15 @@ class S3Backend:
     def read_bytes(self, path: Path) -> bytes:
         # One GET (the pathlib API would ask for the object's size first).
         return path.fs.cat_file(path.path)  # type: ignore[attr-defined]
+
+    @contextmanager
+    def seekable(self, path: Path) -> Iterator[Path | IO[bytes]]:
+        # Range requests through the same s3fs client (and credentials) as everything else.
+        with path.fs.open(path.path, "rb", block_size=READ_BLOCK) as fh:  # type: ignore[attr-defined]
+            yield fh
+
+    def scan_parquet(self, path: Path) -> pl.LazyFrame:
+        return scan_parquet_in_row_groups(path, self.seekable)
 
     def relative_name(self, path: Path, root: Path) -> str | None:
         prefix = str(root).rstrip("/") + "/"

@@ -325,17 +325,20 @@ def _check_ranges(frame: pl.DataFrame, inputs: Inputs, errors: ErrorLog) -> None
 def _day_key(apps: pl.DataFrame, month: Month) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """One integer per (app, day) that sorts like (sdk_app_id, date), and its decoders.
 
-    ``(sdk_app_id − lowest id) × 64 + day``: Int64 when the apps' ids span less than
-    2^57 (always, in practice), else Int128, so that no id of the int64 range can
-    overflow the key and move usage to another app.
+    ``(sdk_app_id − lowest id) × 64 + day``, in the smallest type that holds it: Int32
+    when the apps' ids span less than 2^25 (33 million apps: sorting half the bytes
+    costs about a third less), Int64 below 2^57, else Int128, so that no id of the
+    int64 range can overflow the key and move usage to another app. Only the apps of
+    `apps` get a key (the offset is taken in the wide type, then narrowed).
     """
     ids = apps["sdk_app_id"].drop_nulls()
     low = int(ids.min()) if ids.len() else 0  # type: ignore[arg-type]
     high = int(ids.max()) if ids.len() else 0  # type: ignore[arg-type]
-    dtype = pl.Int64 if high - low < 2**57 else pl.Int128
-    key = ((pl.col("sdk_app_id").cast(dtype) - pl.lit(low, dtype=dtype)) * 64
+    wide = pl.Int64 if high - low < 2**57 else pl.Int128
+    dtype = pl.Int32 if high - low < 2**25 else wide
+    key = ((pl.col("sdk_app_id").cast(wide) - pl.lit(low, dtype=wide)).cast(dtype) * 64
            + pl.col("date").dt.day().cast(dtype))
-    app = (pl.col("_key") // 64 + pl.lit(low, dtype=dtype)).cast(pl.Int64)
+    app = (pl.col("_key").cast(wide) // 64 + pl.lit(low, dtype=wide)).cast(pl.Int64)
     day = (pl.col("_key") % 64).cast(pl.Int32)
     return key, app, day
 

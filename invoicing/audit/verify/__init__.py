@@ -48,6 +48,7 @@ from invoicing.pipeline import compute_month
 from invoicing.publish.heads import Head, read_head_records, record_problems
 from invoicing.publish.issued import IssuedMonth, Revision
 from invoicing.publish.locking import month_lock
+from invoicing.render import einvoice
 from invoicing.storage import MANIFEST, OBJECTS, list_files
 
 __all__ = ["VerifyReport", "verify_month"]
@@ -111,11 +112,11 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
                        "(SHA-256)")
         _guarded(report, latest.path / MANIFEST,
                  lambda: check_manifest_against_recomputation(latest, computed, report))
-        countries = computed.inputs.customers.select("customer_id", "country")
+        parties = einvoice.buyers(computed.inputs.customers)
         for rev in revisions:
             _guarded(report, rev.files, partial(check_manifest_against_files, rev, report))
             _guarded(report, rev.files, partial(check_pdf_hashes, rev, revisions, report))
-            _guarded(report, rev.files, partial(check_documents, rev, countries, report))
+            _guarded(report, rev.files, partial(check_documents, rev, parties, report))
         _guarded(report, latest.files, lambda: _check_current(issued, revisions, computed,
                                                               report))
     return report
@@ -150,8 +151,8 @@ def _check_current(issued: IssuedMonth, revisions: list[Revision], computed: Com
     recomputed = computed.assembled.line_items.drop("invoice_number").join(
         invoices.select("customer_id", "invoice_number"), on="customer_id")
     recomputed_totals = computed.assembled.invoices.drop("invoice_number").join(
-        invoices.select("customer_id", "invoice_number"), on="customer_id").join(
-        computed.inputs.customers.select("customer_id", "country"), on="customer_id")
+        invoices.select("customer_id", "invoice_number"), on="customer_id")
+    parties = einvoice.buyers(computed.inputs.customers)
     by_rev = {r.number: r for r in revisions}
     for number, rev_no in numbered.select("invoice_number", "issued_in_revision").rows():
         rev = by_rev.get(int(rev_no)) if rev_no is not None else None
@@ -166,6 +167,7 @@ def _check_current(issued: IssuedMonth, revisions: list[Revision], computed: Com
         totals = recomputed_totals.filter(pl.col("invoice_number") == number)
         if totals.is_empty():
             continue
-        report.mismatches.extend(check_einvoice(pdf, totals.row(0, named=True),
-                                                expected["amount"].to_list(),
+        row = totals.row(0, named=True)
+        report.mismatches.extend(check_einvoice(pdf, rev.files, parties.get(row["customer_id"]),
+                                                row, expected["amount"].to_list(),
                                                 against="the recomputed month", report=report))

@@ -23,6 +23,7 @@ import polars as pl
 
 from invoicing.assemble.computed import Computed
 from invoicing.audit.verify.report import VerifyReport
+from invoicing.core.documents import Party
 from invoicing.core.timing import StageTimer
 from invoicing.pricing.lines import LINE_SCHEMA
 from invoicing.publish.issued import Revision, normalised
@@ -110,10 +111,11 @@ def check_pdf_hashes(rev: Revision, revisions: list[Revision], report: VerifyRep
                        f"from credit_notes/{number}.pdf in {rev.path / MANIFEST}")
 
 
-def check_documents(rev: Revision, countries: pl.DataFrame, report: VerifyReport) -> None:
-    """Every PDF this revision issued embeds the line items and (EU) the XML of its rows."""
+def check_documents(rev: Revision, parties: dict[str, Party], report: VerifyReport) -> None:
+    """Every PDF this revision issued embeds the line items of its rows, and each document
+    has the e-invoice of its buyer's format (embedded or beside it) with its figures."""
     outputs = rev.manifest.get("outputs", {})
-    invoices = invoices_of(rev, report).join(countries, on="customer_id", how="left")
+    invoices = invoices_of(rev, report)
     items = read_table(rev, "line_items.parquet", report)
     for number in sorted(n[len("invoices/"):-4] for n in outputs
                          if n.startswith("invoices/") and n.endswith(".pdf")):
@@ -124,15 +126,16 @@ def check_documents(rev: Revision, countries: pl.DataFrame, report: VerifyReport
             continue
         lines = items.filter(pl.col("invoice_number") == number).select(COLS)
         compare_embedded(pdf, lines, f"{rev.files / 'line_items.parquet'}", report)
-        report.mismatches.extend(check_einvoice(pdf, rows.row(0, named=True),
-                                                lines["amount"].to_list(),
+        row = rows.row(0, named=True)
+        report.mismatches.extend(check_einvoice(pdf, rev.files, parties.get(row["customer_id"]),
+                                                row, lines["amount"].to_list(),
                                                 against=f"{rev.files / 'invoices.parquet'}",
                                                 report=report))
     notes = read_table(rev, "credit_notes.parquet", report)
     note_items = read_table(rev, "credit_note_items.parquet", report)
     if notes is None or note_items is None:
         return
-    for note in notes.join(countries, on="customer_id", how="left").iter_rows(named=True):
+    for note in notes.iter_rows(named=True):
         number = note["credit_note_number"]
         pdf = rev.files / "credit_notes" / f"{number}.pdf"
         lines = note_items.filter(pl.col("invoice_number") == number).select(COLS)
@@ -140,8 +143,9 @@ def check_documents(rev: Revision, countries: pl.DataFrame, report: VerifyReport
         credited = {**note, "invoice_number": number,
                     **{k: -note[k] for k in ("subtotal", "tax", "total")}}
         report.mismatches.extend(check_einvoice(
-            pdf, credited, [-a for a in lines["amount"]], type_code="381",
-            against="credit_notes.parquet", report=report))
+            pdf, rev.files, parties.get(note["customer_id"]), credited,
+            [-a for a in lines["amount"]], kind="credit_note", against="credit_notes.parquet",
+            report=report))
 
 
 def compare_embedded(pdf: Path, expected: pl.DataFrame, against: str,
@@ -185,26 +189,47 @@ def _read_once(report: VerifyReport | None, pdf: Path, what: str) -> Any:
     return found
 
 
-def check_einvoice(pdf: Path, totals: dict[str, Any], amounts: list[Any],
-                   type_code: str = "380", against: str = "the recomputed month",
+def check_einvoice(pdf: Path, files: Path, buyer: Party | None, totals: dict[str, Any],
+                   amounts: list[Any], kind: str = "invoice",
+                   against: str = "the recomputed month",
                    report: VerifyReport | None = None) -> list[str]:
-    """The PDF's ``factur-x.xml`` states the figures of its row; one line per problem."""
-    try:
-        xml = _read_once(report, pdf, "xml")
-    except Exception as exc:
-        return [f"{pdf}: cannot read attachments ({type(exc).__name__})"]
-    if not einvoice.is_eu(str(totals.get("country"))):
-        return [] if xml is None else [f"{pdf}: a non-EU customer's PDF embeds "
-                                       f"{einvoice.XML_NAME}"]
-    if xml is None:
-        return [f"{pdf}: an EU customer's PDF without {einvoice.XML_NAME}"]
-    try:
-        got = einvoice.read_figures(xml)
-    except ValueError as exc:
-        return [f"{pdf}: {einvoice.XML_NAME} unreadable ({exc})"]
-    want = (totals["invoice_number"], type_code, tuple(amounts), totals["subtotal"],
-            totals["tax"], totals["total"])
-    if (got.number, got.type_code, got.line_amounts, got.subtotal, got.tax,
-            got.total) != want:
-        return [f"{pdf}: embedded {einvoice.XML_NAME} differs from {against}"]
-    return []
+    """Check one document's e-invoices (``pdf`` in the revision folder ``files``); one line
+    per problem. Every format is asked for its XML: the buyer's must be there and state
+    the document's figures, the others must not."""
+    number = str(totals["invoice_number"])
+    if buyer is None:
+        return [f"{pdf}: customer {totals.get('customer_id')} is not in the inputs"]
+    chosen = einvoice.format_of(buyer, kind)
+    problems = []
+    for fmt in einvoice.FORMATS.values():
+        name = fmt.file_name(kind, number)
+        where = pdf if fmt.embedded_name else files / name
+        try:
+            # The embedded XML comes from the PDF read once per verify run.
+            xml = (_read_once(report, pdf, "xml") if fmt.embedded_name
+                   else fmt.read(pdf, files, kind, number))
+        except Exception as exc:  # a damaged file is a finding, whatever the parser raises
+            problems.append(f"{where}: cannot read the {fmt.title} e-invoice "
+                            f"({type(exc).__name__})")
+            continue
+        if fmt is not chosen:
+            if xml is not None:
+                problems.append(f"{where}: a {fmt.title} e-invoice ({name}) for customer "
+                                f"{buyer.customer_id}, whose format is "
+                                f"{einvoice.format_name(buyer)}")
+            continue
+        if xml is None:
+            problems.append(f"{where}: no {name} for customer {buyer.customer_id} "
+                            f"({buyer.country}), whose format is {fmt.name}")
+            continue
+        try:
+            got = fmt.figures(xml)
+        except ValueError as exc:
+            problems.append(f"{where}: {name} unreadable ({exc})")
+            continue
+        want = (number, "381" if kind == "credit_note" else "380", tuple(amounts),
+                totals["subtotal"], totals["tax"], totals["total"])
+        if (got.number, got.type_code, got.line_amounts, got.subtotal, got.tax,
+                got.total) != want:
+            problems.append(f"{where}: {name} differs from {against}")
+    return problems
