@@ -72,7 +72,7 @@ def reissued(tmp_path_factory: pytest.TempPathFactory,
                        "2026-11-20", "--workers", "1")
     assert code == 0, output
     assert output.splitlines()[1:3] == [f"  credit note {CN} reverses IM-202610-000014",
-                                        "  invoice IM-202610-000016 replaces IM-202610-000014"]
+                                        "  invoice IM-202610-000019 replaces IM-202610-000014"]
     head = output.splitlines()[-1]
     assert head.startswith(f"head: {MONTH} revision 1 sha256 ")
     (root / "head").write_text(head.split()[-1])
@@ -353,7 +353,7 @@ def _embedded_xml(m: Path) -> str:
     data = edit_attachment(pdf, "factur-x.xml", lambda b: b.replace(
         b"<ram:GrandTotalAmount>", b"<ram:GrandTotalAmount>1", 1))
     write(pdf, data)
-    return f"{pdf}: embedded factur-x.xml differs from {m / 'invoices.parquet'}"
+    return f"{pdf}: factur-x.xml differs from {m / 'invoices.parquet'}"
 
 
 def _credit_note_xml(m: Path) -> str:
@@ -361,7 +361,7 @@ def _credit_note_xml(m: Path) -> str:
     data = edit_attachment(pdf, "factur-x.xml", lambda b: b.replace(
         b"<ram:GrandTotalAmount>", b"<ram:GrandTotalAmount>1", 1))
     write(pdf, data)
-    return f"{pdf}: embedded factur-x.xml differs from credit_notes.parquet"
+    return f"{pdf}: factur-x.xml differs from credit_notes.parquet"
 
 
 def _made_writable(m: Path) -> str:
@@ -392,7 +392,7 @@ def test_the_undamaged_month_verifies(month: Path, reissued: Path) -> None:
     code, output = verify(month, "--expect-head", (reissued / "head").read_text())
     assert code == 0, output
     assert output.splitlines()[-2:] == [
-        "  read-only: 29 published file(s)",
+        "  read-only: 33 published file(s)",
         f"head: {MONTH} revision 1 sha256 {(reissued / 'head').read_text()}"]
 
 
