@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from invoicing.assemble.computed import Computed
-from invoicing.audit.reprocess import CustomerChange, LineChange, MonthDiff
+from invoicing.audit.diff import CustomerChange, LineChange, MonthDiff
 from invoicing.core.money import in_minor_units
 from invoicing.pipeline import RunResult
 from invoicing.publish.manifest import totals_per_currency
@@ -144,3 +144,4 @@ def run_summary(result: RunResult) -> str:
         lines.append("  month gates overridden with --allow-incomplete:")
         lines += [f"    {f['gate']}: {f['message']}" for f in gates["findings"]]
     return "\n".join(lines)
+
