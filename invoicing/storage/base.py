@@ -9,6 +9,7 @@ plain path is a local folder, ``s3://`` is S3-compatible object storage. Adding 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
@@ -46,6 +47,13 @@ def write_parquet(frame: pl.DataFrame, target: Path | IO[bytes]) -> None:
     frame: the writer is deterministic)."""
     frame.write_parquet(target, compression=PARQUET_COMPRESSION,
                         compression_level=PARQUET_COMPRESSION_LEVEL, statistics=True)
+
+
+def parquet_bytes(frame: pl.DataFrame) -> bytes:
+    """`frame` as the bytes of a Parquet output (what every staging writes)."""
+    buffer = io.BytesIO()
+    write_parquet(frame, buffer)
+    return buffer.getvalue()
 
 
 def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:

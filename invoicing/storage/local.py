@@ -19,7 +19,6 @@ next one. A second process fails at once with `LockedError` instead of waiting.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import stat
@@ -38,8 +37,8 @@ from invoicing.storage.base import (
     MANIFEST,
     Protection,
     manifest_bytes,
+    parquet_bytes,
     sha256_bytes,
-    write_parquet,
 )
 
 FILE_MODE = 0o640
@@ -80,9 +79,7 @@ class LocalStaging:
         return digest
 
     def write_parquet(self, relative: str, frame: pl.DataFrame) -> str:
-        buffer = io.BytesIO()
-        write_parquet(frame, buffer)
-        return self.write_bytes(relative, buffer.getvalue())
+        return self.write_bytes(relative, parquet_bytes(frame))
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> str:
         return self.write_bytes(MANIFEST, manifest_bytes(manifest))
@@ -93,9 +90,9 @@ class LocalStaging:
         for file in (p for p in self.path.rglob("*") if p.is_file()):
             os.chmod(file, PUBLISHED_MODE)
         for folder in [self.path, *[p for p in self.path.rglob("*") if p.is_dir()]]:
-            _fsync_dir(folder)
+            fsync_dir(folder)
         os.rename(self.path, final)
-        _fsync_dir(self.out_dir)
+        fsync_dir(self.out_dir)
         return final
 
     def discard(self) -> None:
@@ -115,7 +112,8 @@ class LocalStaging:
         return {}
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a folder's entries (a created or renamed file) durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -178,7 +176,7 @@ class LocalBackend:
             fh.flush()
             os.fsync(fh.fileno())
         os.rename(temporary, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def list_files(self, folder: Path) -> list[str]:
         return sorted((p.relative_to(folder).as_posix() for p in folder.rglob("*")

@@ -38,8 +38,8 @@ from invoicing.storage.base import (
     StorageError,
     content_key,
     manifest_bytes,
+    parquet_bytes,
     sha256_bytes,
-    write_parquet,
 )
 from invoicing.storage.object_lock import (
     lock_headers,
@@ -153,9 +153,7 @@ class ObjectStaging:
         return digest
 
     def write_parquet(self, relative: str, frame: pl.DataFrame) -> str:
-        buffer = io.BytesIO()
-        write_parquet(frame, buffer)
-        return self.write_bytes(relative, buffer.getvalue())
+        return self.write_bytes(relative, parquet_bytes(frame))
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> str:
         self._manifest = manifest_bytes(manifest)
