@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,14 @@ from invoicing.pricing.models import MODELS
 from invoicing.pricing.states import plan_days, plan_periods_frame, subscriptions
 from invoicing.publish.issued import IssuedMonth
 from invoicing.publish.locking import month_lock
-from invoicing.publish.manifest import manifest_for
+from invoicing.publish.manifest import manifest_for, retention_entry
 from invoicing.render.coverage import check_locales, unprintable_names
 from invoicing.render.einvoice import check_month as check_einvoices
 from invoicing.render.einvoice import issued_formats, seller_from, with_beside_files
 from invoicing.render.progress import RenderFn, StoringRenderer
 from invoicing.storage import (
     Staging,
+    check_retention,
     content_key,
     is_committed,
     open_staging,
@@ -184,13 +186,18 @@ def run_month(
     render: RenderFn,
     seller: Path | None = None,
     allow_incomplete: bool = False,
+    retain_until: datetime | None = None,
 ) -> RunResult:
     """Compute, render and publish a month; safe to retry.
 
     If the month is already published from identical inputs, nothing is written and the
     status is ``unchanged``; if it was published from other inputs, `AlreadyPublishedError`.
+    With `retain_until`, every published object is under Object Lock until then (a store
+    that cannot do it is refused before anything is written).
     """
     timer = StageTimer()
+    if retain_until is not None:
+        check_retention(out_dir)
     with month_lock(out_dir, month):
         month_dir = out_dir / month.label
         remove_stale_staging(out_dir, month.label)
@@ -208,6 +215,9 @@ def run_month(
                 f"'invoicing diff' to see what changed and 'invoicing reissue' to issue "
                 "credit notes and replacement invoices."
             )
+        # A month whose heads were recorded but that is gone was deleted: publishing it
+        # again would spend its numbers a second time.
+        IssuedMonth(out_dir, month).check_recorded_heads()
         computed = compute_month(input_dir, month, pricebook, conflict_policy(on_conflict), timer,
                                  seller=seller)
         enforce(list(computed.gate_findings), month, allow_incomplete)
@@ -215,8 +225,11 @@ def run_month(
                         computed.inputs.table_paths["customers"], einvoice_seller(computed))
         # Everything in the manifest but the hashes of the outputs is known now: on object
         # storage its content key names where the month's objects go.
-        key = content_key(manifest_for(computed, {}, timer, allow_incomplete))
-        staging = open_staging(out_dir, month.label, key=key)
+        known = manifest_for(computed, {}, timer, allow_incomplete)
+        if retain_until is not None:
+            known["retention"] = retention_entry(retain_until)
+        staging = open_staging(out_dir, month.label, key=content_key(known),
+                               retain_until=retain_until)
         try:
             with timer.stage("render"):
                 reused = staging.reusable("invoices/")
@@ -237,11 +250,14 @@ def run_month(
                 staging.write_parquet("rejected_rows.parquet", computed.usage.rejected)
                 staging.write_parquet("anomalies.parquet", computed.anomalies)
                 manifest = manifest_for(computed, dict(staging.hashes), timer, allow_incomplete)
+                if retain_until is not None:
+                    manifest["retention"] = retention_entry(retain_until)
                 staging.write_manifest(manifest)
                 final = staging.commit()
         except BaseException:
             staging.discard()
             raise
+        IssuedMonth(out_dir, month).record_head(retain_until)
         return RunResult("published", final, manifest, timer, reused=len(reused))
 
 

@@ -56,9 +56,10 @@ def sample_copy(published: tuple[Path, str, str], root: Path) -> Path:
 #: The slowest test files, longest first. Run on several workers (``make test``), each
 #: file goes to one worker; starting the long ones first keeps one worker from being left
 #: with a long file at the end while the other is idle.
-SLOW_FILES = ("test_object_storage.py", "test_crash_safety.py", "test_cluster.py",
-              "test_properties.py", "test_reference_comparison.py", "test_render.py",
-              "test_bad_inputs.py", "test_peppol.py", "test_einvoice.py", "test_delivery.py",
+SLOW_FILES = ("test_object_storage.py", "test_tamper.py", "test_tamper_s3.py",
+              "test_crash_safety.py", "test_cluster.py", "test_properties.py",
+              "test_reference_comparison.py", "test_render.py", "test_bad_inputs.py",
+              "test_peppol.py", "test_einvoice.py", "test_delivery.py",
               "test_einvoice_reissue.py", "test_delivery_storage.py")
 
 

@@ -88,7 +88,9 @@ def test_verify_passes_on_a_fresh_run(published: Path) -> None:
         "0 credit note(s)\n"
         "  current totals: CNY CN¥24,024.44 (4 invoices) · EUR €4,194.13 (5 invoices) · "
         "KRW ₩7,141,096 (4 invoices) · "
-        "USD $14,970.42 (5 invoices)\n")
+        "USD $14,970.42 (5 invoices)\n"
+        "  read-only: 24 published file(s)\n"
+        f"head: 2026-10 revision 0 sha256 {sha256(published / 'out/2026-10/manifest.json')}\n")
 
 
 def test_verify_names_a_pdf_with_one_flipped_byte(copy: Path) -> None:

@@ -152,7 +152,7 @@ def cluster_run(out: Path, address: str, stream: io.StringIO) -> None:
 
 def test_the_base_install_does_not_import_dask() -> None:
     code = ("import sys, invoicing.cli, invoicing.pipeline, invoicing.render.pool, "
-            "invoicing.audit.reprocess; print(sorted(m for m in sys.modules "
+            "invoicing.audit.reissue; print(sorted(m for m in sys.modules "
             "if m.split('.')[0] in ('dask', 'distributed')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)

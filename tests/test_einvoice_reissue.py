@@ -52,7 +52,8 @@ def reissued(tmp_path_factory: pytest.TempPathFactory,
         str(work / "out"), "--reason", "EU DAU export fixed", "--issue-date", "2026-11-20",
         "--workers", "1"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[1:] == [
+    assert result.stdout.splitlines()[-1].startswith("head: 2026-10 revision 1 sha256 ")
+    assert result.stdout.splitlines()[1:-1] == [
         "  credit note CN-202610-000001 reverses IM-202610-000015",
         "  credit note CN-202610-000002 reverses IM-202610-000016",
         "  credit note CN-202610-000003 reverses IM-202610-000017",

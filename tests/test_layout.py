@@ -99,8 +99,7 @@ def test_no_import_cycle() -> None:
 
 #: Modules still over the limit, to be split (the list only shrinks).
 OVER_LIMIT: set[str] = {
-    "invoicing.load.pricebook", "invoicing.load.inputs", "invoicing.audit.reprocess",
-    "invoicing.validate.usage",
+    "invoicing.load.pricebook", "invoicing.load.inputs", "invoicing.validate.usage",
 }
 
 

@@ -10,6 +10,7 @@ byte for byte with a local run of the same month.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -107,6 +108,12 @@ def published_files(fs: s3fs.S3FileSystem, bucket: str, folder: str = MONTH) -> 
     files = {name: fs.cat_file(f"{root}/objects/{scope}/{name}")
              for name in json.loads(manifest)["outputs"] if name != "manifest.json"}
     return {"manifest.json": manifest, **files}
+
+
+def sha256_of(fs: s3fs.S3FileSystem, bucket: str, folder: str) -> str:
+    """SHA-256 of the committed manifest of `<out>/<MONTH>/<folder>` (a head)."""
+    return hashlib.sha256(fs.cat_file(f"{bucket}/out/{MONTH}/{folder}/manifest.json")
+                          ).hexdigest()
 
 
 def local_files(month_dir: Path) -> dict[str, bytes]:
@@ -274,6 +281,7 @@ def test_changed_inputs_diff_reissue_and_verify_in_object_storage(
         f"2026-10: wrote revision 1 to s3://{bucket}/out/{MONTH}/revisions/001\n"
         "  credit note CN-202610-000001 reverses IM-202610-000001\n"
         "  invoice IM-202610-000004 replaces IM-202610-000001\n"
+        f"head: {MONTH} revision 1 sha256 {sha256_of(fs, bucket, 'revisions/001')}\n"
     )
     revision = published_files(fs, bucket, f"{MONTH}/revisions/001")
     assert sorted(revision) == [
@@ -431,7 +439,9 @@ def test_staged_objects_older_than_their_lifetime_are_rendered_again(
     first = cli("run", *s3_args(bucket), "--workers", "1")
     assert first.exit_code == 0, first.output
     published = published_files(fs, bucket)
-    fs.rm(f"{bucket}/out/{MONTH}/manifest.json")  # as if the run had died before its commit
+    # As if the run had died before its commit (so before it recorded its head).
+    fs.rm(f"{bucket}/out/{MONTH}/manifest.json")
+    fs.rm(f"{bucket}/out/{MONTH}.heads", recursive=True)
     # A PDF staged with other bytes, too old to be trusted: rendered again, not reused.
     pdf = next(k for k in fs.find(f"{bucket}/out/{MONTH}/objects") if k.endswith(".pdf"))
     fs.pipe_file(pdf, b"stale")

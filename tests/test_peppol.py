@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from lxml import etree
 from pypdf import PdfReader
 
-from invoicing.audit.verify import _check_einvoice
+from invoicing.audit.verify.facts import check_einvoice as _check_einvoice
 from invoicing.cli import main
 from invoicing.core.documents import InvoiceDocument, Party
 from invoicing.core.errors import ExitCode

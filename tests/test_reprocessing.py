@@ -126,6 +126,7 @@ def test_reissue_credits_and_replaces_only_changed_customers(published: Path,
         f"2026-10: wrote revision 1 to {published / 'out/2026-10/revisions/001'}\n"
         "  credit note CN-202610-000001 reverses IM-202610-000002\n"
         "  invoice IM-202610-000004 replaces IM-202610-000002\n"
+        f"head: 2026-10 revision 1 sha256 {manifest_sha256(published, 'revisions/001/')}\n"
     )
     rev = published / "out/2026-10/revisions/001"
     # Nothing issued was touched; only the revision folder was added.
@@ -195,10 +196,17 @@ def test_reissue_twice_keeps_numbers_gapless_and_issued_bytes(published: Path) -
     assert verify.output.startswith("OK 2026-10: 3 revision(s)")
 
 
+def manifest_sha256(published: Path, folder: str = "") -> str:
+    """The head a command prints: SHA-256 of `<out>/2026-10/<folder>manifest.json`."""
+    return hashlib.sha256((published / f"out/2026-10/{folder}manifest.json").read_bytes()
+                          ).hexdigest()
+
+
 def test_reissue_with_nothing_changed_writes_nothing(published: Path) -> None:
     result = cli("reissue", *month_args(published), "--reason", "just checking")
     assert result.exit_code == 0
-    assert result.output == "2026-10: nothing changed since revision 0; nothing written\n"
+    assert result.output == ("2026-10: nothing changed since revision 0; nothing written\n"
+                             f"head: 2026-10 revision 0 sha256 {manifest_sha256(published)}\n")
     assert not (published / "out/2026-10/revisions").exists()
 
 

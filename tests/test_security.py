@@ -34,10 +34,12 @@ def test_hostile_strings_print_as_text_and_ids_do_not_steer_paths(tmp_path: Path
                                        str(tmp_path / "in"), "--out", str(out), "--workers", "1",
                                        INCOMPLETE_OK])
     assert result.exit_code == 0, result.output
-    # Every file is inside <out>/2026-10 and named by our own numbering.
+    # Every file is inside <out>/2026-10 (or its head record beside it) and named by our
+    # own numbering.
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == [
-        ".2026-10.lock", "2026-10/anomalies.parquet", "2026-10/invoices.parquet",
+        ".2026-10.lock", "2026-10.heads/000.json", "2026-10/anomalies.parquet",
+        "2026-10/invoices.parquet",
         "2026-10/invoices/IM-202610-000001.pdf", "2026-10/line_items.parquet",
         "2026-10/manifest.json", "2026-10/rejected_rows.parquet",
     ]
@@ -56,7 +58,7 @@ def test_hostile_strings_print_as_text_and_ids_do_not_steer_paths(tmp_path: Path
         "../../x"]
 
 
-def test_outputs_are_not_world_readable(tmp_path: Path) -> None:
+def test_outputs_are_not_world_readable_and_published_files_are_read_only(tmp_path: Path) -> None:
     hostile_month(tmp_path)
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["run", "--month", "2026-10", "--input",
@@ -67,4 +69,4 @@ def test_outputs_are_not_world_readable(tmp_path: Path) -> None:
     for path in [month, *month.rglob("*")]:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & stat.S_IRWXO == 0, (path, oct(mode))
-        assert mode == (0o750 if path.is_dir() else 0o640), (path, oct(mode))
+        assert mode == (0o750 if path.is_dir() else 0o440), (path, oct(mode))

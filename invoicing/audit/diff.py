@@ -4,7 +4,7 @@ A customer's document *changed* when any of its line items differs in any column
 amount or the evidence behind it), its invoice totals differ, or the data the document
 was issued with differs: the buyer's name, address, country, tax id, locale or e-mail,
 its e-invoice format, or the seller file (which changes every document). `reissue`
-(`reprocess`) credits and replaces exactly those.
+(`audit/reissue.py`) credits and replaces exactly those; `verify` reports them.
 """
 
 from __future__ import annotations

@@ -159,3 +159,4 @@ def run_summary(result: RunResult) -> str:
         lines.append("  month gates overridden with --allow-incomplete:")
         lines += [f"    {f['gate']}: {f['message']}" for f in gates["findings"]]
     return "\n".join(lines)
+

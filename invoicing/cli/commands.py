@@ -23,10 +23,12 @@ import click
 from invoicing import __version__, storage
 from invoicing.audit.options import checked_issue_date, outside_input
 from invoicing.audit.reports import run_summary
+from invoicing.cli.heads import EXPECT_HEAD, RETAIN_DAYS, echo_head
 from invoicing.core import scratch
 from invoicing.core.errors import InvoicingError, VerifyMismatchError
 from invoicing.core.timeframe import Month
 from invoicing.pipeline import run_month
+from invoicing.publish.manifest import retention_end
 from invoicing.render.progress import CLUSTER_TIMEOUT
 from invoicing.render.renderers import choose_renderer, default_workers
 from invoicing.validate.gates import enforce
@@ -196,18 +198,19 @@ def main(verbose: bool) -> None:
                    "<out>/<YYYY-MM>/.")
 @render_options
 @allow_incomplete_option
+@RETAIN_DAYS
 @reports_errors
 def run(month: Month, input_dir: Path, pricebook: Path | None, seller: Path | None,
         on_conflict: str | None, out_dir: Path, workers: int, cluster: str | None,
-        cluster_timeout: float,
-        allow_incomplete: bool) -> None:
+        cluster_timeout: float, allow_incomplete: bool, retain_days: int | None) -> None:
     """Compute a month's charges and publish its invoices.
 
     Writes <out>/<YYYY-MM>/ atomically: a PDF per invoiced customer, line_items.parquet,
     invoices.parquet, rejected_rows.parquet, anomalies.parquet and manifest.json. Safe
     to retry: if the month is already published from identical inputs, nothing changes
     and the exit code is 0; if the inputs differ, it refuses (exit 5). Progress goes to
-    stderr: a bar on a terminal, a line per tenth of the invoices otherwise.
+    stderr: a bar on a terminal, a line per tenth of the invoices otherwise. The last
+    line is the month's head ("head: 2026-10 revision 0 sha256 …"): keep it.
 
     \b
     Example:
@@ -218,9 +221,10 @@ def run(month: Month, input_dir: Path, pricebook: Path | None, seller: Path | No
         input_dir, out_dir, month, pricebook=pricebook, seller=seller,
         on_conflict=on_conflict,  # type: ignore[arg-type]
         render=choose_renderer(workers, cluster, cluster_timeout=cluster_timeout),
-        allow_incomplete=allow_incomplete,
+        allow_incomplete=allow_incomplete, retain_until=retention_end(retain_days),
     )
     click.echo(run_summary(result))
+    echo_head(out_dir, month)
 
 
 @main.command()
@@ -265,27 +269,30 @@ def diff(month: Month, input_dir: Path, pricebook: Path | None, seller: Path | N
 @click.option("--issue-date", type=click.DateTime(formats=["%Y-%m-%d"]),
               help="Date printed on the credit notes and replacements: from the 1st after "
                    "the billed month up to today. Default: today (UTC).")
+@EXPECT_HEAD
 @render_options
 @allow_incomplete_option
+@RETAIN_DAYS
 @reports_errors
 def reissue(month: Month, input_dir: Path, pricebook: Path | None, seller: Path | None,
             on_conflict: str | None, out_dir: Path, reason: str, issue_date: datetime | None,
-            workers: int, cluster: str | None, cluster_timeout: float,
-            allow_incomplete: bool) -> None:
+            expect_head: str | None, workers: int, cluster: str | None,
+            cluster_timeout: float, allow_incomplete: bool, retain_days: int | None) -> None:
     """Issue credit notes and replacement invoices for customers whose charges changed.
 
     Writes <out>/<YYYY-MM>/revisions/NNN/ and leaves every issued file untouched. Each
     changed customer gets a credit note CN-<YYYYMM>-<NNNNNN> reversing its invoice, and
     a replacement invoice whose number continues the month's sequence. The revision's
     manifest records the reason, who ran it, when, and the SHA-256 of the previous
-    manifest.
+    manifest. The last line is the month's new head; with --expect-head, nothing is
+    written (exit 7) unless the month still ends in that head.
 
     \b
     Example:
       invoicing reissue --month 2026-10 --input sample_data/2026-10 --out out \\
           --reason "usage export for app 1400201 corrected"
     """
-    from invoicing.audit.reprocess import reissue_month
+    from invoicing.audit.reissue import reissue_month
 
     outside_input(input_dir, out_dir, "--out")
     result = reissue_month(
@@ -294,51 +301,51 @@ def reissue(month: Month, input_dir: Path, pricebook: Path | None, seller: Path 
         seller=seller, pricebook=pricebook,
         on_conflict=on_conflict,  # type: ignore[arg-type]
         issue_date=checked_issue_date(month, issue_date), allow_incomplete=allow_incomplete,
+        expect_head=expect_head, retain_until=retention_end(retain_days),
     )
     if result.path is None:
         click.echo(f"{month.label}: nothing changed since revision {result.diff.revision}; "
                    "nothing written")
+        echo_head(out_dir, month)
         return
     click.echo(f"{month.label}: wrote revision {result.revision} to {result.path}")
     for cn, inv in result.credit_notes:
         click.echo(f"  credit note {cn} reverses {inv}")
     for inv, old in result.invoices:
         click.echo(f"  invoice {inv}" + (f" replaces {old}" if old else " (new)"))
+    echo_head(out_dir, month)
 
 
 @main.command()
 @month_inputs
 @click.option("--out", "out_dir", required=True, type=LocationParam(file_okay=False),
               help="Output root holding the published <YYYY-MM>/ folder.")
+@EXPECT_HEAD
 @reports_errors
 def verify(month: Month, input_dir: Path, pricebook: Path | None, seller: Path | None,
-           on_conflict: str | None, out_dir: Path) -> None:
+           on_conflict: str | None, out_dir: Path, expect_head: str | None) -> None:
     """Check a published month against its manifest and its inputs.
 
-    Recomputes the month, checks every published file's SHA-256 and the revision
-    chain, and compares the line items embedded in every PDF with the recomputation.
-    Prints OK with counts, or one line per mismatch (exit 7).
+    Recomputes the month; checks every published file's SHA-256 and protection, that
+    no unlisted file sits under the month, the revision chain and its head, the number
+    sequences, and every fact printed in more than one place (manifest, Parquet, PDF,
+    embedded line items and XML) against the others and the recomputation. Prints OK
+    with counts, or one line per mismatch (exit 7); then the head.
 
     \b
     Example:
-      invoicing verify --month 2026-10 --input sample_data/2026-10 --out out
+      invoicing verify --month 2026-10 --input sample_data/2026-10 --out out \
+          --expect-head 0f3c…(the SHA-256 printed by the last run or reissue)
     """
     from invoicing.audit.verify import verify_month
 
     outside_input(input_dir, out_dir, "--out")
-    report = verify_month(input_dir, out_dir, month, pricebook, seller=seller,
+    report = verify_month(input_dir, out_dir, month, pricebook, expect_head, seller=seller,
                           on_conflict=on_conflict)  # type: ignore[arg-type]
-    if report.ok:
-        from invoicing.audit.reports import totals_text
-
-        click.echo(f"OK {month.label}: {report.revisions} revision(s), {report.files} files, "
-                   f"{report.line_items} line items match")
-        click.echo(f"  documents: {report.invoices} invoice(s) issued, {report.pdfs} current "
-                   f"(embedded line items match), {report.credit_notes} credit note(s)")
-        click.echo(f"  current totals: {totals_text(report.totals)}")
-        return
-    for line in report.mismatches:
+    for line in report.lines(month.label):
         click.echo(line)
+    if report.ok:
+        return
     raise ReportedError(VerifyMismatchError(
         f"{len(report.mismatches)} mismatch(es) in {out_dir / month.label}"))
 

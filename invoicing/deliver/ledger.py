@@ -34,7 +34,7 @@ from typing import Any, Final
 from invoicing import storage
 from invoicing.core.timeframe import Month
 from invoicing.storage import is_remote
-from invoicing.storage.local import DIR_MODE, FILE_MODE
+from invoicing.storage.local import DIR_MODE, FILE_MODE, fsync_dir
 
 log = logging.getLogger("invoicing")
 
@@ -163,8 +163,8 @@ class LocalLedger:
         created = not self.path.exists()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
         if created:
-            _fsync_dir(self.folder)
-            _fsync_dir(self.folder.parent)
+            fsync_dir(self.folder)
+            fsync_dir(self.folder.parent)
         elif (size := os.fstat(self._fd).st_size) and _last_byte(self.path, size) != b"\n":
             os.write(self._fd, b"\n")  # end a line cut short by a crash; it stays skipped
 
@@ -179,13 +179,6 @@ def _last_byte(path: Path, size: int) -> bytes:
         fh.seek(size - 1)
         return fh.read(1)
 
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ObjectLedger:

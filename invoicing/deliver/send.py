@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TextIO
 
-from invoicing.audit.reprocess import issued_month
+from invoicing.audit.diff import issued_month
 from invoicing.audit.verify import verify_month
 from invoicing.core.errors import VerifyMismatchError
 from invoicing.core.timeframe import Month

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from invoicing.audit.reprocess import issued_month
+from invoicing.audit.diff import issued_month
 from invoicing.core.timeframe import Month
 from invoicing.deliver.documents import IssuedDocument, month_documents
 from invoicing.deliver.ledger import (

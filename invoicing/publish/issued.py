@@ -16,6 +16,12 @@ No issued file is ever rewritten: a reissue adds a folder under ``revisions/``
 (atomically, by rename) whose manifest names the SHA-256 of the previous revision's
 manifest, so the revisions form a hash chain. Each revision's ``invoices.parquet`` and
 ``line_items.parquet`` hold the month's full current state after that revision.
+
+The chain ends in the **head**: the latest revision's number and its manifest's SHA-256
+(`Head`). `run` and `reissue` print it, so that it can be kept outside the store (a cron
+log, a ticket, a database row); whoever kept it detects a deleted latest revision,
+which the chain alone cannot show (`verify --expect-head`), and `reissue --expect-head`
+refuses to spend numbers on a month that is not in the state it was told.
 """
 
 from __future__ import annotations
@@ -23,24 +29,29 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from invoicing.core.errors import OutputUnavailableError
+from invoicing.core.errors import VerifyMismatchError
 from invoicing.core.timeframe import Month
-from invoicing.load.inputs import sha256_file
-from invoicing.storage import MANIFEST, files_of, is_committed, readable
+from invoicing.publish.heads import (
+    Head,
+    HeadMismatchError,
+    read_head_records,
+    record_head,
+    record_problems,
+)
+from invoicing.storage import MANIFEST, files_of, is_committed, readable, sha256_bytes
 
 REVISIONS = "revisions"
-
-
-class DamagedMonthError(OutputUnavailableError):
-    """``<out>/<YYYY-MM>`` (or one of its revisions) is there but is not a complete
-    publication: an empty folder, a dangling link, a file, a missing or unreadable
-    manifest. Nothing is read from it or written to it (exit 9)."""
 _SEQ = re.compile(r"-(\d{6})$")
+
+
+class DamagedMonthError(VerifyMismatchError):
+    """The published month is not a readable chain of revisions (exit 7)."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +69,12 @@ class Revision:
     path: Path
     manifest: dict[str, Any]
     files: Path
+    manifest_sha256: str
 
-    @property
-    def manifest_sha256(self) -> str:
-        return sha256_file(self.path / MANIFEST)
+    def invoices(self) -> pl.DataFrame:
+        """Its ``invoices.parquet`` (revision 0's with ``issued_in_revision`` 0 and no
+        ``replaces``, as a reissue writes them)."""
+        return normalised(pl.read_parquet(readable(self.files / "invoices.parquet")))
 
 
 class IssuedMonth:
@@ -75,18 +88,64 @@ class IssuedMonth:
     def exists(self) -> bool:
         return is_committed(self.root)
 
-    def revisions(self) -> list[Revision]:
-        found = [_revision(0, self.root)]
+    def scan(self) -> tuple[list[Revision], list[str]]:
+        """The revisions that can be read, in order, and one line per one that cannot (a
+        manifest missing or unreadable, a number out of sequence): `verify` reports them,
+        every other command refuses the month (`revisions`)."""
+        problems: list[str] = []
+        try:
+            found = [_revision(0, self.root)]
+        except (OSError, ValueError) as exc:
+            return [], [f"{self.root / MANIFEST}: missing or unreadable ({_why(exc, self.root)})"]
         folder = self.root / REVISIONS
         if folder.is_dir():
             for sub in sorted((p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()),
                               key=lambda p: p.name):
-                if is_committed(sub):  # on object storage, skip a revision never committed
-                    found.append(_revision(int(sub.name), sub))
+                if not is_committed(sub):
+                    # Object storage: never committed (its objects, if any, are strays).
+                    continue
+                try:
+                    rev = _revision(int(sub.name), sub)
+                except (OSError, ValueError) as exc:
+                    problems.append(f"{sub / MANIFEST}: missing or unreadable "
+                                    f"({_why(exc, sub)}); "
+                                    "the revision cannot be checked")
+                    continue
+                if rev.number != found[-1].number + 1:
+                    problems.append(f"{sub}: revision {rev.number} follows revision "
+                                    f"{found[-1].number} (a revision is missing)")
+                found.append(rev)
+        return found, problems
+
+    def revisions(self) -> list[Revision]:
+        found, problems = self.scan()
+        if problems:
+            raise DamagedMonthError(f"{problems[0]}; the published month is damaged, run "
+                                    "'invoicing verify'; nothing was written")
         return found
 
     def latest(self) -> Revision:
         return self.revisions()[-1]
+
+    def head(self) -> Head:
+        latest = self.latest()
+        return Head(self.month.label, latest.number, latest.manifest_sha256)
+
+    def record_head(self, retain_until: datetime | None = None) -> Head:
+        """Record the head just published (`publish/heads.py`) and return it."""
+        head = self.head()
+        record_head(self.out_dir, head, self.max_sequences(), retain_until)
+        return head
+
+    def check_recorded_heads(self) -> None:
+        """Refuse (`HeadMismatchError`) a month that lost a revision a record names."""
+        records, unreadable = read_head_records(self.out_dir, self.month.label)
+        chain = ({r.number: r.manifest_sha256 for r in self.revisions()}
+                 if self.exists() else {})
+        problems = unreadable + record_problems(records, chain)
+        if problems:
+            raise HeadMismatchError(f"{problems[0]}; nothing was written and no number "
+                                    "was used")
 
     def next_revision_dir_name(self) -> str:
         return f"{self.latest().number + 1:03d}"
@@ -94,18 +153,14 @@ class IssuedMonth:
     def current_state(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(line_items, invoices) after the latest revision."""
         latest = self.latest()
-        invoices = pl.read_parquet(readable(latest.files / "invoices.parquet"))
-        if "issued_in_revision" not in invoices.columns:
-            invoices = invoices.with_columns(
-                issued_in_revision=pl.when(pl.col("invoice_number").is_not_null())
-                .then(pl.lit(0, dtype=pl.Int64)),
-                replaces=pl.lit(None, dtype=pl.String),
-            )
-        return pl.read_parquet(readable(latest.files / "line_items.parquet")), invoices
+        return pl.read_parquet(readable(latest.files / "line_items.parquet")), latest.invoices()
 
     def max_sequences(self) -> tuple[int, int]:
-        """Highest invoice and credit-note sequence numbers used over the whole chain."""
-        invoice_seq, credit_seq = 0, 0
+        """Highest invoice and credit-note sequence numbers used over the whole chain and
+        recorded in any head (`publish/heads.py`)."""
+        records, _ = read_head_records(self.out_dir, self.month.label)
+        invoice_seq = max([0, *(r.invoice_seq for r in records)])
+        credit_seq = max([0, *(r.credit_note_seq for r in records)])
         for rev in self.revisions():
             numbers = pl.read_parquet(readable(rev.files / "invoices.parquet"),
                                       columns=["invoice_number"])
@@ -117,23 +172,43 @@ class IssuedMonth:
         return invoice_seq, credit_seq
 
 
+def normalised(invoices: pl.DataFrame) -> pl.DataFrame:
+    """An ``invoices.parquet`` with ``issued_in_revision`` and ``replaces`` (revision 0's
+    has neither: its numbered invoices were issued in revision 0 and replace nothing)."""
+    if "issued_in_revision" in invoices.columns:
+        return invoices
+    return invoices.with_columns(
+        issued_in_revision=pl.when(pl.col("invoice_number").is_not_null())
+        .then(pl.lit(0, dtype=pl.Int64)),
+        replaces=pl.lit(None, dtype=pl.String),
+    )
+
+
 def _revision(number: int, folder: Path) -> Revision:
-    what = "the month" if number == 0 else f"revision {number}"
-    try:
-        raw = (folder / MANIFEST).read_bytes()
-        manifest = json.loads(raw)
-        if not isinstance(manifest, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
-        kind = ("a dangling symbolic link" if folder.is_symlink() and not folder.exists()
-                else "not a folder" if folder.exists() and not folder.is_dir()
-                else f"no readable {MANIFEST}")
-        raise DamagedMonthError(
-            f"{folder}: {what} is not a complete publication ({kind}: {reason}); nothing "
-            "was read or changed. Restore it from a backup, or move it away to publish "
-            "the month again") from None
-    return Revision(number, folder, manifest, files_of(folder, raw))
+    raw = (folder / MANIFEST).read_bytes()
+    manifest = json.loads(raw)
+    if not isinstance(manifest, dict):
+        raise ValueError("not a JSON object")
+    if number and manifest.get("revision", {}).get("number") != number:
+        raise ValueError(f"it says revision {manifest.get('revision', {}).get('number')}")
+    return Revision(number, folder, manifest, files_of(folder, raw), sha256_bytes(raw))
+
+
+def _why(exc: BaseException, folder: Path) -> str:
+    """Why a revision's manifest cannot be read, naming an odd folder (an empty folder or
+    a dangling link where a published month should be)."""
+    why = (exc.strerror or type(exc).__name__) if isinstance(exc, OSError) else str(exc)
+    if folder.is_symlink() and not folder.exists():
+        return f"the folder is a dangling symbolic link: {why}"
+    if folder.exists() and not folder.is_dir():
+        return f"not a folder: {why}"
+    return why
+
+
+def sequence(number: str) -> int | None:
+    """The running number of a document number (``IM-202610-000016`` -> 16)."""
+    m = _SEQ.search(number)
+    return int(m.group(1)) if m else None
 
 
 def _sequences(numbers: pl.Series) -> list[int]:

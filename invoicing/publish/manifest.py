@@ -8,6 +8,7 @@ read back by the retry check, `diff`, `reissue` and `verify`.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -100,3 +101,17 @@ def manifest_for(computed: Computed, written: dict[str, str], timer: StageTimer,
         "totals": totals_per_currency(inv),
         "outputs": dict(sorted(written.items())),
     }
+
+
+def retention_entry(retain_until: datetime) -> dict[str, str]:
+    """The manifest's ``retention`` block: every object the manifest lists (and the
+    manifest itself) is under S3 Object Lock in this mode until this time; `verify`
+    fails on one that is not."""
+    return {"mode": "COMPLIANCE", "retain_until": retain_until.isoformat(timespec="seconds")}
+
+
+def retention_end(days: int | None) -> datetime | None:
+    """``--retain-days``: the end of the retention, N days from now (UTC, whole seconds)."""
+    if days is None:
+        return None
+    return (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0)

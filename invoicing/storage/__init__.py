@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,6 +31,7 @@ from invoicing.storage.base import (
     PARQUET_COMPRESSION,
     PARQUET_COMPRESSION_LEVEL,
     Backend,
+    Protection,
     PublishRaceError,
     Staging,
     StorageError,
@@ -47,18 +49,50 @@ from invoicing.storage.s3 import (
     ObjectStaging,
     S3Backend,
     is_remote,
-    raised_by_object_storage,
-    storage_error,
 )
+from invoicing.storage.s3_errors import raised_by_object_storage, storage_error
 
 __all__ = [
-    "MANIFEST", "OBJECTS", "PARQUET_COMPRESSION", "PARQUET_COMPRESSION_LEVEL", "SCHEME",
-    "STAGED_LIFETIME_S", "STAGING", "Backend", "ObjectStaging", "PublishRaceError",
-    "Staging", "StorageError", "backend_for", "check", "content_key", "files_of",
-    "is_committed", "is_remote", "location", "lock", "manifest_bytes", "open_staging",
-    "raised_by_object_storage", "readable", "relative_name", "remote_locations",
-    "remove_stale_staging", "scan_parquet", "seekable", "sha256_bytes", "storage_error",
-    "supported_schemes", "write_objects", "write_parquet",
+    "MANIFEST",
+    "OBJECTS",
+    "PARQUET_COMPRESSION",
+    "PARQUET_COMPRESSION_LEVEL",
+    "SCHEME",
+    "STAGED_LIFETIME_S",
+    "STAGING",
+    "Backend",
+    "ObjectStaging",
+    "Protection",
+    "PublishRaceError",
+    "Staging",
+    "StorageError",
+    "backend_for",
+    "check",
+    "check_retention",
+    "content_key",
+    "files_of",
+    "is_committed",
+    "is_remote",
+    "list_files",
+    "location",
+    "lock",
+    "manifest_bytes",
+    "open_staging",
+    "protection",
+    "put_record",
+    "raised_by_object_storage",
+    "read_bytes",
+    "readable",
+    "relative_name",
+    "remote_locations",
+    "remove_stale_staging",
+    "scan_parquet",
+    "seekable",
+    "sha256_bytes",
+    "storage_error",
+    "supported_schemes",
+    "write_objects",
+    "write_parquet",
 ]
 
 #: URL scheme → backend. A location without a scheme is a local path.
@@ -104,6 +138,10 @@ def readable(path: Path) -> Path | IO[bytes]:
     return backend_for(path).readable(path)
 
 
+def read_bytes(path: Path) -> bytes:
+    """The whole file, through its backend (one request on object storage)."""
+    return backend_for(path).read_bytes(path)
+
 def seekable(path: Path) -> AbstractContextManager[Path | IO[bytes]]:
     """`path` opened for random access (a Parquet footer) without reading it whole."""
     return backend_for(path).seekable(path)
@@ -140,12 +178,34 @@ def check(path: Path) -> None:
 
 
 def open_staging(out_dir: Path, name: str, root: Path | None = None,
-                 key: str | None = None) -> Staging:
+                 key: str | None = None, retain_until: datetime | None = None) -> Staging:
     """Staging for `<out_dir>/<name>`: a temporary folder renamed into place on a local
     disk, objects committed by a conditional manifest on object storage (`root`, the
     output root, is where object storage keeps its staging prefix; `key`, the manifest's
-    `content_key` when known before rendering, lets workers write the objects in place)."""
-    return backend_for(out_dir).staging(out_dir, name, root, key)
+    `content_key` when known before rendering, lets workers write the objects in place).
+    Committed files are read-only on a local disk, and under Object Lock until
+    `retain_until` if given."""
+    return backend_for(out_dir).staging(out_dir, name, root, key, retain_until)
+
+
+def check_retention(out_dir: Path) -> None:
+    """Refuse, with one line, an output that cannot keep files under retention."""
+    backend_for(out_dir).check_retention(out_dir)
+
+
+def put_record(path: Path, data: bytes, retain_until: datetime | None = None) -> None:
+    """Write a small record once, read-only or under Object Lock (`Backend.put_record`)."""
+    backend_for(path).put_record(path, data, retain_until)
+
+
+def list_files(folder: Path) -> list[str]:
+    """Every file under `folder`, by name relative to it (one listing on object storage)."""
+    return backend_for(folder).list_files(folder)
+
+
+def protection(path: Path) -> Protection | None:
+    """What protects a published file: read-only, Object Lock until a date, or None."""
+    return backend_for(path).protection(path)
 
 
 def write_objects(target: str, files: dict[str, bytes]) -> None:

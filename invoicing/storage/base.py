@@ -9,9 +9,12 @@ plain path is a local folder, ``s3://`` is S3-compatible object storage. Adding 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Final, Protocol
 
@@ -46,10 +49,35 @@ def write_parquet(frame: pl.DataFrame, target: Path | IO[bytes]) -> None:
                         compression_level=PARQUET_COMPRESSION_LEVEL, statistics=True)
 
 
+def parquet_bytes(frame: pl.DataFrame) -> bytes:
+    """`frame` as the bytes of a Parquet output (what every staging writes)."""
+    buffer = io.BytesIO()
+    write_parquet(frame, buffer)
+    return buffer.getvalue()
+
+
 def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
     """The manifest as written, the same bytes on a local disk and in object storage."""
     return (json.dumps(manifest, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
             ).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Protection:
+    """What keeps a published file from being altered or deleted.
+
+    Attributes:
+      kind: ``read-only`` (a local file without write permission) or the S3 Object Lock
+        mode (``COMPLIANCE``, ``GOVERNANCE``).
+      until: the end of the Object Lock retention (None for a read-only file).
+    """
+
+    kind: str
+    until: datetime | None = None
+
+    def __str__(self) -> str:
+        return self.kind if self.until is None else \
+            f"{self.kind} until {self.until.isoformat(timespec='seconds')}"
 
 
 def content_key(manifest: Mapping[str, Any]) -> str:
@@ -77,7 +105,11 @@ class Staging(Protocol):
     def write_bytes(self, relative: str, data: bytes) -> str: ...
     def write_parquet(self, relative: str, frame: pl.DataFrame) -> str: ...
     def write_manifest(self, manifest: Mapping[str, Any]) -> str: ...
-    def commit(self) -> Path: ...
+    def commit(self) -> Path:
+        """Publish what was written: afterwards every file is protected (read-only on a
+        local disk; on object storage under Object Lock when staged with `retain_until`)."""
+        ...
+
     def discard(self) -> None: ...
 
     def worker_target(self) -> str | None:
@@ -106,6 +138,9 @@ class Backend(Protocol):
         """What to hand to Polars or PyArrow to read `path`."""
         ...
 
+    def read_bytes(self, path: Path) -> bytes:
+        """The whole file (one request on object storage); FileNotFoundError if missing."""
+
     def seekable(self, path: Path) -> AbstractContextManager[Path | IO[bytes]]:
         """`path` opened for random access (a Parquet footer), not read whole."""
         ...
@@ -131,9 +166,28 @@ class Backend(Protocol):
         ...
 
     def staging(self, out_dir: Path, name: str, root: Path | None,
-                key: str | None = None) -> Staging:
+                key: str | None = None, retain_until: datetime | None = None) -> Staging:
         """A staging area for `<out_dir>/<name>` (`root`: the output root; `key`: the
-        `content_key` of its manifest, when known before rendering)."""
+        `content_key` of its manifest, when known before rendering); with `retain_until`,
+        every committed file is under Object Lock until then."""
+        ...
+
+    def check_retention(self, out_dir: Path) -> None:
+        """Fail with one line, before anything is written, when `out_dir` cannot keep
+        published files under retention."""
+        ...
+
+    def put_record(self, path: Path, data: bytes, retain_until: datetime | None) -> None:
+        """Write a small record once (left as it is if it exists), protected like a
+        published file: read-only, or under Object Lock until `retain_until`."""
+        ...
+
+    def list_files(self, folder: Path) -> list[str]:
+        """Every file under `folder` (recursively), by name relative to it, sorted."""
+        ...
+
+    def protection(self, path: Path) -> Protection | None:
+        """What protects the published file `path`, or None when nothing does."""
         ...
 
     def remove_stale_staging(self, out_dir: Path, name: str) -> None:

@@ -7,7 +7,9 @@ either the previous complete month or none, never half of one. Leftover temporar
 folders from a killed run are removed by the next run of the same month.
 
 Files are created owner/group-readable only (0640, folders 0750): invoices hold
-customers' personal data.
+customers' personal data. Just before the rename every file is made read-only (0440):
+nothing issued is rewritten, and `verify` reports a published file that is writable
+again. (Folders stay 0750: a reissue adds ``revisions/NNN/`` inside the month.)
 
 `run`, `reissue` and `verify` hold ``<out>/.<YYYY-MM>.lock`` while they work. The lock
 is an OS-level advisory lock (flock via the filelock library): the kernel releases it
@@ -17,22 +19,31 @@ next one. A second process fails at once with `LockedError` instead of waiting.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 import polars as pl
 from filelock import FileLock, Timeout
 
-from invoicing.core.errors import LockedError, OutputUnavailableError
-from invoicing.storage.base import MANIFEST, manifest_bytes, sha256_bytes, write_parquet
+from invoicing.core.errors import LockedError, OutputUnavailableError, UsageError
+from invoicing.storage.base import (
+    MANIFEST,
+    Protection,
+    manifest_bytes,
+    parquet_bytes,
+    sha256_bytes,
+)
 
 FILE_MODE = 0o640
+#: Published files, from the commit on.
+PUBLISHED_MODE = 0o440
 DIR_MODE = 0o750
 
 
@@ -68,9 +79,7 @@ class LocalStaging:
         return digest
 
     def write_parquet(self, relative: str, frame: pl.DataFrame) -> str:
-        buffer = io.BytesIO()
-        write_parquet(frame, buffer)
-        return self.write_bytes(relative, buffer.getvalue())
+        return self.write_bytes(relative, parquet_bytes(frame))
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> str:
         return self.write_bytes(MANIFEST, manifest_bytes(manifest))
@@ -78,10 +87,12 @@ class LocalStaging:
     def commit(self) -> Path:
         """Rename into place; the destination must not exist (callers check first)."""
         final = self.out_dir / self.name
+        for file in (p for p in self.path.rglob("*") if p.is_file()):
+            os.chmod(file, PUBLISHED_MODE)
         for folder in [self.path, *[p for p in self.path.rglob("*") if p.is_dir()]]:
-            _fsync_dir(folder)
+            fsync_dir(folder)
         os.rename(self.path, final)
-        _fsync_dir(self.out_dir)
+        fsync_dir(self.out_dir)
         return final
 
     def discard(self) -> None:
@@ -101,7 +112,8 @@ class LocalStaging:
         return {}
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a folder's entries (a created or renamed file) durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -118,6 +130,9 @@ class LocalBackend:
     def readable(self, path: Path) -> Path | IO[bytes]:
         return path
 
+    def read_bytes(self, path: Path) -> bytes:
+        return path.read_bytes()
+
     @contextmanager
     def seekable(self, path: Path) -> Iterator[Path | IO[bytes]]:
         yield path
@@ -133,7 +148,7 @@ class LocalBackend:
 
     def is_committed(self, folder: Path) -> bool:
         # A local month folder exists only once renamed into place. A dangling link in
-        # its place counts too: reading it then fails with one line (exit 9).
+        # its place counts too: reading it then fails with one line (exit 7).
         return folder.exists() or folder.is_symlink()
 
     def files_of(self, folder: Path, manifest: bytes) -> Path:
@@ -143,8 +158,35 @@ class LocalBackend:
         return None
 
     def staging(self, out_dir: Path, name: str, root: Path | None,
-                key: str | None = None) -> LocalStaging:
+                key: str | None = None, retain_until: datetime | None = None) -> LocalStaging:
         return LocalStaging(out_dir, name)
+
+    def check_retention(self, out_dir: Path) -> None:
+        raise UsageError(f"--retain-days: {out_dir} is a local folder; retention needs an "
+                         "s3:// output on a bucket with Object Lock (published local files "
+                         "are made read-only instead)")
+
+    def put_record(self, path: Path, data: bytes, retain_until: datetime | None) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        if path.exists():
+            return
+        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PUBLISHED_MODE)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.rename(temporary, path)
+        fsync_dir(path.parent)
+
+    def list_files(self, folder: Path) -> list[str]:
+        return sorted((p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                       if p.is_file()), key=lambda n: n.split("/"))
+
+    def protection(self, path: Path) -> Protection | None:
+        mode = path.stat().st_mode
+        return None if mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) else \
+            Protection("read-only")
 
     def remove_stale_staging(self, out_dir: Path, name: str) -> None:
         for stale in out_dir.glob(f".{name}.tmp-*"):

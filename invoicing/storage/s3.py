@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -32,16 +33,28 @@ from upath import UPath
 
 from invoicing.storage.base import (
     MANIFEST,
+    Protection,
     PublishRaceError,
     StorageError,
     content_key,
     manifest_bytes,
+    parquet_bytes,
     sha256_bytes,
-    write_parquet,
+)
+from invoicing.storage.object_lock import (
+    lock_headers,
+    object_lock_enabled,
+    object_protection,
+    put_once,
+    retain,
+)
+from invoicing.storage.s3_errors import (
+    SCHEME,
+    _bucket,
+    storage_error,
 )
 from invoicing.storage.s3_scan import scan_parquet_in_row_groups
 
-SCHEME: Final = "s3://"
 CONNECT_TIMEOUT_S: Final = 5
 #: Prefix, under the output root, of objects staged by a run that has not committed.
 STAGING: Final = ".staging"
@@ -89,73 +102,6 @@ def _storage_options() -> dict[str, Any]:
     return options
 
 
-def _bucket(path: Path) -> str:
-    return str(path)[len(SCHEME):].split("/", 1)[0]
-
-
-def _endpoint() -> str:
-    return os.environ.get("AWS_ENDPOINT_URL") or "the default AWS endpoint"
-
-
-def check(path: Path) -> None:
-    """Fail early, with one line, when the bucket of `path` cannot be used."""
-    if not is_remote(path):
-        return
-    try:
-        path.fs.call_s3("head_bucket", Bucket=_bucket(path))  # type: ignore[attr-defined]
-    except Exception as exc:
-        error = storage_error(exc, path)
-        if error is None:
-            raise
-        raise error from None
-
-
-def raised_by_object_storage(exc: BaseException) -> bool:
-    """True when `exc` came out of the S3 client (s3fs, aiobotocore, botocore), so that a
-    local file error in the same command is not mistaken for a storage failure."""
-    tb = exc.__traceback__
-    while tb is not None:
-        module = tb.tb_frame.f_globals.get("__name__", "")
-        if module.split(".")[0] in ("s3fs", "aiobotocore", "botocore"):
-            return True
-        tb = tb.tb_next
-    cause = exc.__cause__ or exc.__context__
-    return cause is not None and raised_by_object_storage(cause)
-
-
-def storage_error(exc: BaseException, where: Path | str | None = None) -> StorageError | None:
-    """The one-line `StorageError` for an object-storage failure, or None if `exc` is not one."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-    )
-
-    place = f"{where}: " if where is not None else ""
-    bucket = _bucket(where) if isinstance(where, UPath) else "the bucket"
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, EndpointConnectionError) or "connect" in type(exc).__name__.lower():
-        return StorageError(f"{place}cannot reach the object storage endpoint {_endpoint()} "
-                            f"({text}); check AWS_ENDPOINT_URL and the network")
-    if isinstance(exc, NoCredentialsError):
-        return StorageError(f"{place}no credentials for object storage; set "
-                            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
-    if isinstance(exc, PermissionError):
-        return StorageError(f"{place}access refused by object storage ({text}); check the "
-                            f"credentials and their rights on {bucket}")
-    if isinstance(exc, FileNotFoundError) and isinstance(where, UPath):
-        return StorageError(f"{place}not found in object storage: bucket {bucket} does not "
-                            f"exist at {_endpoint()}, or the object is missing ({text})")
-    if isinstance(exc, FileNotFoundError):
-        return StorageError(f"{place}an object vanished from object storage while in use "
-                            f"({text})")
-    if isinstance(exc, BotoCoreError | ClientError | OSError):
-        return StorageError(f"{place}object storage failed, retries included "
-                            f"({type(exc).__name__}: {text})")
-    return None
-
-
 class ObjectStaging:
     """`storage.base.Staging` for object storage, where there is no atomic rename.
 
@@ -172,11 +118,14 @@ class ObjectStaging:
     * Without (a revision, whose manifest holds the time of the reissue), objects are
       staged under ``<root>/.staging/<final, relative to root>/<random>/`` and copied
       into the scope at commit, as the manifest is only known then.
+    With `retain_until`, the commit creates the manifest under Object Lock and then locks
+    each listed object (`storage/object_lock.py`): a losing run can still remove its own.
     """
 
     def __init__(self, out_dir: Path, name: str, root: Path | None = None,
-                 key: str | None = None):
+                 key: str | None = None, retain_until: datetime | None = None):
         self.out_dir = out_dir
+        self.retain_until = retain_until
         self.name = name
         self.final = out_dir / name
         self.key = key
@@ -204,9 +153,7 @@ class ObjectStaging:
         return digest
 
     def write_parquet(self, relative: str, frame: pl.DataFrame) -> str:
-        buffer = io.BytesIO()
-        write_parquet(frame, buffer)
-        return self.write_bytes(relative, buffer.getvalue())
+        return self.write_bytes(relative, parquet_bytes(frame))
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> str:
         self._manifest = manifest_bytes(manifest)
@@ -252,21 +199,24 @@ class ObjectStaging:
         scope = content_key(json.loads(self._manifest))
         if self.key is not None and scope != self.key:
             raise RuntimeError(f"manifest content key {scope} is not the staged {self.key}")
+        names = sorted(n for n in self.hashes if n != MANIFEST)
         if self.key is None:
             self._copies = self.final / OBJECTS / scope
-            names = sorted(n for n in self.hashes if n != MANIFEST)
             # One call: s3fs runs the server-side copies concurrently, in batches.
             fs.copy([(self.path / n).path for n in names],  # type: ignore[attr-defined]
                     [(self._copies / n).path for n in names])  # type: ignore[attr-defined]
+        lock = lock_headers(self.retain_until)
         try:
             fs.pipe_file((self.final / MANIFEST).path,  # type: ignore[attr-defined]
-                         self._manifest, mode="create")
+                         self._manifest, mode="create", **lock)
         except FileExistsError:
             self.discard()
             raise PublishRaceError(
                 f"{self.final}: another invoicing run committed this first; nothing of "
                 "this run is visible. Run again to see whether it matches") from None
         self._copies = None  # committed: the copies are the published files
+        if self.retain_until is not None:
+            retain(self.final / OBJECTS / scope, names, self.retain_until)
         if self.key is None:
             _remove(self.path)
         else:
@@ -325,7 +275,11 @@ class S3Backend:
 
     def readable(self, path: Path) -> Path | IO[bytes]:
         # Polars and PyArrow would open an s3:// string with their own HTTP clients.
-        return io.BytesIO(path.read_bytes())
+        return io.BytesIO(self.read_bytes(path))
+
+    def read_bytes(self, path: Path) -> bytes:
+        # One GET (the pathlib API would ask for the object's size first).
+        return path.fs.cat_file(path.path)  # type: ignore[attr-defined]
 
     @contextmanager
     def seekable(self, path: Path) -> Iterator[Path | IO[bytes]]:
@@ -358,8 +312,28 @@ class S3Backend:
             raise error from None
 
     def staging(self, out_dir: Path, name: str, root: Path | None,
-                key: str | None = None) -> ObjectStaging:
-        return ObjectStaging(out_dir, name, root, key)
+                key: str | None = None, retain_until: datetime | None = None) -> ObjectStaging:
+        return ObjectStaging(out_dir, name, root, key, retain_until)
+
+    def check_retention(self, out_dir: Path) -> None:
+        self.check(out_dir)  # a missing bucket or refused credentials: their own line
+        if not object_lock_enabled(out_dir):
+            raise StorageError(
+                f"{out_dir}: --retain-days needs Object Lock, and bucket {_bucket(out_dir)} "
+                "was not created with it (create the bucket with Object Lock enabled); "
+                "nothing was written")
+
+    def put_record(self, path: Path, data: bytes, retain_until: datetime | None) -> None:
+        put_once(path, data, retain_until)
+
+    def list_files(self, folder: Path) -> list[str]:
+        fs = folder.fs  # type: ignore[attr-defined]
+        base = folder.path.rstrip("/") + "/"  # type: ignore[attr-defined]
+        return sorted((key[len(base):] for key in fs.find(base) if key.startswith(base)),
+                      key=lambda n: n.split("/"))
+
+    def protection(self, path: Path) -> Protection | None:
+        return object_protection(path)
 
     def remove_stale_staging(self, out_dir: Path, name: str) -> None:
         # There is no lock to make this safe: staged objects are ignored by every reader

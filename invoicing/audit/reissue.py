@@ -1,11 +1,11 @@
-"""Reprocessing a month: issue credit notes and replacement invoices (`reissue`) for the
-customers whose documents changed (`diff.compare`).
+"""`reissue`: credit notes and replacement invoices for what changed in a month.
 
-Only those customers get a credit note (reversing the issued invoice and naming its
-number, with the buyer, currency, tax and e-invoice format it was issued with) and, when
-the new total is not zero, a replacement invoice whose number continues the month's
-sequence. A customer removed from the inputs has its current invoice credited in full.
-Everybody else keeps their invoice.
+Only the customers `diff` (`audit/diff.py`) finds changed get a credit note (reversing
+the issued invoice and naming its number, with the buyer, currency, tax and e-invoice
+format it was issued with) and, when the new total is not zero, a replacement invoice
+whose number continues the month's sequence. A customer removed from the inputs has its
+current invoice credited in full. Everybody else keeps their invoice. Nothing issued is
+rewritten: the reissue adds a revision.
 """
 
 from __future__ import annotations
@@ -37,13 +37,14 @@ from invoicing.core.money import MONEY
 from invoicing.core.timeframe import Month
 from invoicing.core.timing import StageTimer
 from invoicing.pipeline import compute_month, conflict_policy, einvoice_seller
+from invoicing.publish.heads import HeadMismatchError
 from invoicing.publish.issued import REVISIONS, IssuedMonth
 from invoicing.publish.locking import month_lock
-from invoicing.publish.manifest import manifest_for
+from invoicing.publish.manifest import manifest_for, retention_entry
 from invoicing.render.einvoice import check_month as check_einvoices
 from invoicing.render.einvoice import issued_formats, with_beside_files
 from invoicing.render.progress import RenderFn
-from invoicing.storage import Staging, open_staging
+from invoicing.storage import Staging, check_retention, open_staging
 from invoicing.validate.gates import enforce
 from invoicing.validate.usage import OnConflict
 
@@ -306,17 +307,29 @@ def reissue_month(
     seller: Path | None = None, pricebook: Path | None = None,
     on_conflict: OnConflict | None = None, issue_date: date | None = None,
     now: datetime | None = None, allow_incomplete: bool = False,
+    expect_head: str | None = None, retain_until: datetime | None = None,
 ) -> ReissueResult:
     """Write revision n+1: credit notes and replacement invoices for changed customers.
 
     `seller` is the seller file (default ``templates/seller.toml``); a change to it
-    changes every current document, so each is credited and replaced.
-    """
+    changes every current document, so each is credited and replaced. With
+    `expect_head`, nothing is written unless the month still ends in that head (a
+    deleted latest revision would otherwise make its numbers be spent again); with
+    `retain_until`, the revision's objects are under Object Lock until then."""
     if not reason.strip():
         raise UsageError("--reason must not be empty: say why the month is reissued")
+    if retain_until is not None:
+        check_retention(out_dir)
     with month_lock(out_dir, month):
         issued = issued_month(out_dir, month)
         latest = issued.latest()
+        head = issued.head()
+        if expect_head is not None and expect_head.lower() != head.manifest_sha256:
+            raise HeadMismatchError(
+                f"{issued.root}: head is revision {head.revision} ({head.manifest_sha256}), "
+                f"not the expected {expect_head}: a revision was deleted, rewritten or added "
+                "since; nothing was written and no number was used")
+        issued.check_recorded_heads()
         timer = StageTimer()
         computed = compute_month(input_dir, month, pricebook,
                                  conflict_policy(on_conflict, latest.manifest), timer,
@@ -346,7 +359,8 @@ def reissue_month(
                         seller_facts)
         check_einvoices(notes.buyers, notes.invoices, "the credited invoice", seller_facts)
 
-        staging = open_staging(issued.root / REVISIONS, f"{revision:03d}", root=out_dir)
+        staging = open_staging(issued.root / REVISIONS, f"{revision:03d}", root=out_dir,
+                               retain_until=retain_until)
         try:
             common: dict[str, Any] = dict(
                 run_id=f"{month.compact}-r{revision}-{computed.inputs_digest[:12]}",
@@ -360,11 +374,14 @@ def reissue_month(
             manifest["revision"] = _revision_entry(revision, reason, created, issue_date,
                                                    latest, notes, fresh)
             manifest["outputs"] = dict(sorted(staging.hashes.items()))
+            if retain_until is not None:
+                manifest["retention"] = retention_entry(retain_until)
             staging.write_manifest(manifest)
             path = staging.commit()
         except BaseException:
             staging.discard()
             raise
+        issued.record_head(retain_until)
         return ReissueResult(
             revision, path,
             tuple(zip(notes.numbers, notes.credited["invoice_number"].to_list(), strict=True)),
