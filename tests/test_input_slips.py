@@ -326,3 +326,40 @@ def test_the_seller_option_is_documented() -> None:
     help_text = cli("run", "--help").output
     assert "--seller" in help_text and "templates/seller.toml" in help_text
     assert os.environ.get("INVOICING_WORKERS") == "1"
+
+
+# --- what the bundled fonts can print -------------------------------------------------
+
+
+@pytest.mark.parametrize(("locale", "script"), [("th_TH", "U+0E"), ("hi_IN", "U+09"),
+                                                ("my_MM", "U+10")])
+def test_a_locale_the_fonts_cannot_print_is_refused(tmp_path: Path, locale: str,
+                                                    script: str) -> None:
+    b = MonthBuilder().customer("c1").customer("c2", locale=locale).app(1, "c1").app(2, "c2")
+    b.day(1, d(1), dau=15_000).day(2, d(1), dau=15_000)
+    result = run_cli(b.write(tmp_path / "in"), tmp_path / "out")
+    assert result.exit_code == ExitCode.INPUT_ERROR, result.output
+    line, = [ln for ln in result.output.splitlines() if "bundled fonts" in ln]
+    start = (f"Error: customers.parquet, column 'locale', row 2: the bundled fonts cannot "
+             f"print '{locale}' (customer c2): its dates and amounts use '")
+    assert line.startswith(start), line
+    # The first five characters (all of the locale's own script), then a count.
+    assert line.count(f"' ({script}") == 5 and " more; choose" in line, line
+    assert line.endswith("choose a locale in Latin, Greek, Cyrillic, Hangul or Han script "
+                         "(for example en_US)")
+    assert not (tmp_path / "out/2026-10").exists()
+
+
+def test_a_name_no_font_has_is_reported_per_document(tmp_path: Path) -> None:
+    b = month()
+    b.customers[1].update(name="Chat \U0001F600 ไทย")  # DejaVu Sans has the emoji
+    out = tmp_path / "out"
+    result = run_cli(b.write(tmp_path / "in"), out)
+    assert result.exit_code == 0, result.output
+    assert ("  IM-202610-000002 (c2): the name or address holds characters no bundled font "
+            "has, printed as boxes: 'ไ' (U+0E44), 'ท' (U+0E17), "
+            "'ย' (U+0E22)") in result.stdout.splitlines()
+    manifest = json.loads((out / "2026-10/manifest.json").read_text())
+    assert manifest["counts"]["documents_with_unprintable_characters"] == 1
+    assert [d["invoice_number"] for d in manifest["unprintable_characters"]] == [
+        "IM-202610-000002"]
