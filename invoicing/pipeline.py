@@ -48,14 +48,13 @@ from invoicing.storage import (
     remove_stale_staging,
 )
 from invoicing.validate.gates import check_month, enforce
-from invoicing.validate.usage import (
-    OnConflict,
+from invoicing.validate.tables import (
     check_apps,
     check_customers,
     check_events,
     check_price_coverage,
-    validate_usage,
 )
+from invoicing.validate.usage import OnConflict, validate_usage
 
 log = logging.getLogger("invoicing")
 
