@@ -297,6 +297,34 @@ def test_changed_inputs_diff_reissue_and_verify_in_object_storage(
     assert "already issued from identical inputs" in retry.output
 
 
+def test_a_month_published_in_the_earlier_object_layout_stays_readable(
+        fs: s3fs.S3FileSystem, bucket: str, tmp_path: Path) -> None:
+    """Up to d4aedae a month's objects sat under the first 16 hex digits of the SHA-256 of
+    the whole manifest; such a month is read, verified, diffed and reissued as it is."""
+    local_in = upload_month(fs, bucket, small_month(), tmp_path)
+    assert cli("run", *s3_args(bucket), "--workers", "1").exit_code == 0
+    root = f"{bucket}/out/{MONTH}"
+    manifest = fs.cat_file(f"{root}/manifest.json")
+    scope, legacy = content_key(json.loads(manifest)), hashlib.sha256(manifest).hexdigest()[:16]
+    for key in fs.find(f"{root}/objects/{scope}"):
+        fs.copy(key, key.replace(f"/objects/{scope}/", f"/objects/{legacy}/"))
+        fs.rm(key)
+    assert not fs.exists(f"{root}/objects/{scope}")
+
+    verify = cli("verify", *s3_args(bucket))
+    assert verify.exit_code == 0, verify.output
+    assert verify.output.startswith(f"OK {MONTH}: 1 revision(s), ")
+    assert "already issued from identical inputs" in cli(
+        "run", *s3_args(bucket), "--workers", "1").output
+    change_usage(fs, bucket, local_in, 1, 35_000)
+    diff = cli("diff", *s3_args(bucket))
+    assert diff.exit_code == 0 and "1 customer(s) changed" in diff.output, diff.output
+    reissue = cli("reissue", *s3_args(bucket), "--reason", "usage export corrected",
+                  "--issue-date", "2026-11-20", "--workers", "1")
+    assert reissue.exit_code == 0, reissue.output
+    assert cli("verify", *s3_args(bucket)).exit_code == 0
+
+
 def test_verify_names_a_stored_pdf_with_one_flipped_byte(
         fs: s3fs.S3FileSystem, bucket: str, tmp_path: Path) -> None:
     upload_month(fs, bucket, small_month(), tmp_path)
