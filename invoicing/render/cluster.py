@@ -34,7 +34,6 @@ import contextlib
 import importlib.util
 import logging
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
@@ -45,6 +44,7 @@ from invoicing.core.documents import InvoiceDocument
 from invoicing.core.errors import ClusterMismatchError, ClusterUnavailableError
 from invoicing.render.cluster_wait import Watch, Window, next_done
 from invoicing.render.environment import differences, fingerprint, renderer_environment
+from invoicing.render.pool import shared_renderer
 from invoicing.render.progress import CLUSTER_TIMEOUT, Progress
 from invoicing.storage import sha256_bytes, write_objects
 
@@ -76,19 +76,14 @@ _LOST = (FutureCancelledError, CancelledError, CommClosedError, KilledWorker, OS
 
 # --- on the workers -------------------------------------------------------------------------
 
+#: A stand-in for the renderer on this worker, when set (the stub of
+#: benchmarks/funnel_bench.py, which measures everything but the rendering).
 _renderer: Any = None
-_renderer_lock = threading.Lock()
 
 
 def _worker_renderer() -> Any:
     """This worker process's renderer, built at its first document and then kept."""
-    global _renderer
-    with _renderer_lock:
-        if _renderer is None:
-            from invoicing.render.pdf import InvoiceRenderer
-
-            _renderer = InvoiceRenderer()
-        return _renderer
+    return _renderer or shared_renderer()
 
 
 def worker_environment() -> dict[str, str | bool]:

@@ -3,7 +3,8 @@ and progress a person or a log file can follow.
 
 Layout with WeasyPrint is CPU-bound Python, so documents are spread over processes
 (`--workers`, default: every core). Each worker builds one `InvoiceRenderer` at start
-(fonts and stylesheet parsed once) and renders the documents it is sent. At most
+(fonts and stylesheet parsed once, `shared_renderer`) and renders the documents it is
+sent; on one worker, the batch process renders with its own. At most
 `window` documents are in flight, so memory stays flat however many customers the
 month has, and results come back in submission order so the output never depends on
 scheduling.
@@ -18,21 +19,45 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from invoicing.core import scratch
 from invoicing.core.documents import InvoiceDocument
 from invoicing.render.progress import Progress, RenderFn
 
-_worker_renderer = None
+if TYPE_CHECKING:
+    from invoicing.render.pdf import InvoiceRenderer
+
+_worker_renderer: InvoiceRenderer | None = None
+_shared: InvoiceRenderer | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_renderer() -> InvoiceRenderer:
+    """This process's renderer, built at its first use and kept.
+
+    Building one parses the stylesheet, copies the fonts into a scratch folder and
+    starts WeasyPrint's font caches cold (about a quarter of a second); a process that
+    renders more than once (`reissue` renders credit notes, then invoices; a library
+    caller runs many months) builds it once. The same documents give the same bytes
+    from a fresh or a warm renderer (tests/render/test_render.py). Its scratch folder is
+    removed when the process ends (`core/scratch.py`); if something removed it sooner,
+    a new renderer is built.
+    """
+    global _shared
+    from invoicing.render.pdf import InvoiceRenderer
+
+    with _shared_lock:
+        if _shared is None or not _shared.scratch.is_dir():
+            _shared = InvoiceRenderer()
+        return _shared
 
 
 def _init_worker(parent_pid: int) -> None:
     global _worker_renderer
-    from invoicing.render.pdf import InvoiceRenderer
 
     scratch.on_sigterm()  # its fonts folder goes too; otherwise removed when it exits
-    _worker_renderer = InvoiceRenderer()
+    _worker_renderer = shared_renderer()
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
 
 
@@ -65,15 +90,10 @@ def make_renderer(workers: int, label: str = "rendering", stream: TextIO | None 
         progress = Progress(label, total, stream, tty)
         try:
             if workers <= 1 or total <= 1:
-                from invoicing.render.pdf import InvoiceRenderer
-
-                renderer = InvoiceRenderer()
-                try:
-                    for doc in docs:
-                        yield doc.invoice_number, renderer.render_pdf(doc, draft=draft)
-                        progress.advance()
-                finally:
-                    renderer.close()
+                renderer = shared_renderer()
+                for doc in docs:
+                    yield doc.invoice_number, renderer.render_pdf(doc, draft=draft)
+                    progress.advance()
                 return
             # forkserver, not fork: Polars' thread pool must not be forked mid-flight.
             context = multiprocessing.get_context("forkserver")
