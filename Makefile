@@ -9,7 +9,7 @@ MONTH  ?= 2026-10
 OUT    ?= out
 DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig poppler-utils
 
-.PHONY: help setup run test lint bench sample sample-fixed preview-png clean-out clean
+.PHONY: help setup run test test-e2e test-all lint bench sample sample-fixed preview-png clean-out clean
 
 ## List the targets with what each does.
 help:
@@ -32,9 +32,16 @@ setup: .stamp-system .stamp-venv
 run: setup
 	$(BIN)/invoicing run --month $(MONTH) --input sample_data/$(MONTH) --out $(OUT)
 
-## The whole test suite.
+## The test suite, end-to-end files apart (tests/ but tests/e2e/; about a minute on 2 cores).
 test: setup
-	$(BIN)/pytest -q -n auto --dist loadfile
+	$(BIN)/pytest -q -n auto --dist loadfile --ignore=tests/e2e
+
+## The end-to-end files: S3 (moto), Dask, SMTP, crashes, TMPDIR, the README walk-through.
+test-e2e: setup
+	$(BIN)/pytest -q -n auto --dist loadfile tests/e2e
+
+## Both: what CI runs before the linters.
+test-all: test test-e2e
 
 ## ruff and mypy over the package, tests, scripts and benchmarks.
 lint: setup

@@ -30,7 +30,7 @@ quota, block, excess; days on plan; add-on and av_call activity and trial end;
 description; price-book version), R10 invoice numbers, and both Parquet files written
 with ``COPY ... TO`` (``--out DIR`` on the command line), line items in line order
 (customer, app, item, plan), with the codec the caller gives (the benchmark passes the
-batch's). `tests/test_baseline_equivalence.py` checks that its files equal ours.
+batch's). `tests/pricing/test_baseline_equivalence.py` checks that its files equal ours.
 
 The price book is parsed here with `tomllib` (not with `invoicing.load.pricebook`) so the
 baseline shares nothing with the pipeline but the input files.

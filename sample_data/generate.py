@@ -4,7 +4,7 @@
 
 The output is deterministic: every random number comes from a generator seeded with
 ``SEED`` and the app id, and nothing depends on the wall clock, so running the script
-twice gives the same tables. `tests/test_sample_data.py` checks that the committed
+twice gives the same tables. `tests/project/test_sample_data.py` checks that the committed
 folder is what this script produces.
 
 Every app is a `Scenario` below: its customer, its subscription events, the explicit
@@ -16,7 +16,7 @@ so they never create overage or anomalies on their own. Group counts move as a s
 random walk, so no day adds more than 10,000 groups.
 
 The expected invoices of this month are worked out by hand in
-`tests/test_sample_month.py`; `sample_data/README.md` has the scenario table.
+`tests/project/test_sample_month.py`; `sample_data/README.md` has the scenario table.
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ CUSTOMERS: tuple[Customer, ...] = (
 # --------------------------------------------------------------------------- scenarios
 
 # Day-of-October numbers in `days`/`skip_days`; prices and expected amounts are in
-# tests/test_sample_month.py. "filler" apps only pay their plan fee (and add-ons listed).
+# tests/project/test_sample_month.py. "filler" apps only pay their plan fee (and add-ons listed).
 SCENARIOS: tuple[Scenario, ...] = (
     # C1001 Acme (USD, US, no tax) -- plan changes under month_start
     Scenario(1400000101, "C1001", "Acme Chat", "R1 upgrade, R2, R9",

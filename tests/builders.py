@@ -114,7 +114,7 @@ def _write(path: Path, rows: list[tuple[Any, ...]], schema: pa.Schema) -> None:
 
 
 #: Hand-built months cover a few days of a few apps, which the month gates rightly
-#: refuse; the CLI tests of other behaviours pass this, and tests/test_gates.py tests
+#: refuse; the CLI tests of other behaviours pass this, and tests/validate/test_month_gates.py tests
 #: the gates themselves without it.
 INCOMPLETE_OK = "--allow-incomplete"
 

@@ -2,7 +2,7 @@
 
 Every command the tests run renders on one process unless a test asks for more with
 ``--workers`` (which overrides the variable): a pool of renderers per CLI call costs a
-second or more of start-up each, and only tests/test_progress.py tests the pool itself.
+second or more of start-up each, and only tests/render/test_progress.py tests the pool itself.
 Subprocesses the tests start inherit the variable. The slowest files start first.
 
 The suite runs with its own TMPDIR and fails if anything but pytest's own folders is left
@@ -56,11 +56,16 @@ def sample_copy(published: tuple[Path, str, str], root: Path) -> Path:
 #: The slowest test files, longest first. Run on several workers (``make test``), each
 #: file goes to one worker; starting the long ones first keeps one worker from being left
 #: with a long file at the end while the other is idle.
-SLOW_FILES = ("test_object_storage.py", "test_tamper.py", "test_tamper_s3.py",
-              "test_crash_safety.py", "test_cluster.py", "test_properties.py",
-              "test_reference_comparison.py", "test_render.py", "test_bad_inputs.py",
-              "test_peppol.py", "test_einvoice.py", "test_delivery.py",
-              "test_einvoice_reissue.py", "test_delivery_storage.py")
+SLOW_FILES = (
+    # tests/e2e/ (make test-e2e)
+    "test_object_storage.py", "test_cluster.py", "test_tamper_s3.py", "test_crash_safety.py",
+    "test_temp_files.py", "test_readme_walkthrough.py", "test_reference_comparison.py",
+    "test_delivery_storage.py",
+    # the rest (make test)
+    "test_render.py", "test_tamper.py", "test_properties.py", "test_reprocessing.py",
+    "test_bad_inputs.py", "test_einvoice.py", "test_delivery.py", "test_accounting.py",
+    "test_render_engine.py", "test_audit.py", "test_slip_hunt.py", "test_input_slips.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -48,7 +48,7 @@ class Retry:
 
 
 #: What a retry can fix, per exit code: the one table that README's exit-code table and
-#: the Kubernetes example's ``podFailurePolicy`` follow (`tests/test_deployment.py`
+#: the Kubernetes example's ``podFailurePolicy`` follow (`tests/project/test_deployment.py`
 #: compares the three). A bug (1) is not retried: a rerun renders the month again for
 #: the same traceback.
 RETRY: dict[ExitCode, Retry] = {

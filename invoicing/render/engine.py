@@ -3,7 +3,7 @@
 The renderer runs on WeasyPrint's public API (`weasyprint.HTML`, `CSS`, `write_pdf`).
 Three changes, each measured to save more than 3% of the render CPU (BENCHMARKS.md,
 "What render_engine buys"), rely on private WeasyPrint internals in this process:
-`CHANGES` names them. Each keeps every byte of the PDFs (tests/test_render.py renders
+`CHANGES` names them. Each keeps every byte of the PDFs (tests/render/test_render.py renders
 with and without them and compares), and `install` applies them only when it is safe:
 
 * WeasyPrint's version is exactly `WEASYPRINT_VERSION` (pinned in pyproject.toml);

@@ -26,7 +26,7 @@ from invoicing.render import i18n
 
 
 def N_(msgid: str) -> str:
-    """Mark a msgid for extraction (tests/test_render.py); translated where it is used."""
+    """Mark a msgid for extraction (tests/render/test_render.py); translated where it is used."""
     return msgid
 
 
