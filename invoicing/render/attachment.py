@@ -42,12 +42,22 @@ def attachment_csv(doc: InvoiceDocument) -> bytes:
     return buffer.getvalue()
 
 
-def read_attachment(pdf: Path | IO[bytes]) -> pl.DataFrame:
-    """The embedded line items of a PDF; raises ValueError when there are none."""
+def embedded_files(pdf: Path | IO[bytes]) -> dict[str, bytes]:
+    """Every file a PDF embeds, by name (the first of a name), from one parse of the PDF:
+    reading the catalogue costs most of the time, so a caller wanting both the line
+    items and the e-invoice XML asks once."""
     from pypdf import PdfReader
 
-    attachments = PdfReader(pdf).attachments
-    if ATTACHMENT_NAME not in attachments:
+    return {name: found[0] for name, found in PdfReader(pdf).attachments.items() if found}
+
+
+def line_items_in(files: dict[str, bytes]) -> pl.DataFrame:
+    """The line items among a PDF's `embedded_files`; ValueError when there are none."""
+    if ATTACHMENT_NAME not in files:
         raise ValueError(f"no embedded {ATTACHMENT_NAME}")
-    data = attachments[ATTACHMENT_NAME][0]
-    return pl.read_csv(io.BytesIO(data), schema=LINE_ITEM_SCHEMA)
+    return pl.read_csv(io.BytesIO(files[ATTACHMENT_NAME]), schema=LINE_ITEM_SCHEMA)
+
+
+def read_attachment(pdf: Path | IO[bytes]) -> pl.DataFrame:
+    """The embedded line items of a PDF; raises ValueError when there are none."""
+    return line_items_in(embedded_files(pdf))

@@ -12,6 +12,8 @@ scheduling.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import multiprocessing
 import os
 import threading
@@ -49,8 +51,20 @@ def shared_renderer() -> InvoiceRenderer:
 
     with _shared_lock:
         if _shared is None or not _shared.scratch.is_dir():
+            if _shared is None:
+                atexit.register(_drop_shared)
             _shared = InvoiceRenderer()
         return _shared
+
+
+def _drop_shared() -> None:
+    """Let the renderer go while the interpreter still works: WeasyPrint's font
+    configuration frees its Pango objects in ``__del__``, which fails once module globals
+    are being torn down. Its scratch folder is removed next (`core/scratch.py`)."""
+    global _shared
+    with _shared_lock:
+        _shared = None
+    gc.collect()
 
 
 def _init_worker(parent_pid: int) -> None:

@@ -30,7 +30,7 @@ from invoicing.pricing.lines import LINE_SCHEMA
 from invoicing.publish.issued import Revision, normalised
 from invoicing.publish.manifest import manifest_for, totals_per_currency
 from invoicing.render import einvoice
-from invoicing.render.attachment import read_attachment
+from invoicing.render.attachment import embedded_files, line_items_in, read_attachment
 from invoicing.storage import MANIFEST, read_bytes, readable
 
 #: Manifest fields a recomputation from the same inputs gives again.
@@ -195,12 +195,18 @@ READERS: dict[str, Callable[[Any], Any]] = {
 
 
 def remember_embedded(report: VerifyReport, pdf: Path, data: bytes) -> None:
-    """Parse what the PDF embeds (line items, XML) from its bytes, once per verify run."""
-    for kind, read in READERS.items():
-        try:
-            report.embedded[str(pdf), kind] = read(io.BytesIO(data))
-        except Exception as exc:
-            report.embedded[str(pdf), kind] = exc
+    """Parse what the PDF embeds (line items, XML) from its bytes, once per verify run:
+    one parse of the PDF for both."""
+    try:
+        files = embedded_files(io.BytesIO(data))
+    except Exception as exc:  # a damaged PDF: each check reports it
+        report.embedded[str(pdf), "items"] = report.embedded[str(pdf), "xml"] = exc
+        return
+    try:
+        report.embedded[str(pdf), "items"] = line_items_in(files)
+    except Exception as exc:
+        report.embedded[str(pdf), "items"] = exc
+    report.embedded[str(pdf), "xml"] = files.get(einvoice.XML_NAME)
 
 
 def _read_once(report: VerifyReport | None, pdf: Path, what: str) -> Any:
