@@ -102,6 +102,9 @@ def make_renderer(workers: int, label: str = "rendering", stream: TextIO | None 
 
     def render(docs: Iterator[InvoiceDocument], total: int) -> Iterator[tuple[str, bytes]]:
         progress = Progress(label, total, stream, tty)
+        # What killed runs left in TMPDIR goes now, also when this process's renderer
+        # (whose creation sweeps too) already exists.
+        scratch.sweep()
         try:
             if workers <= 1 or total <= 1:
                 renderer = shared_renderer()
