@@ -2,7 +2,7 @@
 """The tamper catalogue on object storage, and write-once storage (S3 Object Lock), against
 the moto server on 127.0.0.1 of tests/e2e/test_object_storage.py.
 
-The reissued sample month of tests/audit/test_tamper.py is uploaded once per module in the
+The reissued sample month of tests/e2e/test_tamper.py is uploaded once per module in the
 layout a run on object storage writes (each revision's manifest beside
 ``objects/<scope>/``), then copied server-side into a fresh bucket per case. Object Lock
 tests publish a small month into a bucket created with Object Lock enabled.
@@ -23,16 +23,6 @@ from botocore.exceptions import ClientError
 
 from invoicing.core.errors import ExitCode
 from invoicing.storage import content_key
-from tests.audit.test_tamper import (
-    CN,
-    EU_INV,
-    MONTH,
-    cached_recomputation,
-    cli,
-    edit_attachment,
-    paid_overlay,
-    reissued,
-)
 from tests.builders import INCOMPLETE_OK
 from tests.e2e.test_object_storage import (
     aws_env,
@@ -41,6 +31,16 @@ from tests.e2e.test_object_storage import (
     fs,
     small_month,
     upload_month,
+)
+from tests.e2e.test_tamper import (
+    CN,
+    EU_INV,
+    MONTH,
+    cached_recomputation,
+    cli,
+    edit_attachment,
+    paid_overlay,
+    reissued,
 )
 
 
