@@ -34,7 +34,7 @@ run: setup
 
 ## The test suite, end-to-end files apart (tests/ but tests/e2e/; about a minute on 2 cores).
 test: setup
-	$(BIN)/pytest -q -n auto --dist loadfile --ignore=tests/e2e
+	$(BIN)/pytest -q -n auto --dist load --ignore=tests/e2e
 
 ## The end-to-end files: S3 (moto), Dask, SMTP, crashes, TMPDIR, the README walk-through.
 test-e2e: setup

@@ -53,9 +53,9 @@ def sample_copy(published: tuple[Path, str, str], root: Path) -> Path:
     return root
 
 
-#: The slowest test files, longest first. Run on several workers (``make test``), each
-#: file goes to one worker; starting the long ones first keeps one worker from being left
-#: with a long file at the end while the other is idle.
+#: The slowest test files, longest first. Starting the long ones first keeps one worker
+#: from being left with a long file at the end while the other is idle (``make test``
+#: hands out tests one by one, ``make test-e2e`` whole files, whose servers start once).
 SLOW_FILES = (
     # tests/e2e/ (make test-e2e)
     "test_object_storage.py", "test_cluster.py", "test_tamper_s3.py", "test_crash_safety.py",
