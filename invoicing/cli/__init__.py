@@ -7,6 +7,7 @@
 """
 
 from invoicing.cli import delivery  # noqa: F401  (registers send and status on main)
-from invoicing.cli.commands import TEMPLATES_DIR, ReportedError, main
+from invoicing.cli.commands import ReportedError, main
+from invoicing.core.paths import TEMPLATES_DIR
 
 __all__ = ["TEMPLATES_DIR", "ReportedError", "main"]

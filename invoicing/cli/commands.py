@@ -35,7 +35,6 @@ from invoicing.validate.gates import enforce
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
 
 class LocationParam(click.ParamType):

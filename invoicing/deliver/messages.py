@@ -31,10 +31,10 @@ from babel.dates import format_skeleton
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from invoicing.core.errors import InputError, Source
+from invoicing.core.paths import TEMPLATES_DIR
 from invoicing.deliver.documents import CREDIT_NOTE, Buyer, IssuedDocument, read_checked
 from invoicing.render import i18n
 
-TEMPLATES_DIR: Final = Path(__file__).resolve().parents[2] / "templates"
 EMAIL_TEMPLATES: Final = "email"
 #: MIME types of the files a document may carry; anything else is sent as bytes.
 MIME_TYPES: Final = {".pdf": ("application", "pdf"), ".xml": ("application", "xml")}

@@ -19,9 +19,10 @@ from typing import Any
 
 from invoicing.core.documents import postal_line
 from invoicing.core.errors import InputError, Source
+from invoicing.core.paths import DEFAULT_SELLER_FILE
 
 #: The seller file used when ``--seller`` is not given.
-DEFAULT_SELLER = Path(__file__).resolve().parents[2] / "templates" / "seller.toml"
+DEFAULT_SELLER = DEFAULT_SELLER_FILE
 #: How errors name the default seller file.
 DEFAULT_LABEL = "templates/seller.toml"
 

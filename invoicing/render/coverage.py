@@ -26,6 +26,7 @@ from typing import Any
 import polars as pl
 
 from invoicing.core.errors import ErrorLog, Source
+from invoicing.core.paths import TEMPLATES_DIR
 from invoicing.render.i18n import format_date, format_int, format_money, format_rate
 
 #: The regular faces (the bold ones are subsets of the same scripts).
@@ -35,11 +36,9 @@ REGULAR_FACES = ("DejaVuSans.ttf", "NanumGothic.ttf", "WenQuanYiMicroHei.ttf")
 @cache
 def covered() -> frozenset[str]:
     """Every character some bundled regular face has a glyph for."""
-    from invoicing.render.pdf import DEFAULT_TEMPLATES_DIR
-
     chars: set[str] = set()
     for name in REGULAR_FACES:
-        chars.update(map(chr, mapped_code_points(DEFAULT_TEMPLATES_DIR / "fonts" / name)))
+        chars.update(map(chr, mapped_code_points(TEMPLATES_DIR / "fonts" / name)))
     return frozenset(chars)
 
 

@@ -17,6 +17,8 @@ import json
 from functools import cache
 from pathlib import Path
 
+from invoicing.core.paths import TEMPLATES_DIR
+
 #: The keys of `renderer_environment`, in the order the manifest prints them.
 KEYS = ("invoicing", "software_sha256", "weasyprint", "pydyf", "harfbuzz", "harfbuzz_subset",
         "fonts_sha256", "templates_sha256")
@@ -50,10 +52,8 @@ def software_digest() -> str:
     """The software's identity: SHA-256 over the package's own code and data (every file
     of ``invoicing/``, its catalogues included, and of ``templates/``). A version string
     stays the same across changes; this does not."""
-    from invoicing.render.pdf import DEFAULT_TEMPLATES_DIR
-
     digest = hashlib.sha256()
-    for name, folder in (("invoicing", PACKAGE_DIR), ("templates", DEFAULT_TEMPLATES_DIR)):
+    for name, folder in (("invoicing", PACKAGE_DIR), ("templates", TEMPLATES_DIR)):
         digest.update(f"{name}\t{folder_digest(folder)}\n".encode())
     return digest.hexdigest()
 
@@ -88,8 +88,6 @@ def renderer_environment() -> dict[str, str | bool]:
     from weasyprint.text.ffi import harfbuzz_subset
 
     from invoicing import __version__
-    from invoicing.render.pdf import DEFAULT_TEMPLATES_DIR
-
     return {
         "invoicing": __version__,
         "software_sha256": software_digest(),
@@ -97,8 +95,8 @@ def renderer_environment() -> dict[str, str | bool]:
         "pydyf": pydyf.__version__,
         "harfbuzz": harfbuzz_version(),
         "harfbuzz_subset": bool(harfbuzz_subset),
-        "fonts_sha256": folder_digest(DEFAULT_TEMPLATES_DIR / "fonts"),
-        "templates_sha256": folder_digest(DEFAULT_TEMPLATES_DIR, skip=("fonts", "email")),
+        "fonts_sha256": folder_digest(TEMPLATES_DIR / "fonts"),
+        "templates_sha256": folder_digest(TEMPLATES_DIR, skip=("fonts", "email")),
     }
 
 

@@ -54,6 +54,7 @@ from weasyprint.urls import FatalURLFetchingError
 
 from invoicing.core import scratch
 from invoicing.core.documents import InvoiceDocument
+from invoicing.core.paths import TEMPLATES_DIR
 from invoicing.render import einvoice, i18n
 from invoicing.render import engine as render_engine
 from invoicing.render.attachment import ATTACHMENT_NAME, attachment_csv
@@ -77,7 +78,7 @@ __all__ = [
     "keep_words", "page_counter_css",
 ]
 
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+DEFAULT_TEMPLATES_DIR = TEMPLATES_DIR
 #: Archival PDF that may carry attachments (ISO 19005-3, level B).
 PDF_VARIANT = "pdf/a-3b"
 TEMPLATE_NAME = "invoice.html"

@@ -22,10 +22,11 @@ from typing import Any
 from invoicing.core.documents import InvoiceDocument, Line, Party
 from invoicing.core.errors import InputError, Source
 from invoicing.core.money import in_minor_units
+from invoicing.core.paths import DEFAULT_SELLER_FILE
 from invoicing.render import evidence_text
 
 #: Where the seller's e-invoice facts live (the renderer reads the same file).
-SELLER_FILE = Path(__file__).resolve().parents[3] / "templates" / "seller.toml"
+SELLER_FILE = DEFAULT_SELLER_FILE
 #: The 27 member states (ISO 3166 alpha-2; Greece is GR here, EL only in VAT numbers).
 EU_MEMBER_STATES = frozenset((
     "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
