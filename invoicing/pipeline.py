@@ -111,8 +111,11 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
             inputs.customers.select("customer_id", "currency"), on="customer_id"
         ).filter(pl.col("currency").is_in(month_start))["sdk_app_id"]
         anomalies = find_anomalies(usage_with_plan, subs, inputs.apps, month, month_start_apps)
+        # The usage with its plan per day is the largest frame left: gone before assembly.
+        del usage_with_plan
     with timer.stage("assemble"):
         assembled = assemble(lines, inputs.customers, versions, month)
+        del lines
         # Which e-invoice each document carries is kept with it (a credit note repeats it).
         invoices = assembled.invoices
         assembled = Assembled(assembled.line_items, invoices.drop("einvoice_format").join(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from invoicing.core.errors import ErrorLog, InputError, Source
+from invoicing.load.bounds import METRICS, Bounds, merge_bounds, parquet_bounds
 from invoicing.load.columns import duplicate_columns, missing_column, misspelled_optional
 from invoicing.load.csv_reader import decompress, read_csv, type_name
 from invoicing.load.files import find_table, find_usage_files, kind_of
@@ -108,6 +109,9 @@ class Inputs:
         ``pricebook``, ``seller``) -> the label of the file it was read from, for errors.
       seller: the seller file.
       ignored: files and folders under ``usage/`` ignored by the ``_``/``.`` rule.
+      usage_bounds: each metric's lowest and highest value over the usage files, from
+        the Parquet footers' statistics (None where unknown): lets validation read the
+        metrics in a narrower type without a pass over the data.
     """
 
     input_dir: Path
@@ -122,6 +126,7 @@ class Inputs:
     table_paths: dict[str, str]
     seller: Seller
     ignored: tuple[str, ...] = ()
+    usage_bounds: Bounds = field(default_factory=lambda: dict.fromkeys(METRICS))
 
 
 def sha256_file(path: Path) -> str:
@@ -213,16 +218,26 @@ def _read_table(
         raise InputError(Source(label), f"not a readable Parquet file ({exc})") from None
 
 
-def _scan_usage_file(path: Path, label: str, file_id: int) -> tuple[pl.LazyFrame, int]:
-    """A lazy frame over one usage file, with its source columns, and its row count."""
+def _scan_usage_file(path: Path, label: str, file_id: int
+                     ) -> tuple[pl.LazyFrame, int, Bounds]:
+    """A lazy frame over one usage file, with its source columns, its row count and its
+    metrics' bounds (`Bounds`)."""
     if kind_of(path.name) != "parquet":
         frame = _read_csv_file(path, label, USAGE_COLUMNS, USAGE_OPTIONAL)
         rows = frame.height
         lazy = frame.lazy()
+        extremes = frame.select(*[pl.col(m).min().alias(f"{m}_min") for m in METRICS
+                                  if m in frame.columns],
+                                *[pl.col(m).max().alias(f"{m}_max") for m in METRICS
+                                  if m in frame.columns]).row(0, named=True)
+        bounds: Bounds = {m: (extremes.get(f"{m}_min") or 0, extremes.get(f"{m}_max") or 0)
+                          for m in METRICS}
     else:
         present = _check_parquet_schema(path, label, USAGE_COLUMNS, USAGE_OPTIONAL)
         with seekable(path) as source:
-            rows = pq.ParquetFile(source).metadata.num_rows
+            metadata = pq.ParquetFile(source).metadata
+        rows = metadata.num_rows
+        bounds = parquet_bounds(metadata, present)
         # Row group by row group, also from object storage: never the whole file at once.
         lazy = scan_parquet(path).select(present).cast(
             {c: USAGE_COLUMNS[c] for c in present})
@@ -232,7 +247,7 @@ def _scan_usage_file(path: Path, label: str, file_id: int) -> tuple[pl.LazyFrame
         source_file_id=pl.lit(file_id, dtype=pl.Int32),
         source_row=pl.col("source_row").cast(pl.Int64),
     )
-    return lazy, rows
+    return lazy, rows, bounds
 
 
 def find_unreadable_usage(inputs: Inputs) -> InputError | None:
@@ -276,13 +291,15 @@ def load_inputs(input_dir: Path, pricebook_path: Path | None = None,
     scans: list[pl.LazyFrame] = []
     usage_labels: list[str] = []
     usage_rows = 0
+    bounds: list[Bounds] = []
     for path in found.read:
         name = input_label(path, input_dir)
         try:
-            scan, rows = _scan_usage_file(path, name, len(usage_labels))
+            scan, rows, file_bounds = _scan_usage_file(path, name, len(usage_labels))
         except InputError as exc:
             errors.add_error(exc)
             continue
+        bounds.append(file_bounds)
         scans.append(scan)
         usage_labels.append(name)
         usage_rows += rows
@@ -329,6 +346,7 @@ def load_inputs(input_dir: Path, pricebook_path: Path | None = None,
         usage=pl.concat(scans, how="vertical"),
         usage_files=tuple(usage_labels),
         usage_rows=usage_rows,
+        usage_bounds=merge_bounds(bounds),
         apps=tables["apps"],
         customers=tables["customers"],
         events=tables["subscription_events"].with_row_index("source_row", offset=1).with_columns(

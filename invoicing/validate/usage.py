@@ -182,9 +182,24 @@ def _scan(inputs: Inputs, month: Month, known: pl.Expr) -> pl.DataFrame:
     The reason, source file and row are worked out afterwards for the few rows that
     need them (rejected or repeated), from their position in the scan.
     """
+    int32 = (-(2**31), 2**31 - 1)
+    narrow = [name for name in USAGE_VALUES
+              if (b := inputs.usage_bounds.get(name)) is not None
+              and int32[0] <= b[0] and b[1] <= int32[1]]
     try:
-        frame = inputs.usage.select(*USAGE_KEY, *USAGE_VALUES,
-                                    _ok=_billable(known, month)).collect()
+        try:
+            # Metrics the footers show to fit 32 bits are read so (`load/bounds.py`): the
+            # scan is the largest frame of the run. A footer that lies fails the strict
+            # cast, and the data is read again as declared.
+            frame = inputs.usage.select(
+                *USAGE_KEY, *[pl.col(n).cast(pl.Int32) if n in narrow else pl.col(n)
+                              for n in USAGE_VALUES],
+                _ok=_billable(known, month)).collect()
+        except pl.exceptions.InvalidOperationError:
+            if not narrow:
+                raise
+            frame = inputs.usage.select(*USAGE_KEY, *USAGE_VALUES,
+                                        _ok=_billable(known, month)).collect()
     except (pl.exceptions.PolarsError, OSError):
         # A usage file whose footer was fine but whose data pages are corrupt.
         unreadable = find_unreadable_usage(inputs)
@@ -299,15 +314,18 @@ def validate_usage(
     # overage peaks by a group-by over runs of one app). Only the key and the metrics
     # are sorted; app and date are read back from the key.
     key, app_of_key, day_of_key = _day_key(inputs.apps, month)
-    good = good.select(key.alias("_key"), *_narrowed(good)).sort("_key").select(
+    good = good.select(key.alias("_key"), *_narrowed(good)).sort("_key")
+    repeated_keys = good.select(
+        pl.col("_key").filter(pl.col("_key") == pl.col("_key").shift(1)).unique())["_key"]
+    repeated_rows = _repeated_rows(frame, repeated_keys, key, app_of_key, inputs)
+    # The scan goes before app and date are decoded from the key: the two largest frames
+    # of the stage are never held at once.
+    del frame
+    good = good.select(
         app_of_key.alias("sdk_app_id"),
         (pl.lit(month.start).cast(pl.Int32) + (day_of_key - 1)).cast(pl.Date).alias("date"),
         *USAGE_VALUES, "_key",
     )
-    repeated_keys = good.select(
-        pl.col("_key").filter(pl.col("_key") == pl.col("_key").shift(1)).unique())["_key"]
-    repeated_rows = _repeated_rows(frame, repeated_keys, key, app_of_key, inputs)
-    del frame
     per_day = _per_repeated_day(repeated_rows)
     duplicates, conflicts_merged = _conflicts(per_day, repeated_rows, inputs, files,
                                               on_conflict)
