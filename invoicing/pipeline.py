@@ -9,6 +9,7 @@ and the atomic publish.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -102,6 +103,8 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
         errors.raise_if_any()
     with timer.stage("pricing"):
         subs = subscriptions(events, month)
+        plan_segments = subs.segments.filter(pl.col("item") == "plan")
+        gate_findings = tuple(check_month(usage, plan_segments, month))
         usage_with_plan = plan_days(usage.usage, subs)
         lines = price_month(usage_with_plan, inputs.apps, inputs.customers, subs, versions,
                             month)
@@ -111,8 +114,11 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
             inputs.customers.select("customer_id", "currency"), on="customer_id"
         ).filter(pl.col("currency").is_in(month_start))["sdk_app_id"]
         anomalies = find_anomalies(usage_with_plan, subs, inputs.apps, month, month_start_apps)
-        # The usage with its plan per day is the largest frame left: gone before assembly.
+        # The billable rows (with their plan per day) are the largest frames left, and
+        # everything that reads them is done: they go before assembly. The Computed keeps
+        # their accounting and the rejected rows (`Computed.usage`).
         del usage_with_plan
+        usage = dataclasses.replace(usage, usage=usage.usage.clear())
     with timer.stage("assemble"):
         assembled = assemble(lines, inputs.customers, versions, month)
         del lines
@@ -126,12 +132,11 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
     unprintable = numbered.select("invoice_number", "customer_id").join(
         unprintable_names(inputs.customers.join(numbered, on="customer_id", how="semi")),
         on="customer_id")
-    plan_segments = subs.segments.filter(pl.col("item") == "plan")
     return Computed(
         month=month, inputs=inputs, usage=usage, versions=versions, assembled=assembled,
         anomalies=anomalies, inputs_digest=digest, run_id=f"{month.compact}-{digest[:12]}",
         on_conflict=on_conflict, plan_periods=plan_periods_frame(subs),
-        gate_findings=tuple(check_month(usage, plan_segments, month)),
+        gate_findings=gate_findings,
         unprintable=unprintable,
     )
 

@@ -25,7 +25,9 @@ class Computed:
     Attributes:
       month: the billing month.
       inputs: what was read.
-      usage: validated usage and the accounting of every row.
+      usage: the accounting of every usage row and the rejected rows. Its billable rows
+        (``usage.usage``) are let go once priced and checked, the largest frame of a
+        run: here it is an empty frame with their columns.
       versions: the price-book versions used, one per currency in use.
       assembled: line items and invoices (``pdf_sha256`` still null).
       anomalies: R9 findings.

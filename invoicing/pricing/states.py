@@ -162,14 +162,18 @@ def plan_days(usage: pl.DataFrame, subs: Subscriptions) -> pl.DataFrame:
         .select("sdk_app_id", plan=pl.col("value").cast(PLAN_DTYPE), _start=pl.col("start"))
         .sort("sdk_app_id", "_start")
     )
-    return (
-        usage.lazy()
+    # Only the plan column comes out of the join; the usage's own columns are shared with
+    # the result, not copied (on the large month they are ~700 MiB).
+    plan = (
+        usage.lazy().select("sdk_app_id", "date")
         .join_asof(segs, left_on="date", right_on="_start", by="sdk_app_id",
                    strategy="backward", check_sortedness=False)
-        .select(*usage.columns, "plan")
-        .with_columns(pl.col("sdk_app_id").set_sorted())
+        .select("plan")
         .collect()
     )
+    if plan.height != usage.height:  # pragma: no cover - an as-of join keeps every left row
+        raise AssertionError("plan_days lost usage rows")
+    return usage.hstack(plan).with_columns(pl.col("sdk_app_id").set_sorted())
 
 
 def plan_periods_frame(subs: Subscriptions) -> pl.DataFrame:

@@ -190,8 +190,7 @@ def frames(c: Computed) -> dict[str, Any]:
         "invoices": c.assembled.invoices,
         "rejected": c.usage.rejected,
         "anomalies": c.anomalies,
-        # Already in (app, day) order; sorted again so the comparison does not rely on it.
-        "usage": c.usage.usage.sort("sdk_app_id", "date"),
+        "plan_periods": c.plan_periods,
     }
 
 
