@@ -37,6 +37,14 @@ BUYER_COLUMNS: dict[str, str] = {
     "buyer_peppol_id": "peppol_id",
     "buyer_mandate_reference": "mandate_reference",
 }
+
+
+def as_issued_to() -> list[pl.Expr]:
+    """The buyer data an issued document keeps, under the customers table's column names,
+    and its e-invoice format (``none`` for a plain PDF): what `reissue` prints on a credit
+    note and `verify` checks a document against."""
+    return [*[pl.col(b).alias(c) for b, c in BUYER_COLUMNS.items()],
+            pl.col("einvoice_format").fill_null("none")]
 INVOICE_SCHEMA: dict[str, pl.DataType] = {
     "invoice_number": pl.String(),
     "customer_id": pl.String(),

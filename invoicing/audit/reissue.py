@@ -22,7 +22,7 @@ import polars as pl
 from invoicing import __version__
 from invoicing.assemble.computed import Computed
 from invoicing.assemble.document_builder import build_documents
-from invoicing.assemble.totals import BUYER_COLUMNS, INVOICE_SCHEMA, Assembled
+from invoicing.assemble.totals import BUYER_COLUMNS, INVOICE_SCHEMA, Assembled, as_issued_to
 from invoicing.audit.diff import (
     DOCUMENT_COLUMNS,
     CustomerChange,
@@ -136,9 +136,7 @@ def _issued_buyers(credited: pl.DataFrame, label: str) -> pl.DataFrame:
         raise InputError(Source(label, "customer_id"), f"customer {cid} is not in the inputs, "
                          f"and its invoice {number} was issued before documents kept their "
                          "buyer data: restore the customer's row to credit it")
-    return credited.select("customer_id", "currency",
-                           *[pl.col(b).alias(c) for b, c in BUYER_COLUMNS.items()],
-                           einvoice_format=pl.col("einvoice_format").fill_null("none"))
+    return credited.select("customer_id", "currency", *as_issued_to())
 
 
 def _issue_dates(issued: IssuedMonth) -> dict[int, date]:

@@ -24,27 +24,22 @@ def parquet_bounds(metadata: pq.FileMetaData, present: list[str]) -> Bounds:
     when every row group of the column has them (a writer may leave them out). A column
     the file lacks is null in every row: no bounds needed."""
     names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
-    bounds: Bounds = {}
-    for metric in METRICS:
-        if metric not in present:
-            bounds[metric] = (0, 0)
-            continue
-        low: int | None = None
-        high: int | None = None
-        for group in range(metadata.num_row_groups):
-            stats = metadata.row_group(group).column(names.index(metric)).statistics
-            if stats is None or not stats.has_min_max:
-                if stats is not None and stats.num_values == 0:
-                    continue  # only nulls in this row group
-                low = high = None
-                break
-            low = stats.min if low is None else min(low, stats.min)
-            high = stats.max if high is None else max(high, stats.max)
-        else:
-            bounds[metric] = (low or 0, high or 0)
-            continue
-        bounds[metric] = None
-    return bounds
+    return {metric: _column_bounds(metadata, names.index(metric)) if metric in present
+            else (0, 0) for metric in METRICS}
+
+
+def _column_bounds(metadata: pq.FileMetaData, column: int) -> tuple[int, int] | None:
+    lows: list[int] = []
+    highs: list[int] = []
+    for group in range(metadata.num_row_groups):
+        stats = metadata.row_group(group).column(column).statistics
+        if stats is not None and stats.has_min_max:
+            lows.append(stats.min)
+            highs.append(stats.max)
+        elif stats is None or stats.num_values:  # values, but no statistics for them
+            return None
+        # else: only nulls in this row group
+    return min(lows, default=0), max(highs, default=0)
 
 
 def merge_bounds(parts: list[Bounds]) -> Bounds:

@@ -171,9 +171,13 @@ def _narrowed(frame: pl.DataFrame) -> list[pl.Expr]:
     when they are below 2^31 (any real month), else Int64 as read. Halves the bytes the
     sort moves and every later stage holds; arithmetic with the Int64 quotas and blocks
     widens again, and the published columns are cast to their schema."""
-    highest = frame.select(pl.col(USAGE_VALUES).max()).row(0)
-    return [pl.col(name).cast(pl.Int32) if (top or 0) < 2**31 else pl.col(name)
-            for name, top in zip(USAGE_VALUES, highest, strict=True)]
+    # Metrics the scan already read as Int32 (`load/bounds.py`) need no pass for their
+    # maximum: only those read as declared, when the footers could not tell.
+    wide = [name for name in USAGE_VALUES if frame.schema[name] != pl.Int32]
+    highest = dict(zip(wide, frame.select(pl.col(wide).max()).row(0), strict=True)) \
+        if wide else {}
+    return [pl.col(name).cast(pl.Int32) if (highest.get(name) or 0) < 2**31 else pl.col(name)
+            for name in USAGE_VALUES]
 
 
 def _scan(inputs: Inputs, month: Month, known: pl.Expr) -> pl.DataFrame:

@@ -126,7 +126,7 @@ def verify_month(input_dir: Path, out_dir: Path, month: Month, pricebook: Path |
                  lambda: check_manifest_against_recomputation(latest, computed, report))
         parties = einvoice.buyers(computed.inputs.customers)
         issued_to: dict[str, Party] = {}
-        _guarded(report, issued.root, lambda: issued_to.update(issued_parties(revisions)))
+        _guarded(report, issued.root, lambda: issued_to.update(issued_parties(revisions, report)))
         for rev in revisions:
             _guarded(report, rev.files, partial(check_manifest_against_files, rev, report))
             _guarded(report, rev.files, partial(check_pdf_hashes, rev, revisions, report))

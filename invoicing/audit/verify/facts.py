@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from invoicing.assemble.computed import Computed
-from invoicing.assemble.totals import BUYER_COLUMNS
+from invoicing.assemble.totals import as_issued_to
 from invoicing.audit.verify.report import VerifyReport
 from invoicing.core.documents import Party
 from invoicing.core.timing import StageTimer
@@ -112,21 +112,18 @@ def check_pdf_hashes(rev: Revision, revisions: list[Revision], report: VerifyRep
                        f"from credit_notes/{number}.pdf in {rev.path / MANIFEST}")
 
 
-def issued_parties(revisions: list[Revision]) -> dict[str, Party]:
+def issued_parties(revisions: list[Revision], report: VerifyReport) -> dict[str, Party]:
     """Invoice number -> the buyer it was issued to (with its e-invoice format), as its
     credit note repeats it. A month published before invoices kept their buyer data has
     none: its documents are checked against the customers table today."""
-    fields = Party.__dataclass_fields__
     found: dict[str, Party] = {}
     for rev in revisions:
-        frame = pl.read_parquet(readable(rev.files / "invoices.parquet"))
+        frame = invoices_of(rev, report)
         if "buyer_country" not in frame.columns or "einvoice_format" not in frame.columns:
             continue
-        for row in frame.drop_nulls("invoice_number").iter_rows(named=True):
-            values = {c: row.get(b) for b, c in BUYER_COLUMNS.items() if c in fields}
-            values["einvoice_format"] = row["einvoice_format"] or "none"
-            found[row["invoice_number"]] = Party(customer_id=row["customer_id"],
-                                                 **values)  # type: ignore[arg-type]
+        issued = frame.drop_nulls("invoice_number").select(
+            "invoice_number", "customer_id", *as_issued_to())
+        found.update(einvoice.buyers(issued, key="invoice_number"))
     return found
 
 

@@ -157,9 +157,10 @@ def issued_formats(customers: pl.DataFrame) -> pl.DataFrame:
                         schema={"customer_id": pl.String, "einvoice_format": pl.String})
 
 
-def buyers(customers: pl.DataFrame) -> dict[str, Party]:
-    """Every customer of the table as a `Party`, by customer id (for `verify`)."""
-    return {str(row["customer_id"]): _party(row) for row in customers.iter_rows(named=True)}
+def buyers(customers: pl.DataFrame, key: str = "customer_id") -> dict[str, Party]:
+    """Every row of a customers-shaped table as a `Party`, by `key` (for `verify`: the
+    customers by id, or the buyers documents were issued to by invoice number)."""
+    return {str(row[key]): _party(row) for row in customers.iter_rows(named=True)}
 
 
 def check_month(customers: pl.DataFrame, invoices: pl.DataFrame, label: str = "customers",
