@@ -76,3 +76,25 @@ def test_a_footer_that_lies_is_read_again_as_declared(
     assert lied.assembled.invoices["total"].to_list() == honest.assembled.invoices[
         "total"].to_list()
     assert honest.assembled.invoices["total"].sum() > Decimal(0)
+
+
+def test_rows_that_cannot_be_billed_keep_the_values_read(tmp_path: Path) -> None:
+    """The scan keeps only a narrow (app, day) key for the billable rows; the rows that
+    cannot be billed are read again, and keep every value as the files hold it, also
+    beyond 32 bits (the key and the metrics of the billable rows are 32-bit here)."""
+    b = month(25_000)
+    b.day(2**62, d(3), dau=5).day(1, d(4), dau=-3_000_000_000, groups=2**40)
+    b.day(2, d(5), groups=-(2**35))
+    folder = b.write(tmp_path / "in", usage_files=2)
+    computed = compute_month(folder, OCT)
+    rejected = computed.usage.rejected
+    assert rejected.drop("live_group_count").rows() == [
+        ("usage/part=0/usage.parquet", 3, 1, d(4), -3_000_000_000, 2**40, "negative dau"),
+        ("usage/part=1/usage.parquet", 1, 1, d(2), -3, 10, "negative dau"),
+        ("usage/part=1/usage.parquet", 2, 2**62, d(3), 5, 10, "unknown sdk_app_id"),
+        ("usage/part=1/usage.parquet", 3, 2, d(5), 10, -(2**35), "negative group_count"),
+    ]
+    assert computed.usage.counts.rejected == 4 and computed.usage.counts.billed == 2
+    assert computed.usage.counts.balanced()
+    overage = computed.assembled.line_items.filter(pl.col("item") == "dau_overage")
+    assert overage.select("sdk_app_id", "peak_value").rows() == [(1, 15_000), (2, 25_000)]
