@@ -4,7 +4,9 @@
 
 `compute_month` runs everything up to assembled frames and is shared by every command
 that needs the month's charges (run, verify, diff, preview); `run_month` adds rendering
-and the atomic publish.
+and the atomic publish. Pricing reduces the daily usage to each app's monthly peaks
+first; the entitlements (R9) read the daily usage next, and it is let go before the
+line items are made.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from invoicing.core.timeframe import Month
 from invoicing.core.timing import StageTimer
 from invoicing.entitlements import find_anomalies
 from invoicing.load.inputs import load_inputs
-from invoicing.pricing import price_month
+from invoicing.pricing import monthly_peaks, price_month
 from invoicing.pricing.models import MODELS
 from invoicing.pricing.states import plan_days, plan_periods_frame, subscriptions
 from invoicing.publish.issued import IssuedMonth
@@ -106,19 +108,22 @@ def compute_month(input_dir: Path, month: Month, pricebook: Path | None = None,
         plan_segments = subs.segments.filter(pl.col("item") == "plan")
         gate_findings = tuple(check_month(usage, plan_segments, month))
         usage_with_plan = plan_days(usage.usage, subs)
-        lines = price_month(usage_with_plan, inputs.apps, inputs.customers, subs, versions,
-                            month)
+        # All the overage needs from the daily usage: a few numbers per app.
+        peaks = monthly_peaks(usage_with_plan)
     with timer.stage("entitlements"):
         month_start = [v.currency for v in versions if v.plan_fee_policy == "month_start"]
         month_start_apps = inputs.apps.join(
             inputs.customers.select("customer_id", "currency"), on="customer_id"
         ).filter(pl.col("currency").is_in(month_start))["sdk_app_id"]
         anomalies = find_anomalies(usage_with_plan, subs, inputs.apps, month, month_start_apps)
-        # The billable rows (with their plan per day) are the largest frames left, and
-        # everything that reads them is done: they go before assembly. The Computed keeps
-        # their accounting and the rejected rows (`Computed.usage`).
+        # The billable rows (with their plan per day) are the largest frames of the run,
+        # and everything that reads them is done: they go before the line items are
+        # made, so that the two are never held at once. The Computed keeps their
+        # accounting and the rejected rows (`Computed.usage`).
         del usage_with_plan
         usage = dataclasses.replace(usage, usage=usage.usage.clear())
+    with timer.stage("pricing"):
+        lines = price_month(peaks, inputs.apps, inputs.customers, subs, versions, month)
     with timer.stage("assemble"):
         assembled = assemble(lines, inputs.customers, versions, month)
         del lines

@@ -21,11 +21,11 @@ from invoicing.load.pricebook import PriceBookVersion, addon_prices_frame, versi
 from invoicing.pricing.addons import addon_lines
 from invoicing.pricing.av_call import av_call_lines
 from invoicing.pricing.lines import LINE_SCHEMA, conform
-from invoicing.pricing.overage import overage_lines
+from invoicing.pricing.overage import monthly_peaks, overage_lines
 from invoicing.pricing.plan_fee import plan_fee_lines
 from invoicing.pricing.states import Subscriptions
 
-__all__ = ["LINE_SCHEMA", "app_prices_frame", "price_month"]
+__all__ = ["LINE_SCHEMA", "app_prices_frame", "monthly_peaks", "price_month"]
 
 
 def app_prices_frame(apps: pl.DataFrame, customers: pl.DataFrame,
@@ -39,13 +39,13 @@ def app_prices_frame(apps: pl.DataFrame, customers: pl.DataFrame,
     )
 
 
-def price_month(usage_with_plan: pl.DataFrame, apps: pl.DataFrame, customers: pl.DataFrame,
+def price_month(peaks: pl.DataFrame, apps: pl.DataFrame, customers: pl.DataFrame,
                 subs: Subscriptions, versions: list[PriceBookVersion], month: Month
                 ) -> pl.DataFrame:
     """All line items of the month, sorted by customer, app and item (no invoice numbers).
 
-    `usage_with_plan` is the validated usage with the plan of each day (`plan_days`);
-    `subs` the subscription change log resolved for the month.
+    `peaks` are the usage's monthly peaks per app (`overage.monthly_peaks`); `subs` the
+    subscription change log resolved for the month.
     """
     # Materialised once: every rule joins on it. Each app also gets its rank in line
     # order (customer id in byte order, then sdk_app_id), so that the lines are sorted
@@ -65,7 +65,7 @@ def price_month(usage_with_plan: pl.DataFrame, apps: pl.DataFrame, customers: pl
 
     parts = [
         plan_fee_lines(subs.segments.lazy().filter(pl.col("item") == "plan"), app_prices, month),
-        overage_lines(usage_with_plan.lazy(), app_prices, month.start, versions),
+        overage_lines(peaks.lazy(), app_prices, month.start, versions),
         addon_lines(subs, app_prices, addon_prices, month),
         av_call_lines(subs, app_prices, addon_prices),
     ]
@@ -80,13 +80,33 @@ def price_month(usage_with_plan: pl.DataFrame, apps: pl.DataFrame, customers: pl
     # Bounds of the packed key: 16 item codes, 4 plan codes, and an app rank below 2^57.
     assert len(items) <= 16 and len(plans) + 1 <= 4 and apps.height < 2**57
     sort_key = (pl.col("_app_rank") * 16 + item_code) * 4 + plan_code
-    lines = (
-        pl.concat([conform(p, keep=["_app_rank"]) for p in parts], how="vertical")
-        .sort(sort_key)
-        .drop("_app_rank")
-    ).collect()
+    lines = sorted_lines([conform(p, keep=["_app_rank"]).collect() for p in parts], sort_key)
     _require_prices(lines)
     return lines
+
+
+def sorted_lines(parts: list[pl.DataFrame], key: pl.Expr) -> pl.DataFrame:
+    """The `LINE_SCHEMA` columns of `parts` one after the other, sorted by `key`.
+
+    The rows are put in order one column at a time, each part's column released once
+    gathered: a sort of the whole frame would hold every column twice (on the large
+    month, +1.2 GiB at the peak instead of +0.6 GiB, and slower: BENCHMARKS.md). `parts`
+    is emptied, so that the frame built here holds the only reference to its columns.
+    """
+    frame = pl.concat(parts, how="vertical", rechunk=False)
+    parts.clear()
+    order = frame.select(key.arg_sort())[:, 0]
+    # The columns are taken out of the frame first: dropping a column from a frame of
+    # several chunks would join every other column's chunks into one (a full copy).
+    columns = [frame.get_column(name) for name in reversed(LINE_SCHEMA)]
+    del frame
+    gathered = []
+    while columns:
+        column = columns.pop()
+        # Gathered from one chunk: across the rules' chunks it is several times slower.
+        gathered.append(column.rechunk().gather(order))
+        del column
+    return pl.DataFrame(gathered)
 
 
 def _require_prices(lines: pl.DataFrame) -> None:

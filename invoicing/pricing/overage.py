@@ -24,30 +24,42 @@ METRICS: dict[str, tuple[str, str]] = {
 }
 
 
-def overage_lines(usage_with_plan: pl.LazyFrame, app_prices: pl.LazyFrame, month_start: date,
-                  versions: list[PriceBookVersion]) -> pl.LazyFrame:
-    """One line per app and metric for every app with usage on a Pro or Flagship day.
+def monthly_peaks(usage_with_plan: pl.DataFrame) -> pl.DataFrame:
+    """Per app with usage on a Pro or Flagship day, each metric's peak over those days
+    (R2: days on Free never bill), packed with its first day and that day's plan.
 
-    The peak is the metric's maximum over those days (R2: days on Free never bill),
-    dated by its first day. The line is kept even at 0 blocks: it is the evidence that
-    the peak stayed within the quota.
+    This is all the overage needs from the daily usage, so the usage can be let go
+    before the line items are made. One column per item of `METRICS`, each the
+    maximum of ``key = ((value × 64) + (32 − day)) × 4 + plan code``: the order of the key
+    is (value descending, date ascending), so the maximum decodes to the peak value,
+    its first day and that day's plan (`overage_lines`).
     """
-    paid = usage_with_plan.filter(pl.col("plan").is_in(list(PAID_PLANS)))
-    # One pass over the paid days for both metrics, with plain `max` aggregations. The
-    # peak day is the first day with the maximum, so each day is packed into one
-    # integer whose order is (value descending, date ascending), with the day's plan in
-    # the lowest bits: key = ((value × 64) + (32 − day)) × 4 + plan code. The maximum
-    # key decodes to the peak value, its first day and that day's plan.
     # Bounds: `validate` refuses metrics above MAX_QUANTITY, so the key fits in an int64.
     assert MAX_QUANTITY * 64 * 4 + 31 * 4 + 3 < 2**63
     day = pl.col("date").dt.day().cast(pl.Int64)
     plan_code = pl.col("plan").to_physical().cast(pl.Int64)
-    peaks = (
-        paid.group_by("sdk_app_id")
+    # A pure aggregation over every usage row: the streaming engine computes it over
+    # slices of the rows, holding only the per-app maxima. The default engine would
+    # first materialise the paid days and both packed keys (on the large month, +1.1 GiB
+    # and twice the time: BENCHMARKS.md).
+    return (
+        usage_with_plan.lazy().filter(pl.col("plan").is_in(list(PAID_PLANS)))
+        .group_by("sdk_app_id")
         .agg([((pl.col(metric) * 64 + (32 - day)) * 4 + plan_code).max().alias(item)
               for item, (metric, _label) in METRICS.items()])
-        .join(app_prices, on="sdk_app_id")
+        .collect(engine="streaming")
     )
+
+
+def overage_lines(peaks: pl.LazyFrame, app_prices: pl.LazyFrame, month_start: date,
+                  versions: list[PriceBookVersion]) -> pl.LazyFrame:
+    """One line per app and metric for every app with usage on a Pro or Flagship day.
+
+    `peaks` are the month's packed peaks (`monthly_peaks`); the peak is dated by its
+    first day. The line is kept even at 0 blocks: it is the evidence that the peak
+    stayed within the quota.
+    """
+    peaks = peaks.join(app_prices, on="sdk_app_id")
     plan_of_code = dict(enumerate(PLAN_DTYPE.categories))
     frames = []
     for item, (_metric, label) in METRICS.items():
