@@ -3,7 +3,7 @@
     python -m benchmarks.run                         # small, medium, large (31M usage rows)
     python -m benchmarks.run --sizes small,medium    # skip the 31M-row month
     python -m benchmarks.run --quick                 # smoke run: tiny month, few PDFs
-    python -m benchmarks.run --no-pdf | --no-pricing | --no-cluster
+    python -m benchmarks.run --no-pdf | --no-pricing | --no-cluster | --no-s3
     python -m benchmarks.run --no-pdf --no-pricing   # the cluster section alone
 
 Pricing section: for each size a synthetic month (`benchmarks.synth`) is generated in a
@@ -20,6 +20,13 @@ locales interleaved, "mix") with the project's
 `InvoiceRenderer` on 1 worker and on all cores, and a naive baseline (fresh
 ``weasyprint.HTML(...).write_pdf()`` per invoice with system Noto CJK fonts; Debian
 ``fonts-noto-cjk`` is installed first if missing).
+
+Object storage section: `benchmarks.s3_bench` on the medium month: peak RSS of the month
+computed from a moto S3 server on 127.0.0.1 against the same month from the local folder.
+
+The report opens with issue 24's targets as measured in the run (large month against
+DuckDB, S3 against local), and the pricing section ends with the cost per usage row at
+each size.
 
 Cluster section: `benchmarks.cluster_bench` in a child process: invoices per second of
 the en/ko/zh mix on a local Dask cluster (``dask scheduler`` and 1, then 2, ``dask worker``
@@ -439,6 +446,7 @@ def pricing_report(rows: list[PricingRow]) -> list[str]:
                                       for s in STAGES), _s(total)))
     out += ["### Invoicing per stage (s, share)", ""]
     out += _table(["month", *STAGES, "total"], stage_rows)
+    out += growth_report([r for r in rows if r.generated])
     tot_rows = []
     for r in rows:
         inv_totals = (r.invoicing.result or {}).get("totals", {})
@@ -452,6 +460,86 @@ def pricing_report(rows: list[PricingRow]) -> list[str]:
         if r.problems:
             out += [f"**{r.label}: mismatch**", "", *[f"- {p}" for p in r.problems], ""]
     return out
+
+
+def growth_report(rows: list[PricingRow]) -> list[str]:
+    """How time and memory grow with the month: per usage row, for both tools."""
+    if not rows:
+        return []
+    table = []
+    for r in rows:
+        inv, duck = r.invoicing.result or {}, r.duckdb.result or {}
+        n = (inv.get("counts") or {}).get("rows_in") or 0
+        if not n:
+            continue
+        table.append((
+            r.label, f"{n:,}",
+            f"{inv.get('seconds', 0.0) / n * 1e6:.3f}", f"{duck.get('seconds', 0.0) / n * 1e6:.3f}",
+            f"{r.invoicing.max_rss / n:,.0f}", f"{r.duckdb.max_rss / n:,.0f}",
+        ))
+    return ["### How the cost grows with the month", "",
+            "Work per usage row (µs) and peak RSS per usage row (bytes, the whole "
+            "process's peak divided by the rows, so fixed costs weigh more on a small "
+            "month).", "",
+            *_table(["month", "usage rows", "invoicing µs/row", "DuckDB µs/row",
+                     "invoicing peak RSS bytes/row", "DuckDB peak RSS bytes/row"], table)]
+
+
+def object_storage_section(workdir: Path, repeat: int) -> dict[str, Any]:
+    """The medium month from a moto S3 server on 127.0.0.1 against the same month from
+    the local folder (`benchmarks.s3_bench`)."""
+    from benchmarks.s3_bench import compare  # it imports this module
+
+    folder = workdir / "object-storage"
+    folder.mkdir(parents=True, exist_ok=True)
+    print("object storage: the medium month from moto S3 and from the local folder",
+          file=sys.stderr, flush=True)
+    result = compare("medium", repeat, folder)
+    print(f"  S3 {result['s3_rss_mib']:,} MiB, local {result['local_rss_mib']:,} MiB "
+          f"({result['ratio']:.2f}×)", file=sys.stderr, flush=True)
+    return result
+
+
+def object_storage_report(result: dict[str, Any]) -> list[str]:
+    return ["## Usage read from object storage", "",
+            "The medium month computed (`benchmarks.measure pricing`) from a moto S3 server "
+            "on 127.0.0.1 and from the local folder, each in its own child process; peak "
+            f"RSS is the largest of {result.get('repeat', 1)} run(s) each.", "",
+            *_table(["month", "usage rows", "usage files", "peak RSS local", "peak RSS S3",
+                     "S3/local (target ≤ 1.2×)", "work local (s)", "work S3 (s)",
+                     "totals equal"],
+                    [(result["size"], f"{result['usage_rows']:,}", result["usage_files"],
+                      f"{result['local_rss_mib']:,} MiB", f"{result['s3_rss_mib']:,} MiB",
+                      f"{result['ratio']:.2f}×", _s(result["local_seconds"]),
+                      _s(result["s3_seconds"]), "yes" if result["totals_equal"] else "**NO**")])]
+
+
+def targets_report(rows: list[PricingRow], storage: dict[str, Any] | None) -> list[str]:
+    """Issue 24's targets, each as measured in this run."""
+    checks = []
+    for r in rows:
+        if r.label != "large":
+            continue
+        inv, duck = r.invoicing.result or {}, r.duckdb.result or {}
+        if inv.get("seconds") and duck.get("seconds"):
+            work = inv["seconds"] / duck["seconds"]
+            checks.append(("large month: invoicing work ≤ 1.0× the equivalent DuckDB query",
+                           f"{work:.2f}× ({_s(inv['seconds'])} s against "
+                           f"{_s(duck['seconds'])} s)", work <= 1.0))
+        if r.duckdb.max_rss:
+            rss = r.invoicing.max_rss / r.duckdb.max_rss
+            checks.append(("large month: peak RSS ≤ DuckDB's",
+                           f"{rss:.2f}× ({_mib(r.invoicing.max_rss)} against "
+                           f"{_mib(r.duckdb.max_rss)})", rss <= 1.0))
+    if storage:
+        checks.append(("medium month from S3: peak RSS ≤ 1.2× from local files",
+                       f"{storage['ratio']:.2f}× ({storage['s3_rss_mib']:,} MiB against "
+                       f"{storage['local_rss_mib']:,} MiB)", bool(storage["met"])))
+    if not checks:
+        return []
+    return ["## Targets", "",
+            *_table(["target", "this run", "met"],
+                    [(what, got, "yes" if met else "**no**") for what, got, met in checks])]
 
 
 def pdf_report(rows: list[dict[str, Any]], font: str) -> list[str]:
@@ -576,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pricing", action="store_true", help="skip the pricing section")
     parser.add_argument("--no-cluster", action="store_true",
                         help="skip the Dask cluster section")
+    parser.add_argument("--no-s3", action="store_true",
+                        help="skip the object storage section (medium month on moto S3)")
     parser.add_argument("--cluster-count", type=int, default=None,
                         help="invoices per cluster measurement (default 240; 12 with --quick)")
     parser.add_argument("--no-sample", action="store_true",
@@ -609,11 +699,20 @@ def main(argv: list[str] | None = None) -> int:
     report = ["# Benchmark results", "", *environment(argv)]
     failed = False
     try:
+        rows: list[PricingRow] = []
+        storage = None
         if not args.no_pricing:
             rows = pricing_section(sizes, workdir, max(1, repeat), args.seed, args.keep,
                                    check_sample=not args.no_sample)
-            report += pricing_report(rows)
             failed = any(not r.equal for r in rows)
+        if not args.no_s3:
+            storage = object_storage_section(workdir, max(1, repeat))
+            failed = failed or not storage["totals_equal"]
+        report += targets_report(rows, storage)
+        if rows:
+            report += pricing_report(rows)
+        if storage:
+            report += object_storage_report(storage)
         if not args.no_pdf:
             pdf_rows, font = pdf_section(workdir, pdf_count, naive_count)
             report += pdf_report(pdf_rows, font)
@@ -631,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(text, encoding="utf-8")
     print(f"written to {args.output}", file=sys.stderr)
     if failed:
-        print("FAILED: invoicing and DuckDB totals differ (see the report)", file=sys.stderr)
+        print("FAILED: totals differ (see the report)", file=sys.stderr)
         return 1
     return 0
 

@@ -112,6 +112,7 @@ def compare(size: str, repeat: int, workdir: Path, month_dir: Path | None = None
     mib = 1 << 20
     return {
         "size": size,
+        "repeat": repeat,
         "usage_rows": (local[0].result or {}).get("counts", {}).get("rows_in"),
         "usage_files": generated.get("usage_files"),
         "local_rss_mib": round(local_rss / mib),
