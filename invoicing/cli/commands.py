@@ -123,8 +123,9 @@ def month_inputs(func: F) -> F:
         click.option("--on-conflict", type=click.Choice(["error", "max"]), default=None,
                      help="Two different usage rows for one app and day: stop (error) or "
                           "bill the larger value of each metric (max). Default: as the "
-                          "month was published (diff, reissue, verify), else error. A retry "
-                          "of an issued month on identical inputs changes nothing either way."),
+                          "month was published (diff, reissue, verify, send), else error. A "
+                          "retry of an issued month on identical inputs changes nothing "
+                          "either way."),
     ]
     for option in reversed(options):
         func = option(func)

@@ -83,6 +83,7 @@ def send(month: Month, input_dir: Path, pricebook: Path | None, seller: Path | N
     report = send_month(
         input_dir, out_dir, month, sender=load_sender(seller or TEMPLATES_DIR / "seller.toml"),
         server=None if dry_run else server, dry_run=dry_run, pricebook=pricebook, seller=seller,
+        on_conflict=on_conflict,  # type: ignore[arg-type]  # Click's Choice: error or max
         policy=Policy(attempts=attempts, delay=retry_delay, rate=rate))
     click.echo(send_summary(month, report))
     if not report.complete:

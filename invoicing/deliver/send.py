@@ -38,6 +38,7 @@ from invoicing.deliver.ledger import Record, delivery_lock, open_ledger, states
 from invoicing.deliver.messages import Sender, build_message, is_address, message_id
 from invoicing.deliver.smtp import ACCEPTED, PERMANENT, Connection, SmtpServer
 from invoicing.render.progress import Progress
+from invoicing.validate.usage import OnConflict
 
 #: Why a document was not delivered, as the summary and `status` name it.
 REASONS: Final = {
@@ -141,11 +142,13 @@ def send_month(
     server: SmtpServer | None = None, dry_run: Path | None = None, policy: Policy = Policy(),
     pricebook: Path | None = None, stream: TextIO | None = None, tty: bool | None = None,
     sleep: Callable[[float], None] = time.sleep, clock: Callable[[], datetime] = _now,
-    seller: Path | None = None,
+    seller: Path | None = None, on_conflict: OnConflict | None = None,
 ) -> SendReport:
     """Deliver what the ledger does not show as accepted (see the module's docstring).
 
-    Refuses (exit 7) a month that `verify` does not pass. With `dry_run`, each message is
+    Refuses (exit 7) a month that `verify` does not pass, read with `on_conflict` as
+    ``invoicing verify --on-conflict`` reads it (None: the policy the month was
+    published with). With `dry_run`, each message is
     written to ``<dry_run>/<number>.eml`` instead: the ledger is read (what it shows as
     accepted is skipped) and not written.
     """
@@ -156,7 +159,8 @@ def send_month(
     else:
         raise ValueError("send_month needs a server or a dry-run folder")
     with delivery_lock(out_dir, month):
-        checked = verify_month(input_dir, out_dir, month, pricebook, seller=seller)
+        checked = verify_month(input_dir, out_dir, month, pricebook, seller=seller,
+                               on_conflict=on_conflict)
         if not checked.ok:
             raise VerifyMismatchError(
                 f"{out_dir / month.label}: 'invoicing verify' finds {len(checked.mismatches)} "

@@ -307,3 +307,29 @@ def test_a_send_killed_mid_month_loses_nothing_and_resends_only_what_was_in_flig
     status = CliRunner().invoke(main, ["status", "--month", "2026-10", "--out", str(root / "out")])
     assert status.stdout.splitlines()[0] == (
         "2026-10: 4 document(s): 3 sent, 1 failed, 0 in flight, 0 not sent yet")
+
+
+def test_send_reads_the_month_with_the_conflict_policy_it_is_given(tmp_path: Path) -> None:
+    """`send` checks the month as `verify` does, with --on-conflict when given, else the
+    policy the month was published with; the flag is never taken and ignored."""
+    b = small_month()
+    b.day(1, d(2), dau=12_000).day(1, d(2), dau=13_000)  # one app-day, two different rows
+    b.write(tmp_path / "in")
+    published = run_cli(tmp_path / "in", tmp_path / "out", "--on-conflict", "max")
+    assert published.exit_code == 0, published.output
+
+    def dry_run(*flag: str) -> Result:
+        return CliRunner().invoke(main, [
+            "send", "--month", "2026-10", "--input", str(tmp_path / "in"), "--out",
+            str(tmp_path / "out"), "--dry-run", str(tmp_path / "mail"), *flag])
+
+    stopped = dry_run("--on-conflict", "error")
+    assert stopped.exit_code == ExitCode.USAGE_CONFLICT, stopped.output
+    assert stopped.output.startswith("Error: usage conflict: app 1 on 2026-10-02 has "
+                                     "different rows"), stopped.output
+    assert not (tmp_path / "mail").exists()
+    for flag in ((), ("--on-conflict", "max")):
+        sent = dry_run(*flag)
+        assert sent.exit_code == 0, sent.output
+        assert sorted(p.name for p in (tmp_path / "mail").iterdir()) == [
+            f"IM-202610-00000{i}.eml" for i in (1, 2, 3, 4)]
