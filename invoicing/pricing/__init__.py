@@ -80,17 +80,17 @@ def price_month(peaks: pl.DataFrame, apps: pl.DataFrame, customers: pl.DataFrame
     # Bounds of the packed key: 16 item codes, 4 plan codes, and an app rank below 2^57.
     assert len(items) <= 16 and len(plans) + 1 <= 4 and apps.height < 2**57
     sort_key = (pl.col("_app_rank") * 16 + item_code) * 4 + plan_code
-    lines = sorted_lines([conform(p, keep=["_app_rank"]).collect() for p in parts], sort_key)
+    lines = _sorted_lines([conform(p, keep=["_app_rank"]).collect() for p in parts], sort_key)
     _require_prices(lines)
     return lines
 
 
-def sorted_lines(parts: list[pl.DataFrame], key: pl.Expr) -> pl.DataFrame:
+def _sorted_lines(parts: list[pl.DataFrame], key: pl.Expr) -> pl.DataFrame:
     """The `LINE_SCHEMA` columns of `parts` one after the other, sorted by `key`.
 
     The rows are put in order one column at a time, each part's column released once
     gathered: a sort of the whole frame would hold every column twice (on the large
-    month, +1.2 GiB at the peak instead of +0.6 GiB, and slower: BENCHMARKS.md). `parts`
+    month, +1.27 GiB at the ordering instead of +0.3 GiB, and slower: BENCHMARKS.md). `parts`
     is emptied, so that the frame built here holds the only reference to its columns.
     """
     frame = pl.concat(parts, how="vertical", rechunk=False)

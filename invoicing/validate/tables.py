@@ -34,15 +34,19 @@ def _require_not_null(frame: pl.DataFrame, label: str, columns: list[str],
             errors.add(Source(label, name, bad["source_row"]), "value is missing")
 
 
+def _first_of_repeated(name: str) -> pl.Expr:
+    """True at the first row of each value of `name` that appears more than once (so a
+    repeated id is reported once, at its first row); nulls are reported apart."""
+    column = pl.col(name)
+    return column.is_duplicated() & column.is_first_distinct() & column.is_not_null()
+
+
 def check_customers(customers: pl.DataFrame, label: str, errors: ErrorLog) -> None:
     _require_not_null(customers, label,
                       ["customer_id", "name", "email", "address", "country", "currency", "locale"],
                       errors)
     indexed = customers.with_row_index("_row", offset=1)
-    # Each repeated id once, at its first row.
-    for dup in _all_bad(indexed, pl.col("customer_id").is_duplicated()
-                        & pl.col("customer_id").is_first_distinct()
-                        & pl.col("customer_id").is_not_null()):
+    for dup in _all_bad(indexed, _first_of_repeated("customer_id")):
         errors.add(Source(label, "customer_id", dup["_row"]),
                    f"customer_id {dup['customer_id']!r} appears more than once")
     for bad in _all_bad(indexed, ~pl.col("country").str.contains(r"^[A-Z]{2}$")):
@@ -72,9 +76,7 @@ def check_apps(apps: pl.DataFrame, customers: pl.DataFrame, label: str,
                errors: ErrorLog) -> None:
     _require_not_null(apps, label, ["sdk_app_id", "customer_id", "app_name"], errors)
     indexed = apps.with_row_index("_row", offset=1)
-    for dup in _all_bad(indexed, pl.col("sdk_app_id").is_duplicated()
-                        & pl.col("sdk_app_id").is_first_distinct()
-                        & pl.col("sdk_app_id").is_not_null()):
+    for dup in _all_bad(indexed, _first_of_repeated("sdk_app_id")):
         errors.add(Source(label, "sdk_app_id", dup["_row"]),
                    f"sdk_app_id {dup['sdk_app_id']} appears more than once")
     for orphan in _all_bad(indexed, ~pl.col("customer_id").is_in(

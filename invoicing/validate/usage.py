@@ -145,8 +145,9 @@ def _check_ranges(frame: pl.DataFrame, inputs: Inputs, errors: ErrorLog) -> None
                        f"({MAX_QUANTITY:,})")
 
 
-def _day_key(apps: pl.DataFrame, month: Month) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    """One integer per (app, day) that sorts like (sdk_app_id, date), and its decoders.
+def _day_key(apps: pl.DataFrame, month: Month) -> tuple[pl.Expr, list[pl.Expr]]:
+    """One integer per (app, day) that sorts like (sdk_app_id, date), and the expressions
+    that decode ``sdk_app_id`` and ``date`` from it (as column ``_key``).
 
     ``(sdk_app_id − lowest id) × 64 + day``, in the smallest type that holds it: Int32
     when the apps' ids span less than 2^25 (33 million apps: sorting half the bytes
@@ -165,7 +166,8 @@ def _day_key(apps: pl.DataFrame, month: Month) -> tuple[pl.Expr, pl.Expr, pl.Exp
            .cast(dtype, strict=False) * 64 + pl.col("date").dt.day().cast(dtype))
     app = (pl.col("_key").cast(wide) // 64 + pl.lit(low, dtype=wide)).cast(pl.Int64)
     day = (pl.col("_key") % 64).cast(pl.Int32)
-    return key, app, day
+    date = (pl.lit(month.start).cast(pl.Int32) + (day - 1)).cast(pl.Date)
+    return key, [app.alias("sdk_app_id"), date.alias("date")]
 
 
 def _narrowed(frame: pl.DataFrame) -> list[pl.Expr]:
@@ -319,13 +321,10 @@ def validate_usage(
     # One integer key per app and day. The billable rows are sorted by it, once:
     # repeated days are then neighbours (far faster than hashing or grouping tens of
     # millions of rows), and every later stage reads the usage in (app, day) order,
-    # which makes its per-app work cache-friendly (plan of each day by an as-of join,
-    # overage peaks by a group-by over runs of one app). Only the key and the metrics
+    # which its per-app work relies on (plan of each day by an as-of join, the day-over-
+    # day growth of the entitlements by a shift). Only the key and the metrics
     # are read and sorted; app and date are decoded from the key.
-    key, app_of_key, day_of_key = _day_key(inputs.apps, month)
-    decoded = [app_of_key.alias("sdk_app_id"),
-               (pl.lit(month.start).cast(pl.Int32) + (day_of_key - 1)).cast(pl.Date)
-               .alias("date")]
+    key, decoded = _day_key(inputs.apps, month)
     frame = _scan(inputs, month, known, key)
     _check_ranges(frame, inputs, errors)
     errors.raise_if_any()
